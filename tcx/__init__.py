@@ -1,0 +1,1 @@
+"""tcx: Total Correlation Explanation on PyTorch Lightning."""
