@@ -1,0 +1,1 @@
+"""Disentanglement metrics as functions on tensors (see each module for its paper)."""
