@@ -1,0 +1,253 @@
+"""The base LightningModule of every tcx model family.
+
+It does what all the families share: encode ``x`` to the diagonal Gaussian posterior, draw one
+reparameterized ``z``, decode, hand posterior, prior and likelihood to
+:class:`tcx.objective.CorExObjective`, log the terms the objective returns (in nats), and build the
+optimizer. A family changes the objective through hooks, not by rewriting the step:
+
+- :meth:`CorExVAE.latent_weights`: ``beta_j`` per latent (the VAE has all 1, the beta-VAE ``beta``,
+  AnchorVAE ``anchor_beta`` on its anchors);
+- :meth:`CorExVAE.extra_loss`: further loss terms (named, in nats) added to the objective's loss.
+
+The interface the callbacks use (DESIGN.md, "How data flows", step 3): :meth:`encode`,
+:meth:`decode`, :meth:`sample`, :attr:`latent_dim`, :attr:`anchor_indices`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
+from tcx.networks import build_networks
+from tcx.objective import CorExObjective, CorExTerms
+
+__all__ = ["CorExVAE"]
+
+
+class CorExVAE(pl.LightningModule):
+    """A VAE trained on the weighted CorEx bound (MATH.md, "Weighted bounds").
+
+    Args:
+        latent_dim: number of latents ``D``.
+        input_shape: shape of one input, ``[C, H, W]`` for images or ``[n]`` for vectors. With the
+            ``tcx`` CLI it is taken from the datamodule's ``input_shape``.
+        network: ``'conv'`` (Burgess et al. 2018, for images with H and W multiples of 16) or
+            ``'mlp'``.
+        hidden_dims: hidden sizes of the MLP (``network='mlp'`` only).
+        likelihood: the decoder's ``q(x_i|z)``: ``'bernoulli'`` (x in [0, 1]) or ``'gaussian'``.
+        likelihood_scale: the fixed standard deviation of the Gaussian likelihood.
+        lr: Adam's learning rate. weight_decay: Adam's weight decay.
+        channels_last: keep conv activations in channels-last memory layout (faster on CPUs with
+            oneDNN and on GPUs with tensor cores; the numbers are the same).
+        compile: ``torch.compile`` the encoder and decoder (the first steps pay the compile time).
+        input_entropy_samples: how many data points the datamodule's ``pixel_entropy`` may use
+            to estimate ``H(X_i)`` for the CorEx bound (0 disables the bound).
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 10,
+        input_shape: Sequence[int] = (1, 64, 64),
+        network: str = "conv",
+        hidden_dims: Sequence[int] | None = None,
+        likelihood: str = "bernoulli",
+        likelihood_scale: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        channels_last: bool = True,
+        compile: bool = False,
+        input_entropy_samples: int = 20000,
+    ) -> None:
+        super().__init__()
+        if int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if int(input_entropy_samples) < 0:
+            raise ValueError(f"input_entropy_samples must be >= 0, got {input_entropy_samples}")
+        self.save_hyperparameters()
+        self._latent_dim = int(latent_dim)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.encoder, self.decoder = build_networks(network, self.input_shape, self._latent_dim, hidden_dims)
+        self.likelihood = make_likelihood(likelihood, likelihood_scale)
+        self.prior = StandardNormal(self._latent_dim)
+        self.objective = CorExObjective(self._latent_dim, self.input_shape, beta=self.latent_weights())
+        self._channels_last = bool(channels_last) and len(self.input_shape) == 3
+        if self._channels_last:
+            self.to(memory_format=torch.channels_last)
+        if compile:
+            self.encoder.compile()
+            self.decoder.compile()
+        self._input_entropy: Tensor | None = None
+        self._checked_data = False
+
+    # ----------------------------------------------------------------- family hooks
+    def latent_weights(self) -> float | Tensor:
+        """``beta_j`` for each latent (a number or a ``[D]`` tensor); the VAE's is 1."""
+        return 1.0
+
+    def extra_loss(self, x: Tensor, posterior: DiagonalGaussian, z: Tensor, terms: CorExTerms) -> dict[str, Tensor]:
+        """Further named loss terms (nats) a family adds to the objective's loss; none here."""
+        return {}
+
+    # ------------------------------------------------------------ callback interface
+    @property
+    def latent_dim(self) -> int:
+        """Number of latents ``D``."""
+        return self._latent_dim
+
+    @property
+    def anchor_indices(self) -> tuple[int, ...]:
+        """Indices of the anchor latents (empty for families without anchors)."""
+        return ()
+
+    def _prepare(self, x: Tensor) -> Tensor:
+        if self._channels_last and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def encode(self, x: Tensor) -> DiagonalGaussian:
+        """The posterior ``p(z|x)`` for a batch ``x`` of shape ``[B, *input_shape]``."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
+                f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
+            )
+        mean, log_var = self.encoder(self._prepare(x))
+        return DiagonalGaussian(mean, log_var)
+
+    def decode_params(self, z: Tensor) -> Tensor:
+        """The likelihood's parameters (Bernoulli logits or Gaussian means) for latents ``z``."""
+        return self.decoder(z)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """The decoder's mean ``E_q[x|z]`` (an image in [0, 1] for Bernoulli) for latents ``z``."""
+        return self.likelihood.mean(self.decode_params(z))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Decoded means of ``n`` draws from the prior."""
+        z = self.prior.sample(n, device=self.device, generator=generator)
+        return self.decode(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Decoded means at the posterior means of ``x``."""
+        return self.decode(self.encode(x).mean)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Posterior means of ``x`` (the codes the metrics use)."""
+        return self.encode(x).mean
+
+    # ------------------------------------------------------------------- objective
+    def setup(self, stage: str) -> None:
+        if self._input_entropy is not None or int(self.hparams.input_entropy_samples) == 0:
+            return
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        entropy_fn = getattr(dm, "pixel_entropy", None)
+        if callable(entropy_fn) and self.hparams.likelihood == "bernoulli":
+            h = torch.as_tensor(entropy_fn(num_samples=int(self.hparams.input_entropy_samples)), dtype=torch.float32)
+            if h.numel() != self.objective.num_inputs:
+                raise ValueError(
+                    f"the datamodule's pixel_entropy has {h.numel()} entries, the model's input has "
+                    f"{self.objective.num_inputs} (input_shape={self.input_shape})"
+                )
+            self._input_entropy = h.reshape(self.input_shape)
+
+    def compute_terms(self, x: Tensor) -> tuple[CorExTerms, dict[str, Tensor], Tensor]:
+        """Encode, sample, decode and evaluate the objective on ``x``.
+
+        Returns ``(terms, extra, loss)``: the objective's terms, the family's extra loss terms and
+        the total loss to minimize.
+        """
+        posterior = self.encode(x)
+        z = posterior.rsample()
+        params = self.decode_params(z)
+        entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
+        terms = self.objective(posterior, self.prior, self.likelihood, x, params, input_entropy=entropy)
+        extra = self.extra_loss(x, posterior, z, terms)
+        loss = terms.loss
+        for value in extra.values():
+            loss = loss + value
+        return terms, extra, loss
+
+    def _unpack(self, batch) -> Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not self._checked_data:
+            if tuple(x.shape[1:]) != self.input_shape:
+                raise ValueError(
+                    f"the data's x has shape {tuple(x.shape)} but {type(self).__name__} was built for "
+                    f"input_shape={self.input_shape}; set model input_shape to {tuple(x.shape[1:])}"
+                )
+            self.likelihood.check_data(x)
+            self._checked_data = True
+        return x
+
+    def _log_terms(self, stage: str, terms: CorExTerms, extra: dict[str, Tensor], loss: Tensor, batch_size: int) -> None:
+        on_step = stage == "train"
+        logged = {f"{stage}/{k}": v.detach() for k, v in terms.scalars().items()}
+        logged[f"{stage}/loss"] = loss.detach()
+        for k, v in extra.items():
+            logged[f"{stage}/{k}"] = v.detach()
+        rates = terms.rate_per_latent.detach()
+        for j in range(rates.numel()):
+            logged[f"{stage}/rate/z{j}"] = rates[j]
+        anchors = self.anchor_indices
+        if anchors:
+            mask = torch.zeros(rates.numel(), dtype=torch.bool, device=rates.device)
+            mask[list(anchors)] = True
+            logged[f"{stage}/rate_anchors"] = rates[mask].sum()
+            logged[f"{stage}/rate_others"] = rates[~mask].sum()
+        self.log_dict(
+            logged,
+            on_step=on_step,
+            on_epoch=not on_step,
+            prog_bar=False,
+            batch_size=batch_size,
+            sync_dist=not on_step,
+        )
+        self.log(f"{stage}_elbo", terms.elbo.detach(), on_step=on_step, on_epoch=not on_step,
+                 prog_bar=True, logger=False, batch_size=batch_size, sync_dist=not on_step)
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        x = self._unpack(batch)
+        terms, extra, loss = self.compute_terms(x)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{type(self).__name__}: the loss is {loss.item()} at global step {self.global_step} "
+                f"(reconstruction={terms.reconstruction.item():.4g}, rate={terms.rate.item():.4g} nats). "
+                "Training stopped before the weights were updated; checkpoints already written are "
+                "intact. Lower the learning rate or train in precision='32-true'."
+            )
+        self._log_terms("train", terms, extra, loss, x.shape[0])
+        return loss
+
+    def _eval_step(self, stage: str, batch) -> Tensor:
+        x = self._unpack(batch)
+        terms, extra, loss = self.compute_terms(x)
+        self._log_terms(stage, terms, extra, loss, x.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> Tensor:
+        return self._eval_step("val", batch)
+
+    def test_step(self, batch, batch_idx: int) -> Tensor:
+        return self._eval_step("test", batch)
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
+        """The posterior (``mean``, ``log_var``) of each input, and its labels or factors if any."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        posterior = self.encode(x)
+        out = {"mean": posterior.mean, "log_var": posterior.log_var}
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            out["y"] = batch[1]
+        return out
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

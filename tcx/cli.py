@@ -1,0 +1,167 @@
+"""The ``tcx`` command: LightningCLI over tcx's models, datamodules and callbacks.
+
+This module is the composition root (DESIGN.md, "The house"): it alone imports models,
+datamodules and callbacks together, and nothing imports it.
+
+    tcx fit                                  # the default: AnchorVAE on procedural dSprites
+    tcx fit -c configs/anchorvae_dsprites.yaml
+    tcx fit --model BetaVAE --model.beta 4 --data DSprites
+    tcx fit --model tcx.models.VAE --trainer.max_epochs 3
+    tcx fit --print_config                   # the full configuration, ready to edit
+
+Every subcommand starts from the packaged default configuration (``tcx/default_config.yaml``);
+``-c`` files and flags override it. The model's ``input_shape`` is taken from the datamodule's
+``input_shape``. W&B runs offline unless the user has set it up (an API key in the environment or
+in ``~/.netrc``, or ``WANDB_MODE`` set), so a run never fails for want of a W&B server.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.cli import LightningCLI
+
+import tcx.callbacks  # noqa: F401  (registers callback classes for short names in configs)
+import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
+import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
+from tcx.models.base import CorExVAE
+
+DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+__all__ = ["TcxCLI", "main", "DEFAULT_CONFIG", "configure_wandb_mode"]
+
+
+def configure_wandb_mode(environ=os.environ) -> str:
+    """Choose W&B's mode: the user's ``WANDB_MODE`` if set; online if an API key is configured
+    (``WANDB_API_KEY`` or an ``api.wandb.ai`` entry in ``~/.netrc``); offline otherwise."""
+    if environ.get("WANDB_MODE"):
+        return environ["WANDB_MODE"]
+    netrc = Path(environ.get("NETRC", Path.home() / ".netrc"))
+    has_key = bool(environ.get("WANDB_API_KEY"))
+    if not has_key and netrc.is_file():
+        try:
+            has_key = "api.wandb.ai" in netrc.read_text(errors="ignore")
+        except OSError:
+            has_key = False
+    mode = "online" if has_key else "offline"
+    environ["WANDB_MODE"] = mode
+    return mode
+
+
+def _input_shape_of(datamodule) -> tuple[int, ...]:
+    shape = getattr(datamodule, "input_shape", None)
+    if shape is None:
+        raise ValueError(
+            f"the datamodule {type(datamodule).__name__} does not declare `input_shape`; "
+            "give it an attribute or property `input_shape` (e.g. (1, 64, 64) for [C, H, W] images, "
+            "or (n,) for vectors): tcx builds the model's networks from it"
+        )
+    return tuple(int(s) for s in shape)
+
+
+def _fmt(value, unit: str = "nats") -> str:
+    if value is None:
+        return "n/a"
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:10.3f} {unit}".rstrip()
+
+
+class TcxCLI(LightningCLI):
+    """LightningCLI with tcx's wiring: the model's ``input_shape`` comes from the datamodule, and
+    ``fit`` ends with a summary of the objective's terms and where the run's files are."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data", "model.init_args.input_shape", compute_fn=_input_shape_of, apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        self._fit_started = time.perf_counter()
+
+    def after_fit(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        print(fit_summary(self.trainer, self.model, time.perf_counter() - getattr(self, "_fit_started", time.perf_counter())))
+
+
+def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float) -> str:
+    """The end-of-fit table: ELBO, reconstruction, rates (anchors against the others) in nats,
+    from the last validation epoch (training values if there was none), and the run's files."""
+    metrics = {k: v for k, v in trainer.callback_metrics.items()}
+    stage = "val" if any(k.startswith("val/") for k in metrics) else "train"
+
+    def get(name):
+        value = metrics.get(f"{stage}/{name}")
+        return None if value is None else float(value)
+
+    latent_dim = getattr(model, "latent_dim", 0)
+    rates = [get(f"rate/z{j}") for j in range(latent_dim)]
+    anchors = tuple(getattr(model, "anchor_indices", ()))
+    rows = [
+        ("ELBO", _fmt(get("elbo"))),
+        ("reconstruction E log q(x|z)", _fmt(get("reconstruction"))),
+        ("total rate sum_j KL_j", _fmt(get("rate"))),
+    ]
+    if get("corex_bound") is not None:
+        rows.append(("CorEx bound sum_i H(X_i) + ELBO", _fmt(get("corex_bound"))))
+    if anchors and all(r is not None for r in rates):
+        others = [j for j in range(latent_dim) if j not in anchors]
+        a_sum = sum(rates[j] for j in anchors)
+        o_sum = sum(rates[j] for j in others)
+        rows.append((f"anchors' rate ({len(anchors)} latents {list(anchors)})", _fmt(a_sum)))
+        rows.append((f"other latents' rate ({len(others)} latents)", _fmt(o_sum)))
+        rows.append(("mean rate per anchor / per other", f"{a_sum / len(anchors):.3f} / "
+                     f"{(o_sum / len(others)) if others else float('nan'):.3f} nats"))
+    if all(r is not None for r in rates) and rates:
+        rows.append(("rate per latent", " ".join(f"{r:.2f}" for r in rates)))
+    for key in sorted(metrics):
+        if key.startswith("metrics/"):
+            rows.append((key, f"{float(metrics[key]):.4f}"))
+    rows.append(("epochs / steps", f"{trainer.current_epoch} / {trainer.global_step}"))
+    rows.append(("wall time", f"{seconds:.1f} s"))
+
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None:
+        path = ckpt.last_model_path or ckpt.best_model_path
+        if path:
+            rows.append(("checkpoint", str(path)))
+    for logger in trainer.loggers:
+        name = type(logger).__name__
+        if name == "WandbLogger":
+            run = logger.experiment
+            run_dir = Path(getattr(run, "dir", "") or "").parent
+            mode = os.environ.get("WANDB_MODE", "online")
+            rows.append((f"W&B run ({mode})", str(run_dir)))
+            if mode == "offline":
+                rows.append(("upload it with", f"wandb sync {run_dir}"))
+        elif getattr(logger, "log_dir", None):
+            rows.append((name, str(logger.log_dir)))
+    width = max(len(k) for k, _ in rows)
+    title = f"tcx fit summary: {type(model).__name__} ({stage} set)"
+    lines = ["", title, "-" * max(len(title), width + 30)]
+    lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def main(args=None) -> None:
+    """Entry point of the ``tcx`` console script."""
+    configure_wandb_mode()
+    TcxCLI(
+        model_class=CorExVAE,
+        datamodule_class=pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={sub: {"default_config_files": [str(DEFAULT_CONFIG)]} for sub in SUBCOMMANDS},
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
