@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -149,9 +150,45 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _known_classes(module, base) -> dict[str, str]:
+    return {
+        name: f"{module.__name__}.{name}"
+        for name in getattr(module, "__all__", ())
+        if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), base)
+    }
+
+
+def check_class_names(argv: list[str]) -> None:
+    """Refuse an unknown ``--model NAME`` or ``--data NAME`` before anything is built, naming the
+    value and what is allowed (jsonargparse's own message lists neither)."""
+    choices = {
+        "--model": _known_classes(tcx.models, CorExVAE),
+        "--data": _known_classes(tcx.datamodules, pl.LightningDataModule),
+    }
+    for i, arg in enumerate(argv):
+        flag, sep, value = arg.partition("=")
+        if flag not in choices:
+            continue
+        if not sep:
+            if i + 1 >= len(argv):
+                continue
+            value = argv[i + 1]
+        known = choices[flag]
+        if "." in value or value.startswith(("{", "[")) or value in known or value.endswith((".yaml", ".yml", ".json")):
+            continue
+        raise SystemExit(
+            f"tcx: error: {flag} {value!r} is not a known class. Choose one of "
+            f"{', '.join(sorted(known))}, or give a full import path such as "
+            f"'my_package.MyClass' (a class importable from the current environment)."
+        )
+
+
 def main(args=None) -> None:
     """Entry point of the ``tcx`` console script."""
     configure_wandb_mode()
+    # Lightning's own deprecation notice about torch's pytree API: nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    check_class_names(list(sys.argv[1:] if args is None else args))
     TcxCLI(
         model_class=CorExVAE,
         datamodule_class=pl.LightningDataModule,

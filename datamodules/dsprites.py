@@ -1,0 +1,571 @@
+"""Procedural dSprites: the exact dSprites factor grid, rendered on demand (no download).
+
+dSprites (Matthey, Higgins, Hassabis and Lerchner, 2017, https://github.com/deepmind/dsprites-dataset)
+is the standard benchmark for disentanglement: 737,280 binary 64x64 images of one white sprite,
+one image for every combination of six factors. This module re-creates the grid procedurally, so
+no file is needed; the images are drawn to look like the official ones but are not bit-identical
+to them.
+
+Factor grid (``FACTOR_NAMES``, ``FACTOR_SIZES``), the same as the official file's:
+
+===========  ====  ==========================================================================
+factor       size  value of index ``k``
+===========  ====  ==========================================================================
+color        1     white (value 1.0)
+shape        3     0 square, 1 ellipse, 2 heart
+scale        6     ``0.5 + 0.1 k``, i.e. ``linspace(0.5, 1, 6)``
+orientation  40    ``2 pi k / 40`` radians, evenly spaced over [0, 2 pi). The official file's
+                   orientations are ``linspace(0, 2 pi, 40)``, both ends included (so its first
+                   and last orientation coincide and its step is 2 pi / 39); we follow the even
+                   spacing over [0, 2 pi), so every index is a distinct rotation.
+posX, posY   32    ``k / 31``, i.e. ``linspace(0, 1, 32)``
+===========  ====  ==========================================================================
+
+Grid index (``factors_to_index``), row-major in factor order as in the official file::
+
+    index = ((((shape * 6 + scale) * 40 + orientation) * 32 + posX) * 32 + posY)   (color = 0)
+
+Rendering (``render_dsprites``). Pixel ``(row i, column j)`` has its centre at the point
+``(x, y) = (j, i)`` in pixel units, ``x`` to the right and ``y`` downward. A pixel is 1 exactly when
+its centre, mapped back into the sprite's own frame by the inverse translation, rotation and
+scaling, falls inside the shape's implicit region; otherwise 0 (hard threshold, no
+supersampling, no anti-aliasing: the images are exactly binary).
+
+- Centre: the sprite's centroid (centre of mass) is at ``x_c = 12 + 39 posX`` and
+  ``y_c = 12 + 39 posY`` pixels, so posX = 0 is the left and posX = 1 the right, and, as in the
+  official data, posY = 0 is the top and posY = 1 the bottom (larger posY = lower = larger row).
+  The centres span pixels 12 .. 51, symmetric about the image centre 31.5.
+- Size: every length is proportional to ``scale``. At scale 1 the square has side 16 px (a quarter
+  of the image), the ellipse has semi-axes 10 px and 5 px (20 x 10 px), the heart is 17.1 px wide
+  and 16.8 px tall. Areas therefore grow as ``scale ** 2`` (about 256, 157 and 206 px at scale 1).
+- Rotation: orientation ``theta`` turns the sprite counter-clockwise as seen on screen, about its
+  centroid. At ``theta = 0`` the ellipse's long axis is horizontal and the heart is upright
+  (lobes up, point down); the square's sides are axis-aligned.
+- Shapes in the sprite frame ``(u, v)`` (``u`` right, ``v`` up, lengths in units of the shape's
+  size at the given scale): square ``max(|u|, |v|) <= 1`` (unit 8 px); ellipse ``u**2 + v**2 <= 1``
+  (units 10 px along u, 5 px along v); heart, the classic heart curve
+  ``(u**2 + w**2 - 1)**3 <= u**2 w**3`` with ``w = v + HEART_CENTROID_V`` (unit 7.5 px), shifted so
+  that its centroid is the sprite's centre.
+- Margin: no sprite reaches farther than ``8 sqrt(2) scale <= 11.32`` px from its centre (the
+  square's half-diagonal), so lit pixels always lie in rows and columns 1 .. 62: a sprite never
+  touches the image border.
+
+Only the pixels of a 24 x 24 window around each sprite's centre are evaluated; the others are
+outside the sprite's bounding disc and hence provably 0 (an exact shortcut, checked against a
+full-image evaluation in the tests). Per-factor trigonometric values come from fixed tables and
+every per-pixel operation is an exactly rounded IEEE operation (add, multiply, compare), so the
+same factors give the same image bit for bit, whatever batch they are rendered in.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple, Sequence
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+
+__all__ = [
+    "FACTOR_NAMES",
+    "FACTOR_SIZES",
+    "NUM_IMAGES",
+    "IMAGE_SIZE",
+    "SHAPE_NAMES",
+    "HEART_CENTROID_V",
+    "DSprites",
+    "DSpritesDataset",
+    "EpochSubsetSampler",
+    "RenderedBatch",
+    "collate_rendered",
+    "render_dsprites",
+    "index_to_factors",
+    "factors_to_index",
+    "factor_values",
+    "validate_factors",
+]
+
+FACTOR_NAMES: tuple[str, ...] = ("color", "shape", "scale", "orientation", "posX", "posY")
+FACTOR_SIZES: tuple[int, ...] = (1, 3, 6, 40, 32, 32)
+SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "heart")
+NUM_IMAGES: int = math.prod(FACTOR_SIZES)  # 737,280
+IMAGE_SIZE: int = 64
+
+# Geometry, in pixels at scale 1 (see the module docstring).
+_POS_MIN, _POS_SPAN = 12.0, 39.0
+_SQUARE_HALF_SIDE = 8.0
+_ELLIPSE_SEMI_AXES = (10.0, 5.0)
+_HEART_UNIT = 7.5
+# Centroid of the region (x^2 + y^2 - 1)^3 <= x^2 y^3 is (0, 0.29348) (numerical integration on a
+# 4001^2 grid over [-1.5, 1.5]^2); the heart is drawn about that point so that posX/posY place its
+# centre of mass, as they do for the square and the ellipse.
+HEART_CENTROID_V = 0.29348
+# Largest distance of any sprite point from its centre at scale 1: the square's half-diagonal
+# (ellipse 10 px, heart 1.2932 * 7.5 = 9.70 px).
+_MAX_RADIUS = _SQUARE_HALF_SIDE * math.sqrt(2.0)
+_WINDOW = 24  # covers every pixel centre within _MAX_RADIUS of the sprite centre
+
+_STRIDES = (3 * 6 * 40 * 32 * 32, 6 * 40 * 32 * 32, 40 * 32 * 32, 32 * 32, 32, 1)
+
+
+def _tables() -> dict[str, Tensor]:
+    """Per-index factor values and window origins, computed once in float64 then rounded."""
+    k = torch.arange(40, dtype=torch.float64)
+    angle = 2.0 * math.pi * k / 40.0
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Exact zeros at multiples of pi/2, so a square turned by 90 degrees is the same image.
+    cos[cos.abs() < 1e-12] = 0.0
+    sin[sin.abs() < 1e-12] = 0.0
+    scale = 0.5 + 0.1 * torch.arange(6, dtype=torch.float64)
+    pos = torch.arange(32, dtype=torch.float64) / 31.0
+    centre = _POS_MIN + _POS_SPAN * pos
+    origin = torch.ceil(centre - _MAX_RADIUS - 1e-3).long()
+    return {
+        "cos": cos.float(),
+        "sin": sin.float(),
+        "scale": scale.float(),
+        "pos": pos.float(),
+        "centre": centre.float(),
+        "origin": origin,
+        "angle": angle.float(),
+    }
+
+
+_TABLES = _tables()
+
+
+def _check_integer(t: Tensor, name: str) -> None:
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of integer indices, got {type(t).__name__}")
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must have an integer dtype (torch.long), got {t.dtype}; "
+            "convert with .long() if the values are whole numbers"
+        )
+
+
+def validate_factors(factors: Tensor) -> Tensor:
+    """Check a ``[N, 6]`` tensor of dSprites factor indices and return it as ``torch.long``.
+
+    Raises ``ValueError`` for a wrong type, dtype or shape, and for an index outside its factor's
+    range, naming the factor, the offending value (and row) and the allowed range.
+    """
+    _check_integer(factors, "factors")
+    if factors.dim() != 2 or factors.shape[1] != len(FACTOR_SIZES):
+        raise ValueError(
+            f"factors must have shape [N, {len(FACTOR_SIZES)}] (columns {', '.join(FACTOR_NAMES)}), "
+            f"got {list(factors.shape)}"
+        )
+    factors = factors.long()
+    if factors.numel():
+        sizes = torch.tensor(FACTOR_SIZES, device=factors.device)
+        bad = (factors < 0) | (factors >= sizes)
+        if bool(bad.any()):
+            row, col = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"factor {FACTOR_NAMES[col]!r} (column {col}) has index {int(factors[row, col])} at "
+                f"row {row}; allowed range is 0 .. {FACTOR_SIZES[col] - 1}"
+            )
+    return factors
+
+
+def index_to_factors(index: Tensor) -> Tensor:
+    """Factor indices ``[N, 6]`` (long) of grid indices ``[N]`` (row-major, official order).
+
+    Inverse of ``factors_to_index``; ``index`` must lie in ``0 .. 737279``.
+    """
+    _check_integer(index, "index")
+    if index.dim() != 1:
+        raise ValueError(f"index must be a 1-D tensor [N], got shape {list(index.shape)}")
+    index = index.long()
+    if index.numel():
+        bad = (index < 0) | (index >= NUM_IMAGES)
+        if bool(bad.any()):
+            pos = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"index has value {int(index[pos])} at position {pos}; allowed range is "
+                f"0 .. {NUM_IMAGES - 1}"
+            )
+    out = torch.empty(index.shape[0], len(FACTOR_SIZES), dtype=torch.long, device=index.device)
+    rest = index
+    for col in range(len(FACTOR_SIZES) - 1, -1, -1):
+        out[:, col] = rest % FACTOR_SIZES[col]
+        rest = rest // FACTOR_SIZES[col]
+    return out
+
+
+def factors_to_index(factors: Tensor) -> Tensor:
+    """Grid indices ``[N]`` (long) of factor indices ``[N, 6]``.
+
+    ``index = ((((shape * 6 + scale) * 40 + orientation) * 32 + posX) * 32 + posY)`` (color is 0),
+    the order of the official ``dsprites_ndarray`` file.
+    """
+    factors = validate_factors(factors)
+    strides = torch.tensor(_STRIDES, device=factors.device)
+    return (factors * strides).sum(dim=1)
+
+
+def factor_values(factors: Tensor) -> dict[str, Tensor]:
+    """Physical values of factor indices ``[N, 6]``: a dict of float32 ``[N]`` tensors.
+
+    ``"scale"`` in ``[0.5, 1]`` (relative size), ``"orientation"`` in radians in ``[0, 2 pi)``
+    (``2 pi k / 40``, counter-clockwise on screen), ``"posX"`` and ``"posY"`` in ``[0, 1]``
+    (``k / 31``). Shape and color are categorical; use their indices.
+    """
+    factors = validate_factors(factors)
+    t = {k: v.to(factors.device) for k, v in _TABLES.items()}
+    return {
+        "scale": t["scale"][factors[:, 2]],
+        "orientation": t["angle"][factors[:, 3]],
+        "posX": t["pos"][factors[:, 4]],
+        "posY": t["pos"][factors[:, 5]],
+    }
+
+
+def _shape_coefficients(shape: int, scale: Tensor, cos: Tensor, sin: Tensor):
+    """Linear maps from pixel offsets (dx right, dy_up up) to the shape's unit frame (u, v)."""
+    if shape == 0:
+        lu = lv = _SQUARE_HALF_SIDE * scale
+    elif shape == 1:
+        lu, lv = _ELLIPSE_SEMI_AXES[0] * scale, _ELLIPSE_SEMI_AXES[1] * scale
+    else:
+        lu = lv = _HEART_UNIT * scale
+    # Inverse rotation: u = cos dx + sin dy_up, v = -sin dx + cos dy_up, then divide by the unit.
+    return cos / lu, sin / lu, -sin / lv, cos / lv
+
+
+def _inside(shape: int, u: Tensor, v: Tensor) -> Tensor:
+    """Boolean mask of points (u, v) in the shape's unit frame that lie inside the shape."""
+    if shape == 0:
+        return torch.maximum(u.abs(), v.abs()) <= 1.0
+    if shape == 1:
+        return u * u + v * v <= 1.0
+    # Heart: (u^2 + w^2 - 1)^3 <= u^2 w^3, where v already includes the centroid shift (w = v).
+    u2 = u * u
+    v2 = v * v
+    s = u2 + v2 - 1.0
+    return s * s * s <= u2 * (v2 * v)
+
+
+def _sprite_frame(
+    shape: int, factors: Tensor, xs: Tensor, ys: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(u, v) of pixel centres ``xs`` [N, W] (columns) and ``ys`` [N, H] (rows), as [N, H, W]."""
+    t = {k: v.to(factors.device) for k, v in _TABLES.items()}
+    scale = t["scale"][factors[:, 2]]
+    cos, sin = t["cos"][factors[:, 3]], t["sin"][factors[:, 3]]
+    cx, cy = t["centre"][factors[:, 4]], t["centre"][factors[:, 5]]
+    au, bu, av, bv = _shape_coefficients(shape, scale, cos, sin)
+    dx = xs.float() - cx[:, None]  # [N, W]
+    dy_up = cy[:, None] - ys.float()  # [N, H]
+    # The map is affine and separable: u[n, i, j] = au dx[n, j] + bu dy_up[n, i].
+    u = (au[:, None] * dx)[:, None, :] + (bu[:, None] * dy_up)[:, :, None]
+    v_row = bv[:, None] * dy_up
+    if shape == 2:
+        v_row = v_row + HEART_CENTROID_V
+    v = (av[:, None] * dx)[:, None, :] + v_row[:, :, None]
+    return u, v
+
+
+def render_dsprites(factors: Tensor) -> Tensor:
+    """Render dSprites images ``[N, 1, 64, 64]`` (float32, exactly 0. or 1.) from factor indices.
+
+    ``factors`` is a ``[N, 6]`` integer tensor of indices in the order of ``FACTOR_NAMES``; images
+    are produced on its device. The mapping from factors to pixels is given in the module
+    docstring. Deterministic: the same factor row always gives the same image.
+    """
+    factors = validate_factors(factors)
+    n, device = factors.shape[0], factors.device
+    out = torch.zeros(n, IMAGE_SIZE * IMAGE_SIZE, device=device)
+    if n == 0:
+        return out.view(0, 1, IMAGE_SIZE, IMAGE_SIZE)
+    origin = _TABLES["origin"].to(device)
+    ramp = torch.arange(_WINDOW, device=device)
+    for shape in range(len(SHAPE_NAMES)):
+        rows = (factors[:, 1] == shape).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        f = factors[rows]
+        xs = origin[f[:, 4]][:, None] + ramp  # [M, W] absolute columns
+        ys = origin[f[:, 5]][:, None] + ramp  # [M, W] absolute rows
+        u, v = _sprite_frame(shape, f, xs, ys)
+        mask = _inside(shape, u, v)  # [M, W, W]
+        flat = (ys[:, :, None] * IMAGE_SIZE + xs[:, None, :]).view(rows.numel(), -1)
+        block = torch.zeros(rows.numel(), IMAGE_SIZE * IMAGE_SIZE, device=device)
+        block.scatter_(1, flat, mask.view(rows.numel(), -1).float())
+        out[rows] = block
+    return out.view(n, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _render_full(factors: Tensor) -> Tensor:
+    """Reference renderer evaluating all 64 x 64 pixels (no window); for tests only."""
+    factors = validate_factors(factors)
+    n = factors.shape[0]
+    grid = torch.arange(IMAGE_SIZE, device=factors.device).expand(n, IMAGE_SIZE)
+    out = torch.zeros(n, 1, IMAGE_SIZE, IMAGE_SIZE, device=factors.device)
+    for shape in range(len(SHAPE_NAMES)):
+        rows = (factors[:, 1] == shape).nonzero().squeeze(1)
+        if rows.numel():
+            u, v = _sprite_frame(shape, factors[rows], grid[: rows.numel()], grid[: rows.numel()])
+            out[rows, 0] = _inside(shape, u, v).float()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Data loading
+
+
+class RenderedBatch(NamedTuple):
+    """A whole batch rendered at once by ``DSpritesDataset.__getitems__``: images and factors."""
+
+    x: Tensor
+    y: Tensor
+
+
+def collate_rendered(batch) -> tuple[Tensor, Tensor]:
+    """DataLoader ``collate_fn`` for ``DSpritesDataset``: ``(x [B, 1, 64, 64], y [B, 6])``.
+
+    Accepts a ``RenderedBatch`` (what ``__getitems__`` returns: passed through) or a list of
+    ``(x, y)`` samples from ``__getitem__`` (stacked). Module-level, so it pickles for workers.
+    """
+    if isinstance(batch, RenderedBatch):
+        return batch.x, batch.y
+    xs, ys = zip(*batch)
+    return torch.stack(xs), torch.stack(ys)
+
+
+class DSpritesDataset(Dataset):
+    """Map-style dataset over a subset of the dSprites grid, rendering on demand.
+
+    ``indices`` ([N] long grid indices, default the whole grid) select the images; item ``i`` is
+    ``(x [1, 64, 64] float in {0, 1}, y [6] long factor indices)`` of grid index ``indices[i]``.
+    ``__getitems__`` renders a whole list of items in one vectorised call (torch's DataLoader uses
+    it when present); pair it with ``collate_fn=collate_rendered``.
+    """
+
+    def __init__(self, indices: Tensor | None = None):
+        if indices is None:
+            indices = torch.arange(NUM_IMAGES)
+        _check_integer(indices, "indices")
+        indices = indices.reshape(-1).long()
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= NUM_IMAGES):
+            index_to_factors(indices)  # raises, naming the offending value
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        y = index_to_factors(self.indices[i].reshape(1))
+        return render_dsprites(y)[0], y[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> RenderedBatch:
+        y = index_to_factors(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+        return RenderedBatch(render_dsprites(y), y)
+
+
+class EpochSubsetSampler(Sampler[int]):
+    """Draws ``num_samples`` distinct positions of a dataset of size ``n`` each epoch, seeded.
+
+    The draw of epoch ``e`` depends only on ``(seed, e)``: every process of a distributed run
+    produces the same list, which Lightning's ``DistributedSamplerWrapper`` then shards, and
+    ``set_epoch`` (called by Lightning every epoch) gives a fresh subset. Without ``set_epoch`` each
+    new iteration moves on to the next epoch's draw. When ``num_samples > n`` the epoch is a
+    concatenation of independent permutations.
+    """
+
+    def __init__(self, n: int, num_samples: int, seed: int = 0):
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.n, self.num_samples, self.seed = n, num_samples, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def indices(self, epoch: int) -> Tensor:
+        """Positions drawn for ``epoch`` (without advancing)."""
+        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + 0x5851F42D * (epoch + 1)) % 2**63)
+        parts, have = [], 0
+        while have < self.num_samples:
+            parts.append(torch.randperm(self.n, generator=g))
+            have += self.n
+        return torch.cat(parts)[: self.num_samples]
+
+    def __iter__(self):
+        idx = self.indices(self.epoch)
+        self.epoch += 1
+        return iter(idx.tolist())
+
+
+def _check_int(name: str, value, low: int, high: int | None = None, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    if allow_none:
+        allowed += " or None"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+class DSprites(pl.LightningDataModule):
+    """The procedural dSprites datamodule: batches ``(x [B, 1, 64, 64] in {0, 1}, y [B, 6] long)``.
+
+    Images are rendered on demand from the factor grid by ``render_dsprites`` (see the module
+    docstring for the factor-to-pixel mapping); nothing is downloaded. A seeded random holdout of
+    ``val_size`` grid indices (``torch.Generator`` seeded with ``seed``) is the validation set (also
+    used by ``test_dataloader`` and ``predict_dataloader``), the other indices are the training set.
+
+    Args:
+        batch_size: images per batch, >= 1.
+        num_workers: DataLoader worker processes, >= 0.
+        val_size: number of held-out grid indices, in [1, 737279].
+        epoch_size: training images drawn per epoch (a fresh seeded random subset each epoch), or
+            None for one pass over all training indices in random order.
+        seed: seed of the train/validation split and of the per-epoch subsets.
+        pin_memory: passed to the DataLoaders.
+
+    Satisfies ``tcx.groundtruth.GroundTruth``: ``factor_names``, ``factor_sizes``,
+    ``sample_factors``, ``render``.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        val_size: int = 5000,
+        epoch_size: int | None = None,
+        seed: int = 0,
+        pin_memory: bool = False,
+    ):
+        super().__init__()
+        _check_int("batch_size", batch_size, 1)
+        _check_int("num_workers", num_workers, 0)
+        _check_int("val_size", val_size, 1, NUM_IMAGES - 1)
+        _check_int("epoch_size", epoch_size, 1, allow_none=True)
+        _check_int("seed", seed, -(2**62), 2**62)
+        self.save_hyperparameters()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_size = val_size
+        self.epoch_size = epoch_size
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
+        self.num_samples: int = NUM_IMAGES
+        self._split: tuple[Tensor, Tensor] | None = None
+        self._entropy_cache: dict[tuple[int, int], Tensor] = {}
+        self.train_dataset: DSpritesDataset | None = None
+        self.val_dataset: DSpritesDataset | None = None
+
+    # -- declared ground truth ------------------------------------------------------------
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        """``("color", "shape", "scale", "orientation", "posX", "posY")``."""
+        return FACTOR_NAMES
+
+    @property
+    def factor_sizes(self) -> tuple[int, ...]:
+        """``(1, 3, 6, 40, 32, 32)``."""
+        return FACTOR_SIZES
+
+    @property
+    def dataset_size(self) -> int:
+        """Number of training images (grid indices not held out): ``737280 - val_size``."""
+        return NUM_IMAGES - self.val_size
+
+    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[num, 6]`` long factor indices, each factor uniform and independent (over the full grid)."""
+        _check_int("num", num, 0)
+        return torch.stack(
+            [torch.randint(0, s, (num,), generator=generator) for s in FACTOR_SIZES], dim=1
+        )
+
+    def render(self, factors: Tensor) -> Tensor:
+        """Images ``[num, 1, 64, 64]`` (float, 0. or 1.) of ``[num, 6]`` factor indices."""
+        return render_dsprites(factors)
+
+    def pixel_entropy(self, num_samples: int = 20000, seed: int = 0) -> Tensor:
+        """Per-pixel marginal entropy ``H(X_i)`` in nats, ``[1, 64, 64]``, each in ``[0, log 2]``.
+
+        Plug-in estimate: ``p_i`` is the frequency of pixel ``i`` being 1 among ``num_samples``
+        images of factors drawn uniformly from the grid (``torch.Generator`` seeded with ``seed``),
+        and ``H = -p log p - (1 - p) log(1 - p)`` with ``0 log 0 = 0``. It is biased low by about
+        ``1 / (2 num_samples)`` nats. Cached per ``(num_samples, seed)``.
+        """
+        _check_int("num_samples", num_samples, 1)
+        key = (num_samples, seed)
+        if key not in self._entropy_cache:
+            g = torch.Generator().manual_seed(seed)
+            factors = self.sample_factors(num_samples, generator=g)
+            counts = torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.float64)
+            for chunk in factors.split(4096):
+                counts += render_dsprites(chunk).sum(dim=0, dtype=torch.float64)
+            p = counts / num_samples
+            h = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
+            self._entropy_cache[key] = h.float()
+        return self._entropy_cache[key].clone()
+
+    # -- split and loaders -----------------------------------------------------------------
+
+    @property
+    def split(self) -> tuple[Tensor, Tensor]:
+        """``(train_indices, val_indices)``: disjoint grid indices, the same for the same seed."""
+        if self._split is None:
+            g = torch.Generator().manual_seed(self.seed)
+            perm = torch.randperm(NUM_IMAGES, generator=g)
+            self._split = (perm[self.val_size :], perm[: self.val_size])
+        return self._split
+
+    def setup(self, stage: str | None = None) -> None:
+        train, val = self.split
+        if self.train_dataset is None:
+            self.train_dataset = DSpritesDataset(train)
+        if self.val_dataset is None:
+            self.val_dataset = DSpritesDataset(val)
+
+    def _loader(self, dataset: Dataset, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_rendered,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        ds = self.train_dataset
+        if self.epoch_size is None:
+            sampler: Sampler = RandomSampler(ds)
+        else:
+            sampler = EpochSubsetSampler(len(ds), self.epoch_size, seed=self.seed)
+        return self._loader(ds, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup("validate")
+        return self._loader(self.val_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        return self._loader(self.val_dataset)
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup("predict")
+        return self._loader(self.val_dataset)

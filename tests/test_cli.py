@@ -1,0 +1,126 @@
+"""`tcx fit` end to end: the default experiment, configs, short names, bad input."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tcx.cli import configure_wandb_mode, main
+from tcx.models import AnchorVAE, BetaVAE, VAE
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--trainer.max_epochs", "1",
+    "--trainer.max_steps", "3",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--data.batch_size", "32",
+    "--data.epoch_size", "96",
+    "--data.val_size", "64",
+    "--model.input_entropy_samples", "2000",
+]
+NO_LOGGER = ["--trainer.logger", "false"]
+
+
+def _tcx_executable() -> str:
+    exe = Path(sys.executable).with_name("tcx")
+    assert exe.exists(), f"the console script {exe} is not installed: run `make test`"
+    return str(exe)
+
+
+def test_tcx_fit_default_with_wandb_offline(tmp_path):
+    """The default experiment, shrunk, through the real console script: W&B goes offline by itself
+    (no key, no WANDB_MODE), a checkpoint and the W&B run directory are written, and the summary
+    is printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), WANDB_SILENT="true")
+    proc = subprocess.run(
+        [_tcx_executable(), "fit", *TINY],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "tcx fit summary: AnchorVAE" in out
+    for row in ("ELBO", "reconstruction", "total rate", "anchors' rate (2 latents [0, 1])", "W&B run (offline)"):
+        assert row in out
+    ckpts = list(tmp_path.glob("runs/tcx/*/checkpoints/last.ckpt"))
+    assert len(ckpts) == 1
+    runs = list(tmp_path.glob("runs/wandb/offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), "no offline W&B run file"
+
+    model = AnchorVAE.load_from_checkpoint(ckpts[0])
+    assert model.anchor_indices == (0, 1) and model.latent_dim == 10
+    x = (torch.rand(4, 1, 64, 64) > 0.5).float()
+    model.eval()
+    assert model.encode(x).mean.shape == (4, 10)
+
+
+def test_config_file_and_short_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "-c", str(ROOT / "configs/betavae_dsprites.yaml"), *TINY, *NO_LOGGER])
+    out = capsys.readouterr().out
+    assert "tcx fit summary: BetaVAE" in out
+    assert "anchors' rate" not in out
+
+    main(["fit", "--model", "VAE", "--data", "DSprites", *TINY, *NO_LOGGER])
+    assert "tcx fit summary: VAE" in capsys.readouterr().out
+
+    main(["fit", "--model", "tcx.models.AnchorVAE", "--model.anchors", "[3, 7]", *TINY, *NO_LOGGER])
+    out = capsys.readouterr().out
+    assert "anchors' rate (2 latents [3, 7])" in out
+
+
+def test_print_config_shows_the_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "class_path: tcx.models.AnchorVAE" in out
+    assert "class_path: tcx.datamodules.DSprites" in out
+    assert "WandbLogger" in out and "precision: bf16-mixed" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "NoSuchVAE"], "--model 'NoSuchVAE' is not a known class. Choose one of AnchorVAE, BetaVAE"),
+        (["--data=Nope"], "--data 'Nope' is not a known class. Choose one of DSprites"),
+    ],
+)
+def test_unknown_class_names_are_refused(args, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["fit", *args])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model.anchors", "12"], "anchors=12: the number of anchors must be between 1 and latent_dim=10"),
+        (["--model.anchors", "[0, 10]"], r"indices \[10\] are out of range"),
+        (["--model.anchor_beta", "1.0"], r"anchor_beta=1.0 is not allowed: it must be in \[0, 1\)"),
+        (["--model.network", "resnet"], "network='resnet' is not known"),
+    ],
+)
+def test_bad_model_arguments_fail_before_training(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    # jsonargparse reports it as a parse error (SystemExit) or the model's ValueError propagates
+    # from instantiation; either way it names the argument and stops before any training
+    with pytest.raises((SystemExit, ValueError)) as info:
+        main(["fit", *TINY, *NO_LOGGER, *args])
+    text = capsys.readouterr().err + str(info.value)
+    assert re.search(message, text), text[-2000:]
+    assert not list(tmp_path.rglob("*.ckpt")), "nothing may be trained or written"
+
+
+def test_wandb_mode_is_offline_without_a_key(tmp_path):
+    env = {"NETRC": str(tmp_path / "netrc")}
+    assert configure_wandb_mode(env) == "offline" and env["WANDB_MODE"] == "offline"
+    env = {"WANDB_API_KEY": "x" * 40}
+    assert configure_wandb_mode(env) == "online"
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    assert configure_wandb_mode({"NETRC": str(tmp_path / "netrc")}) == "online"
+    assert configure_wandb_mode({"WANDB_MODE": "disabled"}) == "disabled"
