@@ -1,0 +1,598 @@
+"""Information estimators used for diagnostics, all in nats (MATH.md, "Estimators used for diagnostics").
+
+What is estimated, for a factorized encoder ``p(z|x) = prod_j N(z_j; mu_j(x), exp(log_var_j(x)))``
+over a dataset ``{x_n}`` of size ``N`` (each point with probability ``1/N``), its aggregate posterior
+``q(z) = (1/N) sum_n p(z|x_n)`` with marginals ``q(z_j)``, and the prior ``r(z) = prod_j N(z_j; 0, 1)``:
+
+- ``rate_per_latent``: ``E_x KL(p(z_j|x) || r_j)``, the training-time upper bound on ``I(Z_j;X)``
+  (MATH.md, "The variational lower bound"), in closed form.
+- ``aggregate_information``: Monte-Carlo estimates of ``I(Z;X)``, ``I(Z_j;X)``, ``TC(Z)`` and the
+  dimension-wise ``KL(q(z_j) || r_j)`` from one batch of posteriors, with ``log q(z)`` estimated by
+  minibatch weighted sampling (MWS) or minibatch stratified sampling (MSS), R. T. Q. Chen, X. Li,
+  R. Grosse, D. Duvenaud, "Isolating Sources of Disentanglement in Variational Autoencoders",
+  NeurIPS 2018, section 4.1 and appendix C.
+- ``aggregate_information_full``: the same quantities with every code scored against all ``N``
+  posteriors of the dataset, i.e. the exact aggregate posterior of the empirical dataset (the
+  "full" estimator used by Chen et al.'s own ELBO decomposition). Use this for diagnostics on a
+  dataset of a few thousand points.
+- ``gaussian_total_correlation``: ``TC`` of a Gaussian with the codes' sample covariance ``S``,
+  ``0.5 * (sum_j log S_jj - log det S)``.
+- ``binary_pixel_entropy``: ``H(X_i)`` of each input from its marginal frequency, the constant
+  ``sum_i H(X_i)`` of the CorEx lower bound (MATH.md, "The variational lower bound").
+
+Every constant is kept (``log N``, ``log M``, ``log 2 pi``). Computation is done in float64: the
+total correlation is a difference of large log-densities.
+
+A warning about MWS, which the docstrings below repeat: the MWS weights ``1/(N M)`` sum to ``1/N``
+over a batch, not to 1. Chen et al. derive MWS as a *lower bound* on ``E log q(z)`` (appendix C.1,
+the inequality restricts the expectation to batches that contain the scored point), and the bound
+is loose by between ``log M`` (well separated posteriors) and ``log N`` (overlapping posteriors),
+separately for ``log q(z)`` and for each ``log q(z_j)``. It therefore does not converge to the true
+``I`` or ``TC`` as the batch or the dataset grows: e.g. when all posteriors coincide, MWS reports
+``I(Z;X) = log N`` and ``TC(Z) = (D - 1) log N`` where both are 0. The offset is harmless for the
+gradients of the beta-TCVAE loss, which is what MWS was designed for, but for diagnostics in nats
+use ``method="mss"`` or ``aggregate_information_full``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Integral
+
+import torch
+from torch import Tensor
+
+from tcx.distributions import (
+    DiagonalGaussian,
+    bernoulli_entropy,
+    gaussian_kl_standard_normal,
+    gaussian_log_density,
+)
+
+__all__ = [
+    "rate_per_latent",
+    "log_q_z_mws",
+    "log_q_zj_mws",
+    "log_q_z_mss",
+    "log_q_zj_mss",
+    "mss_log_weights",
+    "aggregate_information",
+    "aggregate_information_full",
+    "gaussian_total_correlation",
+    "binary_pixel_entropy",
+]
+
+#: Bytes the ``[D, chunk, K]`` float64 block of pairwise log-densities may take (about 256 MB).
+DEFAULT_MAX_CHUNK_BYTES = 256 * 1024**2
+
+_METHODS = ("mws", "mss")
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_tensor(name: str, value, *, ndim: int | None = None) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None and value.dim() != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}"
+            + (": pass one row per data point and one column per latent, [M, D]" if ndim == 2 else "")
+        )
+    if not torch.is_floating_point(value):
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if value.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    if not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+    return value
+
+
+def _check_posterior(mean, log_var) -> tuple[Tensor, Tensor]:
+    mean = _check_tensor("mean", mean, ndim=2)
+    log_var = _check_tensor("log_var", log_var, ndim=2)
+    if mean.shape != log_var.shape:
+        raise ValueError(
+            f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape [M, D]"
+        )
+    if mean.device != log_var.device:
+        raise ValueError(f"mean is on {mean.device} and log_var on {log_var.device}: put both on one device")
+    return mean.double(), log_var.double()
+
+
+def _check_dataset_size(dataset_size, batch_size: int) -> int:
+    if isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral):
+        raise ValueError(f"dataset_size must be an integer >= 1, got {dataset_size!r}")
+    n = int(dataset_size)
+    if n < 1:
+        raise ValueError(f"dataset_size must be >= 1, got {n}")
+    if batch_size > n:
+        raise ValueError(
+            f"dataset_size={n} is smaller than the batch ({batch_size} rows of mean/log_var): the batch "
+            "is a sample without replacement from the dataset, so dataset_size must be >= the batch size"
+        )
+    return n
+
+
+def _sample_or_check_z(z, mean: Tensor, log_var: Tensor, generator) -> Tensor:
+    if z is None:
+        # One reparameterized draw per row; the draw's precision does not matter because the
+        # densities are then evaluated at the drawn point in float64.
+        return DiagonalGaussian(mean, log_var).rsample(generator).double()
+    z = _check_tensor("z", z, ndim=2)
+    if z.shape != mean.shape:
+        raise ValueError(
+            f"z {tuple(z.shape)} must have the shape of mean {tuple(mean.shape)}: one sample per row"
+        )
+    if z.device != mean.device:
+        raise ValueError(f"z is on {z.device} and mean on {mean.device}: put both on one device")
+    return z.double()
+
+
+def _check_bytes(max_chunk_bytes) -> int:
+    if isinstance(max_chunk_bytes, bool) or not isinstance(max_chunk_bytes, Integral) or max_chunk_bytes < 1:
+        raise ValueError(f"max_chunk_bytes must be a positive integer, got {max_chunk_bytes!r}")
+    return int(max_chunk_bytes)
+
+
+# --------------------------------------------------------------------------------------------
+# the shared kernel: log of a weighted mixture of diagonal Gaussians, chunked over query rows
+
+
+def _logsumexp_last_(x: Tensor) -> Tensor:
+    """``logsumexp`` over the last dimension, overwriting ``x`` (saves two copies of the block).
+
+    Falls back to the out-of-place ``torch.logsumexp`` when ``x`` needs a gradient (a beta-TCVAE
+    style loss built on ``log_q_z_mss``), since the in-place version would break autograd.
+    """
+    if x.requires_grad:
+        return torch.logsumexp(x, dim=-1)
+    top = x.amax(-1, keepdim=True)
+    # a row of -inf (zero weight everywhere) would give nan through (-inf) - (-inf)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    return x.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(-1))
+
+
+def _log_mixture(
+    z: Tensor,
+    mean: Tensor,
+    log_var: Tensor,
+    log_weights,
+    max_chunk_bytes: int,
+) -> tuple[Tensor, Tensor]:
+    """``log sum_k w_ik p(z_i|x_k)`` and per latent ``log sum_k w_ik p(z_ij|x_k)``.
+
+    ``z`` is ``[Q, D]``, ``mean``/``log_var`` ``[K, D]``; ``log_weights(start, stop)`` returns the
+    ``[stop - start, K]`` log weights of query rows ``start:stop`` (or a float for constant weights).
+    Returns ``([Q], [Q, D])``. Memory stays bounded: the ``[D, chunk, K]`` float64 block of
+    pairwise log-densities (plus one ``[chunk, K]`` sum) is kept under ``max_chunk_bytes``.
+    """
+    q, d = z.shape
+    k = mean.shape[0]
+    chunk = max(1, max_chunk_bytes // (8 * k * (d + 2)))
+    joints: list[Tensor] = []  # lists, not preallocated outputs, so that autograd can flow
+    marginals: list[Tensor] = []
+    # latent-major layout [D, chunk, K]: every reduction runs over the contiguous last dimension
+    z_t = z.T
+    mean_t = mean.T.unsqueeze(1).contiguous()
+    log_var_t = log_var.T.unsqueeze(1).contiguous()
+    for start in range(0, q, chunk):
+        stop = min(q, start + chunk)
+        log_p = gaussian_log_density(z_t[:, start:stop].unsqueeze(-1), mean_t, log_var_t)  # [D, c, K]
+        lw = log_weights(start, stop)
+        summed = log_p.sum(0)  # [c, K]: log p(z_i|x_k), the encoder factorizes over latents
+        if isinstance(lw, Tensor):
+            summed = summed + lw
+            log_p = log_p + lw
+        joints.append(_logsumexp_last_(summed))
+        marginals.append(_logsumexp_last_(log_p))
+        if not isinstance(lw, Tensor):
+            joints[-1] = joints[-1] + lw
+            marginals[-1] = marginals[-1] + lw
+        del log_p, summed
+    return torch.cat(joints), torch.cat(marginals, dim=1).T
+
+
+# --------------------------------------------------------------------------------------------
+# rate
+
+
+def rate_per_latent(mean: Tensor, log_var: Tensor) -> Tensor:
+    """Per-latent rate ``E_x KL( p(z_j|x) || N(0, 1) )`` in nats, ``[D]``, averaged over the rows.
+
+    Closed form ``0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)`` per row (``tcx.distributions.
+    gaussian_kl_standard_normal``), then the mean over the ``M`` rows. It is the upper bound on
+    ``I(Z_j;X)`` that training uses; the gap is ``KL(q(z_j) || r_j)`` (MATH.md, "The variational
+    lower bound, and why it is the VAE"; "Estimators used for diagnostics"). float64.
+    """
+    mean, log_var = _check_posterior(mean, log_var)
+    return gaussian_kl_standard_normal(mean, log_var).mean(0)
+
+
+# --------------------------------------------------------------------------------------------
+# minibatch weighted sampling (Chen et al. 2018, section 4.1, appendix C.1)
+
+
+def _prepare_batch(mean, log_var, dataset_size, z, generator):
+    mean, log_var = _check_posterior(mean, log_var)
+    n = _check_dataset_size(dataset_size, mean.shape[0])
+    z = _sample_or_check_z(z, mean, log_var, generator)
+    return mean, log_var, n, z
+
+
+def _mws(mean, log_var, n, z, max_chunk_bytes):
+    m = mean.shape[0]
+    const = -math.log(n) - math.log(m)
+    return _log_mixture(z, mean, log_var, lambda a, b: const, max_chunk_bytes)
+
+
+def log_q_z_mws(
+    mean: Tensor,
+    log_var: Tensor,
+    dataset_size: int,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> Tensor:
+    """Minibatch weighted sampling estimate of ``log q(z_i)``, ``[M]``, in nats.
+
+    ``log q(z_i) ~= logsumexp_m log p(z_i|x_m) - log(N * M)`` with ``p(z|x_m)`` the batch's
+    diagonal Gaussians (``mean``, ``log_var`` ``[M, D]``), ``z`` ``[M, D]`` one sample per row (drawn
+    with ``generator`` when not given) and ``N = dataset_size`` (Chen et al. 2018, section 4.1,
+    appendix C.1). Constants kept. This is the paper's *lower bound*: the weights sum to ``1/N``,
+    so the estimate sits between ``log M`` and ``log N`` below ``log q(z_i)`` and does not converge
+    to it (see the module docstring); prefer ``log_q_z_mss`` for values in nats.
+    """
+    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
+    return _mws(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[0]
+
+
+def log_q_zj_mws(
+    mean: Tensor,
+    log_var: Tensor,
+    dataset_size: int,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> Tensor:
+    """Minibatch weighted sampling estimate of each marginal ``log q(z_ij)``, ``[M, D]``, in nats.
+
+    ``log q(z_ij) ~= logsumexp_m log p(z_ij|x_m) - log(N * M)`` (Chen et al. 2018, section 4.1).
+    The same caveat as ``log_q_z_mws``: a lower bound, ``log M`` to ``log N`` below the truth.
+    """
+    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
+    return _mws(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[1]
+
+
+# --------------------------------------------------------------------------------------------
+# minibatch stratified sampling (Chen et al. 2018, appendix C.2)
+
+
+def _mss_weight_values(batch_size: int, dataset_size: int) -> tuple[float, float, float]:
+    """``(log w_self, log w_strat, log w_other)`` of the MSS estimator; see ``mss_log_weights``."""
+    m, n = batch_size, dataset_size
+    if m == 1:
+        if n == 1:
+            # the only row is the whole dataset: q(z) = p(z|x_1) exactly (no other weights used)
+            return 0.0, 0.0, 0.0
+        raise ValueError(
+            f"minibatch stratified sampling needs a batch of at least 2 rows when dataset_size > 1 "
+            f"(got 1 row, dataset_size={n}): the other rows stand in for the rest of the dataset"
+        )
+    log_self = -math.log(n)
+    log_strat = math.log(n - m + 1) - math.log(n) - math.log(m - 1)
+    log_other = -math.log(m - 1)
+    return log_self, log_strat, log_other
+
+
+def mss_log_weights(batch_size: int, dataset_size: int) -> Tensor:
+    """The ``[M, M]`` log importance weights of minibatch stratified sampling, float64.
+
+    Chen et al. 2018, appendix C.2: the score of ``z_i ~ p(z|x_i)`` under the aggregate posterior
+    is ``q(z_i) ~= sum_m W_im p(z_i|x_m)`` with, for a batch of ``M`` rows drawn from ``N`` points,
+
+    - ``W_ii = 1/N``: the point's own posterior, which is exactly ``1/N`` of ``q``;
+    - ``W_i,(i+1 mod M) = (N - M + 1) / (N (M - 1))``: one other row stands for the last stratum,
+      the ``N/(M-1) - 1`` remaining points of the stratum that holds ``x_i``;
+    - ``W_im = 1/(M - 1)`` for the other ``M - 2`` rows: each stands for a stratum of ``N/(M-1)``
+      points.
+
+    Each row sums to exactly 1 (``1/N + (N-M+1)/(N(M-1)) + (M-2)/(M-1) = 1``), so with identical
+    posteriors the estimate is exact, and the estimate of ``q(z_i)`` is unbiased for a batch drawn
+    without replacement. In the paper's notation, whose ``M`` counts the *other* rows (``M - 1``
+    here), the stratum weight reads ``(N - M) / (N M)``; it is the same number. ``M = 2``: the
+    single other row gets ``(N - 1)/N``. ``M = 1`` is only allowed with ``N = 1`` (the estimate is
+    then exact); ``M > N`` raises.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    m = int(batch_size)
+    n = _check_dataset_size(dataset_size, m)
+    log_self, log_strat, log_other = _mss_weight_values(m, n)
+    return _mss_block(0, m, m, n, log_self, log_strat, log_other, torch.device("cpu"))
+
+
+def _mss_block(start, stop, m, n, log_self, log_strat, log_other, device) -> Tensor:
+    rows = torch.arange(start, stop, device=device)
+    w = torch.full((stop - start, m), log_other, dtype=torch.float64, device=device)
+    if m > 1:
+        w[torch.arange(stop - start, device=device), (rows + 1) % m] = log_strat
+    w[torch.arange(stop - start, device=device), rows] = log_self
+    return w
+
+
+def _mss(mean, log_var, n, z, max_chunk_bytes):
+    m = mean.shape[0]
+    log_self, log_strat, log_other = _mss_weight_values(m, n)
+    return _log_mixture(
+        z,
+        mean,
+        log_var,
+        lambda a, b: _mss_block(a, b, m, n, log_self, log_strat, log_other, z.device),
+        max_chunk_bytes,
+    )
+
+
+def log_q_z_mss(
+    mean: Tensor,
+    log_var: Tensor,
+    dataset_size: int,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> Tensor:
+    """Minibatch stratified sampling estimate of ``log q(z_i)``, ``[M]``, in nats.
+
+    ``log q(z_i) ~= logsumexp_m (log W_im + log p(z_i|x_m))`` with the weights of
+    ``mss_log_weights`` (Chen et al. 2018, appendix C.2). Consistent: it converges to
+    ``log q(z_i)`` as the batch grows (from below, by Jensen, at a fixed batch).
+    """
+    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
+    return _mss(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[0]
+
+
+def log_q_zj_mss(
+    mean: Tensor,
+    log_var: Tensor,
+    dataset_size: int,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> Tensor:
+    """Minibatch stratified sampling estimate of each marginal ``log q(z_ij)``, ``[M, D]``, in nats
+    (the weights of ``mss_log_weights`` applied per latent; Chen et al. 2018, appendix C.2)."""
+    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
+    return _mss(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[1]
+
+
+# --------------------------------------------------------------------------------------------
+# the decomposition
+
+
+def _summarize(z, mean, log_var, log_q_z, log_q_zj) -> dict:
+    """The four terms of Chen et al.'s decomposition, each the mean over the scored rows.
+
+    ``E[log p(z|x) - log r(z)] = I(Z;X) + TC(Z) + sum_j KL(q(z_j) || r_j)`` holds exactly for these
+    Monte-Carlo terms whatever estimator produced ``log q``: the log q terms telescope.
+    """
+    log_p_zj_x = gaussian_log_density(z, mean, log_var)  # [Q, D]
+    zero = torch.zeros_like(z)
+    # the standard normal prior r_j, in float64 (StandardNormal.log_prob works in float32)
+    log_r_zj = gaussian_log_density(z, zero, zero)  # [Q, D]
+    log_p_z_x = log_p_zj_x.sum(-1)
+    return {
+        "mutual_info": (log_p_z_x - log_q_z).mean(),
+        "mutual_info_per_latent": (log_p_zj_x - log_q_zj).mean(0),
+        "total_correlation": (log_q_z - log_q_zj.sum(-1)).mean(),
+        "dimension_wise_kl": (log_q_zj - log_r_zj).mean(0),
+        "kl_to_prior_mc": (log_p_z_x - log_r_zj.sum(-1)).mean(),
+        "log_q_z": log_q_z.mean(),
+        "num_scored": z.shape[0],
+    }
+
+
+def aggregate_information(
+    mean: Tensor,
+    log_var: Tensor,
+    dataset_size: int,
+    method: str = "mss",
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> dict:
+    """Aggregate-posterior information estimates from one batch of posteriors, in nats.
+
+    ``mean``, ``log_var`` ``[M, D]``: the encoder's diagonal Gaussians for a batch of ``M`` points
+    drawn without replacement from a dataset of ``dataset_size = N >= M`` points; ``z`` ``[M, D]``
+    one sample per row (drawn with ``generator`` when ``None``). ``log q(z)`` and ``log q(z_j)`` are
+    estimated by ``method``: ``"mss"`` (minibatch stratified sampling, the default, consistent) or
+    ``"mws"`` (minibatch weighted sampling, the paper's lower bound with a constant offset: see the
+    module docstring; it does not converge to the values below). Chen et al. 2018, section 4.1
+    and appendix C; MATH.md, "Total correlation" and "Estimators used for diagnostics".
+
+    Returns a dict of float64 tensors on ``mean``'s device (means over the ``M`` rows):
+
+    - ``mutual_info`` (scalar): ``I(Z;X) ~= E[log p(z|x) - log q(z)]``;
+    - ``mutual_info_per_latent`` ``[D]``: ``I(Z_j;X) ~= E[log p(z_j|x) - log q(z_j)]``;
+    - ``total_correlation`` (scalar): ``TC(Z) ~= E[log q(z) - sum_j log q(z_j)]``;
+    - ``dimension_wise_kl`` ``[D]``: ``KL(q(z_j) || r_j) ~= E[log q(z_j) - log r_j(z_j)]``, the gap
+      between ``rate_per_latent`` and ``I(Z_j;X)`` (MATH.md, "The variational lower bound");
+    - ``kl_to_prior_mc`` (scalar): ``E[log p(z|x) - log r(z)]``, the Monte-Carlo rate; it equals
+      ``mutual_info + total_correlation + dimension_wise_kl.sum()`` exactly;
+    - ``log_q_z`` (scalar): ``E[log q(z)]``, i.e. minus the estimated entropy of ``q(z)``;
+
+    and ``num_scored`` (int, ``M``).
+    """
+    key = str(method).lower()
+    if key not in _METHODS:
+        raise ValueError(f"method={method!r} is not known: choose 'mss' or 'mws'")
+    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
+    nbytes = _check_bytes(max_chunk_bytes)
+    log_q_z, log_q_zj = (_mss if key == "mss" else _mws)(mean, log_var, n, z, nbytes)
+    return _summarize(z, mean, log_var, log_q_z, log_q_zj)
+
+
+def _concat_posteriors(mean, log_var) -> tuple[Tensor, Tensor]:
+    """Accept tensors, or ``mean`` an iterable of ``(mean, log_var)`` batches with ``log_var=None``."""
+    if isinstance(mean, Tensor):
+        if log_var is None:
+            raise ValueError("log_var is required when mean is a tensor")
+        return mean, log_var
+    if log_var is not None:
+        raise ValueError(
+            "log_var must be None when mean is an iterable of (mean, log_var) batches, "
+            f"got a {type(log_var).__name__}"
+        )
+    means, log_vars = [], []
+    for i, batch in enumerate(mean):
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError(f"batch {i} of mean must be a (mean, log_var) pair, got {type(batch).__name__}")
+        means.append(_check_tensor(f"mean (batch {i})", batch[0], ndim=2))
+        log_vars.append(_check_tensor(f"log_var (batch {i})", batch[1], ndim=2))
+    if not means:
+        raise ValueError("mean is an empty iterable: pass at least one (mean, log_var) batch")
+    widths = {t.shape[1] for t in means + log_vars}
+    if len(widths) != 1:
+        raise ValueError(f"the (mean, log_var) batches have different latent sizes {sorted(widths)}")
+    return torch.cat([t.double() for t in means]), torch.cat([t.double() for t in log_vars])
+
+
+def aggregate_information_full(
+    mean,
+    log_var: Tensor | None = None,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    num_scored: int | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> dict:
+    """Aggregate-posterior information of a whole dataset, exact aggregate posterior, in nats.
+
+    ``mean``, ``log_var`` ``[N, D]``: the posteriors of all ``N`` points of the dataset (or ``mean``
+    an iterable of ``(mean, log_var)`` batches, concatenated, with ``log_var=None``). Every code
+    ``z_i ~ p(z|x_i)`` is scored against all ``N`` posteriors, ``log q(z_i) = logsumexp_n
+    log p(z_i|x_n) - log N``: the exact aggregate posterior of the empirical dataset, no minibatch
+    approximation (as in Chen et al. 2018's evaluation of the ELBO decomposition). The work is
+    ``O(N^2 D)`` in chunks of at most ``max_chunk_bytes``, fine for a few thousand points.
+    ``num_scored`` scores only that many rows, chosen at random with ``generator`` (each still
+    against all ``N`` posteriors): an unbiased subsample for larger datasets. ``z``, when given, is
+    ``[N, D]``.
+
+    Returns the dict of ``aggregate_information`` (``mutual_info``, ``mutual_info_per_latent``,
+    ``total_correlation``, ``dimension_wise_kl``, ``kl_to_prior_mc``, ``log_q_z``, ``num_scored``).
+    As estimates from a finite dataset, ``mutual_info`` is at most ``log N``.
+    """
+    mean, log_var = _concat_posteriors(mean, log_var)
+    mean, log_var = _check_posterior(mean, log_var)
+    z = _sample_or_check_z(z, mean, log_var, generator)
+    n = mean.shape[0]
+    nbytes = _check_bytes(max_chunk_bytes)
+    if num_scored is None:
+        rows = None
+    else:
+        if isinstance(num_scored, bool) or not isinstance(num_scored, Integral) or not 1 <= num_scored <= n:
+            raise ValueError(f"num_scored must be an integer in [1, {n}] (the dataset size), got {num_scored!r}")
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        rows = torch.randperm(n, generator=generator, device=gen_device)[: int(num_scored)].to(mean.device)
+    zq = z if rows is None else z[rows]
+    log_q_z, log_q_zj = _log_mixture(zq, mean, log_var, lambda a, b: -math.log(n), nbytes)
+    if rows is None:
+        return _summarize(z, mean, log_var, log_q_z, log_q_zj)
+    return _summarize(zq, mean[rows], log_var[rows], log_q_z, log_q_zj)
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian total correlation of codes
+
+
+def gaussian_total_correlation(codes: Tensor) -> float:
+    """Total correlation of the Gaussian fitted to ``codes`` ``[N, D]``, in nats.
+
+    ``0.5 * (sum_j log S_jj - log det S)`` with ``S`` the codes' sample covariance (MATH.md,
+    "Estimators used for diagnostics"): ``TC(Z)`` when the codes are jointly Gaussian, and the
+    Gaussian (second-order) part of it otherwise. Computed in float64 as ``-0.5 log det R`` of the
+    correlation matrix ``R``, which is the same number and is invariant to rescaling each code.
+    Needs ``D >= 2`` and ``N > D``; raises when ``S`` is singular (a constant code or an exact
+    linear dependence, for which the TC is infinite).
+    """
+    codes = _check_tensor("codes", codes, ndim=2)
+    n, d = codes.shape
+    if d < 2:
+        raise ValueError(f"codes has {d} column(s): total correlation needs at least 2 codes, [N, D>=2]")
+    if n <= d:
+        raise ValueError(
+            f"codes has {n} rows for {d} codes: the sample covariance needs N > D rows to be non-singular"
+        )
+    x = codes.double()
+    x = x - x.mean(0, keepdim=True)
+    cov = x.T @ x / (n - 1)
+    var = torch.diagonal(cov)
+    if bool((var <= 0).any()):
+        idx = torch.nonzero(var <= 0).flatten().tolist()
+        raise ValueError(
+            f"codes has constant column(s) {idx}: their variance is 0, the covariance is singular and "
+            "the total correlation is undefined; drop those codes"
+        )
+    inv_std = var.rsqrt()
+    corr = cov * inv_std[:, None] * inv_std[None, :]
+    chol, info = torch.linalg.cholesky_ex(corr)
+    if int(info) != 0:
+        raise ValueError(
+            "the covariance of codes is singular (some codes are exact linear combinations of others): "
+            "the Gaussian total correlation is infinite; drop the redundant codes"
+        )
+    log_det = 2.0 * torch.log(torch.diagonal(chol)).sum()
+    return float(-0.5 * log_det)
+
+
+# --------------------------------------------------------------------------------------------
+# pixel entropies
+
+
+def _pixel_batches(x) -> Iterable[Tensor]:
+    if isinstance(x, Tensor):
+        yield x
+        return
+    for batch in x:
+        # datamodules yield (x, y): take the observations
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def binary_pixel_entropy(x) -> Tensor:
+    """Per-input entropy ``H(X_i)`` in nats of binary inputs, from their marginal frequencies.
+
+    ``x``: a tensor ``[N, ...]`` or an iterable of batches (tensors ``[B, ...]`` or ``(x, y)``
+    tuples as a datamodule yields). Values must lie in ``[0, 1]``: binary pixels, or Bernoulli
+    probabilities (grey levels), which are averaged as marginals, ``p_i = mean_n x_ni``. Returns
+    ``H(X_i) = -p_i log p_i - (1-p_i) log(1-p_i)`` with shape ``[...]`` in float64
+    (``tcx.distributions.bernoulli_entropy``); ``sum`` it for the constant ``sum_i H(X_i)`` of the
+    CorEx lower bound (MATH.md, "The variational lower bound, and why it is the VAE").
+    """
+    total, count, shape = None, 0, None
+    for i, batch in enumerate(_pixel_batches(x)):
+        name = "x" if isinstance(x, Tensor) else f"x (batch {i})"
+        if not isinstance(batch, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(batch).__name__}")
+        if batch.dim() < 1 or batch.shape[0] == 0:
+            raise ValueError(f"{name} must be [N, ...] with N >= 1, got shape {tuple(batch.shape)}")
+        b = batch.double()
+        if not bool(torch.isfinite(b).all()):
+            raise ValueError(f"{name} contains non-finite value(s) (NaN or inf)")
+        lo, hi = float(b.min()), float(b.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{name} has values in [{lo:.4g}, {hi:.4g}]: binary_pixel_entropy needs x in [0, 1] "
+                "(binary pixels or Bernoulli probabilities); rescale the data"
+            )
+        if shape is None:
+            shape = b.shape[1:]
+            total = torch.zeros(shape, dtype=torch.float64, device=b.device)
+        elif b.shape[1:] != shape:
+            raise ValueError(f"{name} has per-example shape {tuple(b.shape[1:])}, earlier batches {tuple(shape)}")
+        total += b.sum(0).to(total.device)
+        count += b.shape[0]
+    if count == 0:
+        raise ValueError("x is an empty iterable: pass a tensor [N, ...] or at least one batch")
+    return bernoulli_entropy(total / count)
