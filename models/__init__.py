@@ -1,8 +1,8 @@
 """LightningModules, one file per model family, all on :class:`tcx.models.base.CorExVAE`."""
 
 from tcx.models.anchor_vae import AnchorVAE
-from tcx.models.base import CorExVAE
+from tcx.models.base import CorExVAE, load_model
 from tcx.models.beta_vae import BetaVAE
 from tcx.models.vae import VAE
 
-__all__ = ["CorExVAE", "VAE", "BetaVAE", "AnchorVAE"]
+__all__ = ["load_model", "CorExVAE", "VAE", "BetaVAE", "AnchorVAE"]

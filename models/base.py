@@ -25,7 +25,10 @@ from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.objective import CorExObjective, CorExTerms
 
-__all__ = ["CorExVAE"]
+__all__ = ["CorExVAE", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
+
+CLASS_KEY = "tcx_model_class"
+DATAMODULE_CLASS_KEY = "tcx_datamodule_class"
 
 
 class CorExVAE(pl.LightningModule):
@@ -249,5 +252,50 @@ class CorExVAE(pl.LightningModule):
             out["y"] = batch[1]
         return out
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the family and the datamodule's class travel with the weights, so that
+        # tcx.models.load_model (and `tcx traverse`) can rebuild any checkpoint on its own
+        checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None:
+            checkpoint[DATAMODULE_CLASS_KEY] = f"{type(dm).__module__}.{type(dm).__qualname__}"
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+def load_model(path, map_location="cpu") -> CorExVAE:
+    """Load a tcx checkpoint of any model family, in eval mode.
+
+    The family is read from the checkpoint (written by :meth:`CorExVAE.on_save_checkpoint`).
+    A missing, truncated or foreign file gets an error that says which and what to do.
+    """
+    import importlib
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
+    try:
+        checkpoint = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
+        raise ValueError(
+            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {exc}); the file is "
+            "truncated or not a PyTorch checkpoint: use another checkpoint of the run (e.g. last.ckpt)"
+        ) from exc
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{str(p)!r} is not a Lightning checkpoint (no 'state_dict')")
+    class_path = checkpoint.get(CLASS_KEY)
+    if not class_path:
+        raise ValueError(
+            f"{str(p)!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
+            "written by a tcx model; load it with YourModel.load_from_checkpoint instead"
+        )
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{str(p)!r} was written by {class_path}, which cannot be imported here: {exc}") from exc
+    model = cls.load_from_checkpoint(p, map_location=map_location)
+    model.eval()
+    return model

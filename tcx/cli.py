@@ -8,6 +8,7 @@ datamodules and callbacks together, and nothing imports it.
     tcx fit --model BetaVAE --model.beta 4 --data DSprites
     tcx fit --model tcx.models.VAE --trainer.max_epochs 3
     tcx fit --print_config                   # the full configuration, ready to edit
+    tcx traverse --ckpt PATH --out DIR       # traversals, samples, information chart of a checkpoint
 
 Every subcommand starts from the packaged default configuration (``tcx/default_config.yaml``);
 ``-c`` files and flags override it. The model's ``input_shape`` is taken from the datamodule's
@@ -185,10 +186,16 @@ def check_class_names(argv: list[str]) -> None:
 
 def main(args=None) -> None:
     """Entry point of the ``tcx`` console script."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == "traverse":
+        # pictures from a checkpoint, without training (tcx.callbacks.export)
+        from tcx.callbacks.export import main as traverse_main
+
+        raise SystemExit(traverse_main(argv[1:]))
     configure_wandb_mode()
     # Lightning's own deprecation notice about torch's pytree API: nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    check_class_names(list(sys.argv[1:] if args is None else args))
+    check_class_names(argv)
     TcxCLI(
         model_class=CorExVAE,
         datamodule_class=pl.LightningDataModule,
