@@ -22,6 +22,8 @@ __all__ = ["AnchorVAE", "resolve_anchors"]
 def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int, ...]:
     """The sorted anchor indices for ``anchors``: a count ``k`` (the first ``k`` latents) or a list
     of distinct indices in ``[0, latent_dim)``. Anything else is refused with a clear message."""
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
     if isinstance(anchors, bool):
         raise ValueError(f"anchors must be a count or a list of latent indices, got {anchors!r}")
     if isinstance(anchors, int):
