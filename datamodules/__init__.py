@@ -1,5 +1,10 @@
-"""tcx.datamodules: LightningDataModules with ground-truth factors (DESIGN.md, "How data flows")."""
+"""tcx.datamodules: LightningDataModules with ground-truth factors (DESIGN.md, "How data flows").
 
+What a datamodule must declare to work with tcx, and ``check_datamodule`` that says what one
+lacks: ``tcx.datamodules.protocol``.
+"""
+
+from tcx.datamodules.celeba import CelebA
 from tcx.datamodules.dsprites import (
     DSprites,
     DSpritesDataset,
@@ -11,12 +16,25 @@ from tcx.datamodules.dsprites import (
     index_to_factors,
     render_dsprites,
 )
+from tcx.datamodules.dsprites_file import DSpritesFile
+from tcx.datamodules.mnist import MNIST
+from tcx.datamodules.protocol import DataModuleError, DataModuleReport, check_datamodule
+from tcx.datamodules.shapes3d import Shapes3D
+from tcx.datamodules.synthetic import SyntheticCorEx
 
 __all__ = [
+    "CelebA",
     "DSprites",
     "DSpritesDataset",
+    "DSpritesFile",
+    "DataModuleError",
+    "DataModuleReport",
     "EpochSubsetSampler",
+    "MNIST",
     "RenderedBatch",
+    "Shapes3D",
+    "SyntheticCorEx",
+    "check_datamodule",
     "collate_rendered",
     "factor_values",
     "factors_to_index",

@@ -433,7 +433,9 @@ class DSprites(pl.LightningDataModule):
         num_workers: DataLoader worker processes, >= 0.
         val_size: number of held-out grid indices, in [1, 737279].
         epoch_size: training images drawn per epoch (a fresh seeded random subset each epoch), or
-            None for one pass over all training indices in random order.
+            None for one pass over all training indices in random order. The default, 65,536
+            images (256 batches of 256), keeps epochs short enough for per-epoch validation,
+            metrics and pictures on a CPU; one pass over the training split is 732,280 images.
         seed: seed of the train/validation split and of the per-epoch subsets.
         pin_memory: passed to the DataLoaders.
 
@@ -446,7 +448,7 @@ class DSprites(pl.LightningDataModule):
         batch_size: int = 256,
         num_workers: int = 0,
         val_size: int = 5000,
-        epoch_size: int | None = None,
+        epoch_size: int | None = 65536,
         seed: int = 0,
         pin_memory: bool = False,
     ):

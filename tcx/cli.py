@@ -184,6 +184,50 @@ def check_class_names(argv: list[str]) -> None:
         )
 
 
+DEFAULT_CLASSES = {"--model": "tcx.models.AnchorVAE", "--data": "tcx.datamodules.DSprites"}
+
+
+def _config_keys(path: str, subcommand: str) -> set[str]:
+    import yaml
+
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return set()  # LightningCLI reports an unreadable config itself
+    if not isinstance(content, dict):
+        return set()
+    keys = set(content)
+    nested = content.get(subcommand)
+    if isinstance(nested, dict):
+        keys |= set(nested)
+    return keys
+
+
+def with_default_classes(argv: list[str]) -> list[str]:
+    """Name the default model (AnchorVAE) and datamodule (DSprites) on the command line when the
+    user names none, neither by flag nor in a ``-c`` file.
+
+    They are not in the default config on purpose: jsonargparse keeps the init_args of a class
+    when ``--model`` or ``--data`` switches to another that shares their names, so defaults set
+    there would leak (``--model BetaVAE`` would get AnchorVAE's ``beta``, ``--data MNIST``
+    DSprites' ``val_size``). Inserted right after the subcommand, they come before the user's own
+    ``--model.x`` flags, which then apply to them.
+    """
+    if not argv or argv[0] not in SUBCOMMANDS:
+        return argv
+    given = set()
+    for i, arg in enumerate(argv[1:], start=1):
+        flag, sep, value = arg.partition("=")
+        if flag in DEFAULT_CLASSES:
+            given.add(flag)
+        elif flag in ("-c", "--config"):
+            path = value if sep else (argv[i + 1] if i + 1 < len(argv) else "")
+            keys = _config_keys(path, argv[0]) if path else set()
+            given |= {f"--{k}" for k in keys if f"--{k}" in DEFAULT_CLASSES}
+    missing = [f"{flag}={cls}" for flag, cls in DEFAULT_CLASSES.items() if flag not in given]
+    return [argv[0], *missing, *argv[1:]]
+
+
 def main(args=None) -> None:
     """Entry point of the ``tcx`` console script."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -196,6 +240,7 @@ def main(args=None) -> None:
     # Lightning's own deprecation notice about torch's pytree API: nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     check_class_names(argv)
+    argv = with_default_classes(argv)
     TcxCLI(
         model_class=CorExVAE,
         datamodule_class=pl.LightningDataModule,
@@ -203,7 +248,7 @@ def main(args=None) -> None:
         subclass_mode_data=True,
         parser_kwargs={sub: {"default_config_files": [str(DEFAULT_CONFIG)]} for sub in SUBCOMMANDS},
         save_config_kwargs={"overwrite": True},
-        args=args,
+        args=argv,
     )
 
 

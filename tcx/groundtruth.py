@@ -24,8 +24,14 @@ class GroundTruth(Protocol):
     - ``factor_sizes``: K sizes; factor k takes the integer values ``0 .. factor_sizes[k] - 1``.
     - ``sample_factors(num, generator)``: ``[num, K]`` long tensor of factor indices, each factor
       drawn uniformly and independently (seeded by ``generator``).
-    - ``render(factors)``: observations ``[num, C, H, W]`` (float in [0, 1]) for ``[num, K]`` factor
-      indices; the same factors always give the same observation.
+    - ``render(factors)``: observations ``[num, C, H, W]`` (float in [0, 1]; ``[num, n]`` for vector
+      data) for ``[num, K]`` factor indices; the same factors always give the same observation.
+      Data with observation noise (``tcx.datamodules.SyntheticCorEx``) is the exception: its
+      ``render`` draws the noise, seeded, so that interventions see ``p(x | factors)``.
+
+    A datamodule that implements it also declares ``dataset_size`` (its number of training points)
+    and yields batches ``(x, factors [B, K] long)``; ``tcx.datamodules.protocol`` documents the
+    whole datamodule protocol and ``tcx.datamodules.check_datamodule`` checks it.
     """
 
     @property
@@ -42,7 +48,8 @@ class GroundTruth(Protocol):
 @runtime_checkable
 class LabelledData(Protocol):
     """Data with a class label but no full factor grid (MNIST digits): ``num_classes`` and
-    ``class_names``; batches are ``(x, label)`` with ``label`` a ``[B]`` long tensor."""
+    ``class_names`` (one name per class, e.g. ``("0", .., "9")``); batches are ``(x, label)`` with
+    ``label`` a ``[B]`` long tensor in ``0 .. num_classes - 1``."""
 
     @property
     def num_classes(self) -> int: ...

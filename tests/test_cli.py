@@ -87,8 +87,8 @@ def test_print_config_shows_the_default(capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "NoSuchVAE"], "--model 'NoSuchVAE' is not a known class. Choose one of AnchorVAE, BetaVAE"),
-        (["--data=Nope"], "--data 'Nope' is not a known class. Choose one of DSprites"),
+        (["--model", "NoSuchVAE"], r"--model 'NoSuchVAE' is not a known class. Choose one of AnchorVAE, .*BetaVAE"),
+        (["--data=Nope"], r"--data 'Nope' is not a known class. Choose one of .*DSprites, .*MNIST"),
     ],
 )
 def test_unknown_class_names_are_refused(args, message):
@@ -114,6 +114,18 @@ def test_bad_model_arguments_fail_before_training(tmp_path, monkeypatch, capsys,
     text = capsys.readouterr().err + str(info.value)
     assert re.search(message, text), text[-2000:]
     assert not list(tmp_path.rglob("*.ckpt")), "nothing may be trained or written"
+
+
+def test_switching_class_does_not_inherit_the_default_class_arguments(capsys):
+    """`--model BetaVAE` gets BetaVAE's own beta (4), not AnchorVAE's (1); `--data X` likewise."""
+    with pytest.raises(SystemExit):
+        main(["fit", "--model", "BetaVAE", "--print_config"])
+    out = capsys.readouterr().out
+    assert "class_path: tcx.models.BetaVAE" in out and "beta: 4.0" in out and "anchor" not in out
+    with pytest.raises(SystemExit):
+        main(["fit", "--model.anchors", "3", "--print_config"])
+    out = capsys.readouterr().out
+    assert "class_path: tcx.models.AnchorVAE" in out and "anchors: 3" in out
 
 
 def test_wandb_mode_is_offline_without_a_key(tmp_path):

@@ -1,0 +1,329 @@
+"""Helpers shared by tcx's datamodules: argument checks, factor grids, seeded splits, batched
+datasets, loader defaults and atomic file writes.
+
+Nothing here is public API; the datamodules re-export what users need.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+
+from tcx.datamodules.dsprites import EpochSubsetSampler, RenderedBatch, collate_rendered
+
+__all__ = [
+    "check_int",
+    "check_choice",
+    "check_probability",
+    "seeded_split",
+    "grid_index",
+    "grid_factors",
+    "validate_grid_factors",
+    "sample_grid_factors",
+    "grid_from_classes",
+    "BatchDataset",
+    "LoaderMixin",
+    "default_num_workers",
+    "default_pin_memory",
+    "atomic_path",
+    "bernoulli_entropy_of_mean",
+]
+
+
+# ------------------------------------------------------------------------------------ arguments
+
+
+def check_int(name: str, value, low: int, high: int | None = None, allow_none: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int in ``[low, high]``."""
+    if value is None and allow_none:
+        return
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    if allow_none:
+        allowed += " or None"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def check_probability(name: str, value, low: float = 0.0, high: float = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low <= float(value) <= high):
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+# ----------------------------------------------------------------------------------- factor grid
+
+
+def _strides(sizes: Sequence[int]) -> list[int]:
+    strides, acc = [], 1
+    for s in reversed(sizes):
+        strides.append(acc)
+        acc *= int(s)
+    return strides[::-1]
+
+
+def validate_grid_factors(factors, names: Sequence[str], sizes: Sequence[int]) -> Tensor:
+    """Check a ``[N, K]`` integer tensor of factor indices against ``sizes``; return it as long.
+
+    The message names the factor, the offending value and row, and the allowed range.
+    """
+    if not isinstance(factors, Tensor):
+        raise ValueError(f"factors must be a torch.Tensor of integer indices, got {type(factors).__name__}")
+    if factors.dtype.is_floating_point or factors.dtype.is_complex or factors.dtype == torch.bool:
+        raise ValueError(
+            f"factors must have an integer dtype (torch.long), got {factors.dtype}; "
+            "convert with .long() if the values are whole numbers"
+        )
+    if factors.dim() != 2 or factors.shape[1] != len(sizes):
+        raise ValueError(
+            f"factors must have shape [N, {len(sizes)}] (columns {', '.join(names)}), "
+            f"got {list(factors.shape)}"
+        )
+    factors = factors.long()
+    if factors.numel():
+        bound = torch.tensor(list(sizes), device=factors.device)
+        bad = (factors < 0) | (factors >= bound)
+        if bool(bad.any()):
+            row, col = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"factor {names[col]!r} (column {col}) has index {int(factors[row, col])} at row {row}; "
+                f"allowed range is 0 .. {sizes[col] - 1}"
+            )
+    return factors
+
+
+def grid_index(factors: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Row-major grid index ``[N]`` of already validated factor indices ``[N, K]``."""
+    strides = torch.tensor(_strides(sizes), device=factors.device)
+    return (factors.long() * strides).sum(dim=1)
+
+
+def grid_factors(index: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Factor indices ``[N, K]`` of row-major grid indices ``[N]`` (inverse of ``grid_index``)."""
+    index = index.long()
+    out = torch.empty(index.shape[0], len(sizes), dtype=torch.long, device=index.device)
+    rest = index
+    for col in range(len(sizes) - 1, -1, -1):
+        out[:, col] = rest % int(sizes[col])
+        rest = rest // int(sizes[col])
+    return out
+
+
+def sample_grid_factors(num: int, sizes: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
+    """``[num, K]`` long factor indices, each factor uniform on ``0 .. size - 1`` and independent."""
+    check_int("num", num, 0)
+    if not sizes:
+        return torch.zeros(num, 0, dtype=torch.long)
+    return torch.stack([torch.randint(0, int(s), (num,), generator=generator) for s in sizes], dim=1)
+
+
+def grid_from_classes(classes: Tensor, names: Sequence[str], what: str) -> tuple[int, ...]:
+    """Factor sizes of a ``[N, K]`` table of per-row factor indices that must be the complete
+    row-major grid (the layout of the official dSprites and Shapes3D files).
+
+    Raises ``ValueError`` (prefixed by ``what``, e.g. the file name) when the table has the wrong
+    width, when its size is not the product of the factor sizes (a truncated file), or when a row
+    is not where the row-major order puts it (naming the first such row).
+    """
+    if classes.dim() != 2 or classes.shape[1] != len(names):
+        raise ValueError(
+            f"{what}: expected a table of shape [N, {len(names)}] ({', '.join(names)}), "
+            f"found shape {list(classes.shape)}"
+        )
+    if classes.numel() == 0:
+        raise ValueError(f"{what}: the file holds no rows")
+    if int(classes.min()) < 0:
+        raise ValueError(f"{what}: negative factor index {int(classes.min())}")
+    sizes = tuple(int(s) + 1 for s in classes.max(dim=0).values)
+    n = classes.shape[0]
+    if math.prod(sizes) != n:
+        raise ValueError(
+            f"{what}: {n} rows, but the factors take {sizes} values ({' x '.join(map(str, sizes))} = "
+            f"{math.prod(sizes)} combinations); the file is truncated or is not the complete factor grid"
+        )
+    expected = grid_factors(torch.arange(n), sizes)
+    mismatch = (expected != classes.long()).any(dim=1)
+    if bool(mismatch.any()):
+        row = int(mismatch.nonzero()[0, 0])
+        raise ValueError(
+            f"{what}: row {row} has factors {classes[row].tolist()}, but the row-major factor grid "
+            f"puts {expected[row].tolist()} there; the file is corrupt or not in the official order"
+        )
+    return sizes
+
+
+# -------------------------------------------------------------------------------------- splits
+
+
+def seeded_split(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``(train, val)``: disjoint positions in ``0 .. n - 1``, a seeded random holdout of
+    ``val_size`` positions (``torch.randperm`` with a generator seeded by ``seed``; the same rule
+    as the procedural ``DSprites.split``), the same for the same ``(n, val_size, seed)``."""
+    if not 1 <= val_size < n:
+        raise ValueError(f"val_size must be in [1, {n - 1}] for a dataset of {n} items, got {val_size}")
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=g)
+    return perm[val_size:], perm[:val_size]
+
+
+# ------------------------------------------------------------------------------------ datasets
+
+
+class BatchDataset(Dataset):
+    """Map-style dataset whose items come from ``fetch(rows [n] long) -> (x [n, ...], y [n, ...])``.
+
+    ``indices`` select the rows of the underlying source. ``__getitems__`` fetches a whole batch in
+    one call (torch's DataLoader uses it when present); pair it with ``collate_rendered``. ``fetch``
+    must pickle (a module-level object or a bound method of one) for worker processes.
+    """
+
+    def __init__(self, fetch: Callable[[Tensor], tuple[Tensor, Tensor]], indices: Tensor):
+        self.fetch = fetch
+        self.indices = indices.reshape(-1).long()
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        x, y = self.fetch(self.indices[int(i)].reshape(1))
+        return x[0], y[0]
+
+    def __getitems__(self, positions: Sequence[int]) -> RenderedBatch:
+        x, y = self.fetch(self.indices[torch.as_tensor(positions, dtype=torch.long)])
+        return RenderedBatch(x, y)
+
+
+def default_num_workers(trainer: pl.Trainer | None) -> int:
+    """Worker processes for file-backed data that decodes on load: the CPUs this process may use,
+    shared among the devices of this node, less one for the training process, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    local = 1
+    if trainer is not None:
+        local = max(1, int(getattr(trainer, "num_devices", 1) or 1))
+    return max(0, min(8, cpus // local - 1))
+
+
+def default_pin_memory(trainer: pl.Trainer | None) -> bool:
+    """Pin host memory when the trainer runs on CUDA GPUs (faster host-to-device copies)."""
+    if trainer is None:
+        return torch.cuda.is_available()
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    return isinstance(getattr(trainer, "accelerator", None), CUDAAccelerator)
+
+
+class LoaderMixin:
+    """Train/val/test/predict loaders for a datamodule with ``train_dataset``, ``val_dataset`` and
+    optionally ``test_dataset`` (``BatchDataset`` instances), ``batch_size``, ``num_workers``
+    (``None`` = ``default_num_workers``), ``pin_memory`` (``None`` = ``default_pin_memory``),
+    ``epoch_size`` and ``seed`` (for ``EpochSubsetSampler``)."""
+
+    batch_size: int
+    num_workers: int | None
+    pin_memory: bool | None
+    epoch_size: int | None = None
+    seed: int = 0
+    train_dataset: Dataset | None
+    val_dataset: Dataset | None
+    test_dataset: Dataset | None = None
+
+    def _trainer_or_none(self):
+        return getattr(self, "trainer", None)
+
+    def loader_options(self) -> dict:
+        """The DataLoader options in effect: ``num_workers`` and ``pin_memory`` resolved."""
+        trainer = self._trainer_or_none()
+        workers = self.num_workers if self.num_workers is not None else default_num_workers(trainer)
+        pin = self.pin_memory if self.pin_memory is not None else default_pin_memory(trainer)
+        return {"num_workers": int(workers), "pin_memory": bool(pin)}
+
+    def _loader(self, dataset: Dataset, sampler: Sampler | None = None) -> DataLoader:
+        opts = self.loader_options()
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            collate_fn=collate_rendered,
+            persistent_workers=opts["num_workers"] > 0,
+            **opts,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        ds = self.train_dataset
+        if self.epoch_size is None:
+            sampler: Sampler = RandomSampler(ds)
+        else:
+            sampler = EpochSubsetSampler(len(ds), self.epoch_size, seed=self.seed)
+        return self._loader(ds, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup("validate")
+        return self._loader(self.val_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        return self._loader(self.test_dataset if self.test_dataset is not None else self.val_dataset)
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup("predict")
+        return self._loader(self.val_dataset)
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it to ``target`` (atomic on
+    POSIX), on any error delete it, so that no half-written file is ever left under ``target``'s
+    name or beside it."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp's 0600 would hide a shared cache from others
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def bernoulli_entropy_of_mean(mean: Tensor) -> Tensor:
+    """``H(p) = -p log p - (1 - p) log(1 - p)`` in nats at ``p = mean`` (``0 log 0 = 0``).
+
+    For binary pixels with frequency ``p`` this is the plug-in entropy ``H(X_i)``; for grey levels
+    in [0, 1] it is the cross-entropy of the best constant Bernoulli decoder (the one that ignores
+    ``z``), so that ``H(X_i) + E log q(x_i|z)`` stays the information the decoder draws from ``z``.
+    """
+    p = mean.double()
+    return -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))

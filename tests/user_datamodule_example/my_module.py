@@ -1,0 +1,61 @@
+"""A user's own datamodule, outside the tcx package, for `tcx fit --data my_module.MyDataModule`.
+
+It follows tcx's datamodule protocol (tcx.datamodules.protocol): it declares `input_shape` and
+yields `(x, y)` batches with x in [0, 1]; it also declares its two ground-truth factors. The
+other classes are deliberately broken, for the tests of tcx's error messages.
+"""
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def _two_factor_data(n: int, seed: int):
+    """16-dimensional binary vectors: columns 0-7 copy factor a, columns 8-15 copy factor b,
+    each bit flipped with probability 0.05."""
+    g = torch.Generator().manual_seed(seed)
+    factors = torch.randint(0, 2, (n, 2), generator=g)
+    x = factors.repeat_interleave(8, dim=1).float()
+    flip = torch.rand(n, 16, generator=g) < 0.05
+    return torch.where(flip, 1.0 - x, x), factors
+
+
+class MyDataModule(pl.LightningDataModule):
+    def __init__(self, batch_size: int = 32, num_samples: int = 256, seed: int = 0):
+        super().__init__()
+        self.batch_size = batch_size
+        self.input_shape = (16,)  # tcx builds the model's networks from this
+        self.factor_names = ("a", "b")
+        self.factor_sizes = (2, 2)
+        self.dataset_size = num_samples
+        x, y = _two_factor_data(num_samples, seed)
+        self.train_set = TensorDataset(x[: num_samples * 3 // 4], y[: num_samples * 3 // 4])
+        self.val_set = TensorDataset(x[num_samples * 3 // 4 :], y[num_samples * 3 // 4 :])
+
+    def sample_factors(self, num, generator=None):
+        return torch.randint(0, 2, (num, 2), generator=generator)
+
+    def render(self, factors):
+        return factors.repeat_interleave(8, dim=1).float()
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size)
+
+
+class NoShapeDataModule(MyDataModule):
+    """Forgets to declare `input_shape`."""
+
+    def __init__(self, batch_size: int = 32):
+        super().__init__(batch_size=batch_size)
+        del self.input_shape
+
+
+class ByteDataModule(MyDataModule):
+    """Yields x in 0..255 (bytes, not rescaled to [0, 1])."""
+
+    def train_dataloader(self):
+        x, y = self.train_set.tensors
+        return DataLoader(TensorDataset(x * 255.0, y), batch_size=self.batch_size)
