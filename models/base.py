@@ -7,7 +7,15 @@ optimizer. A family changes the objective through hooks, not by rewriting the st
 
 - :meth:`CorExVAE.latent_weights`: ``beta_j`` per latent (the VAE has all 1, the beta-VAE ``beta``,
   AnchorVAE ``anchor_beta`` on its anchors);
-- :meth:`CorExVAE.extra_loss`: further loss terms (named, in nats) added to the objective's loss.
+- :meth:`CorExVAE.extra_loss`: further loss terms (named, in nats) added to the objective's loss;
+  :meth:`CorExVAE.report` records a named diagnostic of the step that is logged but not added;
+- :meth:`CorExVAE.bound`: the bound itself (encode, sample, decode, evaluate), for a family whose
+  generative model is not the flat one (the hierarchical VAE).
+
+Every stage shares one computation, :meth:`CorExVAE.forward_step` (terms, extra terms, loss), and
+the training stage one guarded, logged step, :meth:`CorExVAE.training_forward`: the automatic
+``training_step`` returns its loss, and a family with manual optimization (FactorVAE, whose
+discriminator has its own optimizer) calls it and then steps its optimizers itself.
 
 The interface the callbacks use (DESIGN.md, "How data flows", step 3): :meth:`encode`,
 :meth:`decode`, :meth:`sample`, :attr:`latent_dim`, :attr:`anchor_indices`.
@@ -15,6 +23,7 @@ The interface the callbacks use (DESIGN.md, "How data flows", step 3): :meth:`en
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import lightning.pytorch as pl
@@ -25,10 +34,30 @@ from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.objective import CorExObjective, CorExTerms
 
-__all__ = ["CorExVAE", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
+__all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
 
 CLASS_KEY = "tcx_model_class"
 DATAMODULE_CLASS_KEY = "tcx_datamodule_class"
+
+
+@dataclass
+class StepOutput:
+    """What one forward step computed (:meth:`CorExVAE.forward_step`), all in nats.
+
+    - ``posterior``, ``z``: the posterior the family's bound encoded and the reparameterized sample
+      it decoded (for the hierarchical VAE, the layer that ``encode`` returns);
+    - ``terms``: the bound's :class:`tcx.objective.CorExTerms`;
+    - ``extra``: the family's extra loss terms (``extra_loss``), each added to the loss;
+    - ``reported``: diagnostics the family recorded with :meth:`CorExVAE.report`, logged only;
+    - ``loss``: ``terms.loss + sum(extra.values())``, what training minimizes.
+    """
+
+    posterior: DiagonalGaussian
+    z: Tensor
+    terms: CorExTerms
+    extra: dict[str, Tensor]
+    loss: Tensor
+    reported: dict[str, Tensor] = field(default_factory=dict)
 
 
 class CorExVAE(pl.LightningModule):
@@ -89,6 +118,7 @@ class CorExVAE(pl.LightningModule):
             self.decoder.compile()
         self._input_entropy: Tensor | None = None
         self._checked_data = False
+        self._reported: dict[str, Tensor] = {}
 
     # ----------------------------------------------------------------- family hooks
     def latent_weights(self) -> float | Tensor:
@@ -96,8 +126,31 @@ class CorExVAE(pl.LightningModule):
         return 1.0
 
     def extra_loss(self, x: Tensor, posterior: DiagonalGaussian, z: Tensor, terms: CorExTerms) -> dict[str, Tensor]:
-        """Further named loss terms (nats) a family adds to the objective's loss; none here."""
+        """Further named loss terms (nats) a family adds to the objective's loss; none here.
+
+        Each is added to the loss and logged as ``{stage}/{name}``. A diagnostic that is not a loss
+        term (an unweighted estimate, a schedule's value) goes through :meth:`report` instead.
+        """
         return {}
+
+    def report(self, name: str, value: Tensor | float) -> None:
+        """Record a named diagnostic of the current step, logged as ``{stage}/{name}`` beside the
+        bound's terms but not added to the loss (e.g. BetaTCVAE's unweighted ``total_correlation``
+        in nats). Call it from :meth:`extra_loss` or :meth:`bound`; the record is cleared at the
+        start of every :meth:`forward_step`."""
+        value = torch.as_tensor(value, device=self.device)
+        self._reported[str(name)] = value.detach().float()
+
+    def bound(self, x: Tensor) -> tuple[DiagonalGaussian, Tensor, CorExTerms]:
+        """Encode ``x``, draw one reparameterized ``z``, decode, and evaluate the weighted CorEx
+        bound: returns ``(posterior, z, terms)``. A family with another generative model (the
+        hierarchical VAE) overrides this and returns its own :class:`CorExTerms`."""
+        posterior = self.encode(x)
+        z = posterior.rsample()
+        params = self.decode_params(z)
+        entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
+        terms = self.objective(posterior, self.prior, self.likelihood, x, params, input_entropy=entropy)
+        return posterior, z, terms
 
     # ------------------------------------------------------------ callback interface
     @property
@@ -163,22 +216,25 @@ class CorExVAE(pl.LightningModule):
                 )
             self._input_entropy = h.reshape(self.input_shape)
 
-    def compute_terms(self, x: Tensor) -> tuple[CorExTerms, dict[str, Tensor], Tensor]:
-        """Encode, sample, decode and evaluate the objective on ``x``.
-
-        Returns ``(terms, extra, loss)``: the objective's terms, the family's extra loss terms and
-        the total loss to minimize.
-        """
-        posterior = self.encode(x)
-        z = posterior.rsample()
-        params = self.decode_params(z)
-        entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
-        terms = self.objective(posterior, self.prior, self.likelihood, x, params, input_entropy=entropy)
+    def forward_step(self, x: Tensor) -> StepOutput:
+        """The bound's terms, the family's extra terms and the loss on ``x``: the one computation
+        that training (automatic or manual optimization), validation and testing share."""
+        self._reported = {}
+        posterior, z, terms = self.bound(x)
         extra = self.extra_loss(x, posterior, z, terms)
         loss = terms.loss
         for value in extra.values():
             loss = loss + value
-        return terms, extra, loss
+        return StepOutput(posterior, z, terms, extra, loss, dict(self._reported))
+
+    def compute_terms(self, x: Tensor) -> tuple[CorExTerms, dict[str, Tensor], Tensor]:
+        """Encode, sample, decode and evaluate the objective on ``x``.
+
+        Returns ``(terms, extra, loss)``: the objective's terms, the family's extra loss terms and
+        the total loss to minimize (:meth:`forward_step` has the rest of the step's output).
+        """
+        out = self.forward_step(x)
+        return out.terms, out.extra, out.loss
 
     def _unpack(self, batch) -> Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -192,11 +248,21 @@ class CorExVAE(pl.LightningModule):
             self._checked_data = True
         return x
 
-    def _log_terms(self, stage: str, terms: CorExTerms, extra: dict[str, Tensor], loss: Tensor, batch_size: int) -> None:
+    def _log_terms(
+        self,
+        stage: str,
+        terms: CorExTerms,
+        extra: dict[str, Tensor],
+        loss: Tensor,
+        batch_size: int,
+        reported: dict[str, Tensor] | None = None,
+    ) -> None:
         on_step = stage == "train"
         logged = {f"{stage}/{k}": v.detach() for k, v in terms.scalars().items()}
         logged[f"{stage}/loss"] = loss.detach()
         for k, v in extra.items():
+            logged[f"{stage}/{k}"] = v.detach()
+        for k, v in (reported or {}).items():
             logged[f"{stage}/{k}"] = v.detach()
         rates = terms.rate_per_latent.detach()
         for j in range(rates.numel()):
@@ -218,24 +284,37 @@ class CorExVAE(pl.LightningModule):
         self.log(f"{stage}_elbo", terms.elbo.detach(), on_step=on_step, on_epoch=not on_step,
                  prog_bar=True, logger=False, batch_size=batch_size, sync_dist=not on_step)
 
-    def training_step(self, batch, batch_idx: int) -> Tensor:
+    def check_finite(self, value: Tensor, terms: CorExTerms | None = None, what: str = "the loss") -> None:
+        """Stop training with a clear error when ``value`` is not finite, before any update."""
+        if torch.isfinite(value).all():
+            return
+        detail = ""
+        if terms is not None:
+            detail = f" (reconstruction={terms.reconstruction.item():.4g}, rate={terms.rate.item():.4g} nats)"
+        raise FloatingPointError(
+            f"{type(self).__name__}: {what} is {value.item()} at global step {self.global_step}{detail}. "
+            "Training stopped before the weights were updated; checkpoints already written are "
+            "intact. Lower the learning rate or train in precision='32-true'."
+        )
+
+    def training_forward(self, batch) -> StepOutput:
+        """One training step up to the loss: check the data, :meth:`forward_step`, stop on a
+        non-finite loss (before any update), log. ``training_step`` returns its loss; a family
+        with manual optimization calls it and then steps its own optimizers."""
         x = self._unpack(batch)
-        terms, extra, loss = self.compute_terms(x)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{type(self).__name__}: the loss is {loss.item()} at global step {self.global_step} "
-                f"(reconstruction={terms.reconstruction.item():.4g}, rate={terms.rate.item():.4g} nats). "
-                "Training stopped before the weights were updated; checkpoints already written are "
-                "intact. Lower the learning rate or train in precision='32-true'."
-            )
-        self._log_terms("train", terms, extra, loss, x.shape[0])
-        return loss
+        out = self.forward_step(x)
+        self.check_finite(out.loss, out.terms)
+        self._log_terms("train", out.terms, out.extra, out.loss, x.shape[0], out.reported)
+        return out
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self.training_forward(batch).loss
 
     def _eval_step(self, stage: str, batch) -> Tensor:
         x = self._unpack(batch)
-        terms, extra, loss = self.compute_terms(x)
-        self._log_terms(stage, terms, extra, loss, x.shape[0])
-        return loss
+        out = self.forward_step(x)
+        self._log_terms(stage, out.terms, out.extra, out.loss, x.shape[0], out.reported)
+        return out.loss
 
     def validation_step(self, batch, batch_idx: int) -> Tensor:
         return self._eval_step("val", batch)

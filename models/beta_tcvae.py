@@ -1,0 +1,143 @@
+"""beta-TCVAE (R. T. Q. Chen, X. Li, R. Grosse, D. Duvenaud, "Isolating Sources of Disentanglement
+in Variational Autoencoders", NeurIPS 2018, section 3, eq. 2 and section 4).
+
+The rate splits, in expectation over the data, into three terms (Chen et al. eq. 2; MATH.md,
+"Total correlation" and "Estimators used for diagnostics"):
+
+    E_x KL(p(z|x) || r(z)) = I(Z;X) + TC(Z) + sum_j KL(q(z_j) || r_j)
+                           = index-code MI + total correlation + dimension-wise KL
+
+and beta-TCVAE weights them separately:
+
+    loss = -E log q(x|z) + alpha * I(Z;X) + beta * TC(Z) + gamma * sum_j KL(q(z_j) || r_j)
+
+Each term is a Monte-Carlo estimate on the batch, ``E[log p(z|x) - log q(z)]``,
+``E[log q(z) - sum_j log q(z_j)]`` and ``E[sum_j log q(z_j) - log r_j(z_j)]`` at one sample
+``z ~ p(z|x)`` per input, with the aggregate posterior ``q`` estimated from the batch by
+:func:`tcx.estimators.aggregate_information` (every constant kept, ``log N`` and ``log M``
+included). With ``alpha = beta = gamma = 1`` the three add up exactly to the Monte-Carlo rate
+``E[log p(z|x) - log r(z)]``, so the loss is the negative ELBO (with a sampled instead of a
+closed-form KL).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+from torch import Tensor
+
+from tcx.distributions import DiagonalGaussian
+from tcx.estimators import aggregate_information
+from tcx.models.base import CorExVAE
+from tcx.objective import CorExTerms
+
+__all__ = ["BetaTCVAE", "ESTIMATORS"]
+
+ESTIMATORS = ("mss", "mws")
+
+
+class BetaTCVAE(CorExVAE):
+    """Chen et al. 2018's beta-TCVAE: a weight on each term of the rate's decomposition.
+
+    Args:
+        alpha: weight on the index-code mutual information ``I(Z;X)`` (1 in the paper).
+        beta: weight on the total correlation ``TC(Z)`` (6 in the paper's dSprites experiments).
+        gamma: weight on the dimension-wise KL ``sum_j KL(q(z_j) || r_j)`` (1 in the paper).
+        estimator: how ``log q(z)`` and ``log q(z_j)`` are estimated from the batch:
+
+            - ``'mss'`` (default): minibatch stratified sampling (Chen et al. appendix C.2), a
+              consistent estimator: the logged terms are estimates of ``I``, ``TC`` and the
+              dimension-wise KL in nats.
+            - ``'mws'``: minibatch weighted sampling (section 4.1, appendix C.1), the estimator of
+              the paper's experiments. It is a *biased lower bound* on ``log q``: its weights
+              ``1/(N M)`` sum to ``1/N``, so each ``log q`` estimate sits between ``log M`` and
+              ``log N`` below the truth, separately for ``log q(z)`` and each ``log q(z_j)``. The
+              logged ``mutual_info``, ``total_correlation`` and ``dimension_wise_kl`` are then
+              offset by up to ``log N``, ``(D - 1) log N`` and ``-D log N`` nats (they still add up
+              to the Monte-Carlo rate); the offsets barely depend on the parameters, so training
+              works as in the paper, but the logged values are not estimates in nats (see
+              :mod:`tcx.estimators`).
+        **kwargs: the arguments of :class:`tcx.models.base.CorExVAE`.
+
+    The estimators need the number ``N`` of training examples. It is read from the datamodule at
+    :meth:`setup` (``trainer.datamodule.dataset_size``, which e.g. :class:`tcx.datamodules.DSprites`
+    declares); it is never a hyperparameter of the model. Outside a Trainer set the attribute
+    ``model.dataset_size = N`` before computing the loss.
+
+    The CorEx rate weights are 0 (``latent_weights``): the rate enters the loss through the three
+    weighted terms. Logged besides the base's terms, in nats: ``*/mutual_info``,
+    ``*/total_correlation``, ``*/dimension_wise_kl`` (unweighted estimates) and
+    ``*/loss/mutual_info``, ``*/loss/total_correlation``, ``*/loss/dimension_wise_kl`` (the
+    weighted terms added to the loss). Validation batches are scored with the same ``N`` (the
+    aggregate posterior is the training set's).
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 6.0,
+        gamma: float = 1.0,
+        estimator: str = "mss",
+        **kwargs,
+    ) -> None:
+        for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r} is not allowed: it must be a finite number >= 0")
+        key = str(estimator).lower()
+        if key not in ESTIMATORS:
+            raise ValueError(
+                f"estimator={estimator!r} is not known: choose 'mss' (minibatch stratified sampling) "
+                "or 'mws' (minibatch weighted sampling)"
+            )
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.gamma = float(gamma)
+        self.estimator = key
+        self.dataset_size: int | None = None
+        super().__init__(**kwargs)
+
+    def latent_weights(self) -> float:
+        return 0.0
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        size = getattr(dm, "dataset_size", None)
+        if size is None:
+            # prediction only encodes; the estimators (and N) are needed to compute the loss
+            if self.dataset_size is not None or stage == "predict":
+                return
+            name = type(dm).__name__ if dm is not None else "no datamodule"
+            raise ValueError(
+                f"BetaTCVAE needs the number of training examples N for its aggregate-posterior "
+                f"estimators, and the datamodule ({name}) does not declare it: give the datamodule "
+                "an attribute or property `dataset_size` (the size of its training set), as "
+                "tcx.datamodules.DSprites does, and fit with `trainer.fit(model, datamodule=...)`"
+            )
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+            raise ValueError(
+                f"the datamodule {type(dm).__name__} declares dataset_size={size!r}; it must be the "
+                "number of training examples, an integer >= 1"
+            )
+        self.dataset_size = int(size)
+
+    def extra_loss(self, x: Tensor, posterior: DiagonalGaussian, z: Tensor, terms: CorExTerms) -> dict[str, Tensor]:
+        if self.dataset_size is None:
+            raise RuntimeError(
+                "BetaTCVAE.dataset_size is not set: fit the model with a datamodule that declares "
+                "`dataset_size`, or set `model.dataset_size = N` (the number of training examples) "
+                "before computing the loss outside a Trainer"
+            )
+        info = aggregate_information(posterior.mean, posterior.log_var, self.dataset_size, method=self.estimator, z=z)
+        mutual_info = info["mutual_info"].float()
+        total_correlation = info["total_correlation"].float()
+        dimension_wise_kl = info["dimension_wise_kl"].sum().float()
+        self.report("mutual_info", mutual_info)
+        self.report("total_correlation", total_correlation)
+        self.report("dimension_wise_kl", dimension_wise_kl)
+        return {
+            "loss/mutual_info": self.alpha * mutual_info,
+            "loss/total_correlation": self.beta * total_correlation,
+            "loss/dimension_wise_kl": self.gamma * dimension_wise_kl,
+        }

@@ -1,0 +1,150 @@
+"""FactorVAE (H. Kim, A. Mnih, "Disentangling by Factorising", ICML 2018, section 3).
+
+The VAE's loss plus ``gamma`` times a density-ratio estimate of the total correlation
+``TC(Z) = KL(q(z) || prod_j q(z_j))`` (MATH.md, "Total correlation"):
+
+    loss = -ELBO + gamma * E_q[ log D(z) / (1 - D(z)) ]
+
+where the discriminator ``D`` tells codes ``z ~ q(z)`` from codes of the product of marginals
+(each latent permuted independently across a batch, :func:`tcx.tc_penalties.permute_dims`). The
+discriminator is trained alongside, with its own optimizer, to minimize its cross-entropy
+(algorithm 2 of the paper); the model therefore uses Lightning's manual optimization.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from tcx.distributions import DiagonalGaussian
+from tcx.models.base import CorExVAE
+from tcx.objective import CorExTerms
+from tcx.tc_penalties import density_ratio_tc, discriminator_loss, permute_dims
+
+__all__ = ["FactorVAE", "Discriminator"]
+
+
+class Discriminator(nn.Module):
+    """Kim and Mnih 2018's discriminator (appendix, table 2): fully connected layers with leaky
+    ReLU (slope 0.2) from ``latent_dim`` codes to 2 logits (class 0: ``q(z)``, class 1: the
+    product of its marginals)."""
+
+    def __init__(self, latent_dim: int, hidden_dims: Sequence[int] = (1000,) * 6) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = int(latent_dim)
+        for h in hidden_dims:
+            layers += [nn.Linear(prev, int(h)), nn.LeakyReLU(0.2)]
+            prev = int(h)
+        layers.append(nn.Linear(prev, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class FactorVAE(CorExVAE):
+    """Kim and Mnih 2018's FactorVAE.
+
+    Args:
+        gamma: the weight on the total-correlation estimate (>= 0). 40 by default, inside the range
+            disentanglement_lib sweeps for FactorVAE on dSprites (10, 20, 30, 40, 50, 100).
+        discriminator_hidden_dims: the discriminator's hidden layer sizes (six layers of 1000, as in
+            the paper).
+        discriminator_lr: the discriminator's Adam learning rate (1e-4, as in the paper).
+        discriminator_betas: the discriminator's Adam betas ((0.5, 0.9), as in the paper).
+        **kwargs: the arguments of :class:`tcx.models.base.CorExVAE` (``lr`` and ``weight_decay``
+            are the VAE's optimizer; all rate weights are 1).
+
+    One training step (manual optimization; the base's :meth:`training_forward` computes, guards
+    and logs the VAE's loss): the VAE's encoder and decoder take one step on
+    ``-ELBO + gamma * TC`` with the discriminator frozen, then the discriminator takes one step
+    on its cross-entropy between the codes of the first half of the batch (samples of ``q(z)``)
+    and the permuted codes of the second half (samples of ``prod_j q(z_j)``), both detached: the
+    two halves play the paper's two independent batches. Batches need at least 2 rows.
+
+    Logged besides the base's terms: ``*/total_correlation`` (the discriminator's estimate of
+    ``TC(Z)`` in nats), ``*/loss/total_correlation`` (``gamma`` times it, added to the loss),
+    ``train/discriminator_loss`` (cross-entropy in nats) and ``train/discriminator_accuracy``.
+
+    Note Lightning's rule for manual optimization: ``trainer.global_step`` counts the steps of both
+    optimizers, so ``max_steps=N`` stops after ``N / 2`` training batches.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 40.0,
+        discriminator_hidden_dims: Sequence[int] = (1000, 1000, 1000, 1000, 1000, 1000),
+        discriminator_lr: float = 1e-4,
+        discriminator_betas: Sequence[float] = (0.5, 0.9),
+        **kwargs,
+    ) -> None:
+        if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
+            raise ValueError(f"gamma={gamma!r} is not allowed: it must be a finite number >= 0")
+        hidden = tuple(int(h) for h in discriminator_hidden_dims)
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"discriminator_hidden_dims={list(hidden)}: every size must be >= 1")
+        if not discriminator_lr > 0:
+            raise ValueError(f"discriminator_lr={discriminator_lr!r} is not allowed: it must be > 0")
+        betas = tuple(float(b) for b in discriminator_betas)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"discriminator_betas={list(betas)}: give two numbers in [0, 1)")
+        self.gamma = float(gamma)
+        self._discriminator_lr = float(discriminator_lr)
+        self._discriminator_betas = betas
+        super().__init__(**kwargs)
+        self.discriminator = Discriminator(self.latent_dim, hidden)
+        self.automatic_optimization = False
+
+    def extra_loss(self, x: Tensor, posterior: DiagonalGaussian, z: Tensor, terms: CorExTerms) -> dict[str, Tensor]:
+        tc = density_ratio_tc(self.discriminator(z))
+        self.report("total_correlation", tc)
+        return {"loss/total_correlation": self.gamma * tc}
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        opt_vae, opt_disc = self.optimizers()
+        # the VAE's step: the discriminator is frozen (requires_grad off), z carries the gradient
+        self.toggle_optimizer(opt_vae)
+        out = self.training_forward(batch)
+        opt_vae.zero_grad()
+        self.manual_backward(out.loss)
+        opt_vae.step()
+        self.untoggle_optimizer(opt_vae)
+
+        # the discriminator's step, on codes that no longer carry the VAE's graph
+        z = out.z.detach()
+        if z.shape[0] < 2:
+            raise ValueError(
+                f"FactorVAE needs batches of at least 2 rows (the discriminator compares codes of one "
+                f"half with permuted codes of the other), got {z.shape[0]}: raise the batch size"
+            )
+        half = z.shape[0] // 2
+        self.toggle_optimizer(opt_disc)
+        logits_joint = self.discriminator(z[:half])
+        logits_perm = self.discriminator(permute_dims(z[half:]))
+        d_loss = discriminator_loss(logits_joint, logits_perm)
+        self.check_finite(d_loss, what="the discriminator's loss")
+        opt_disc.zero_grad()
+        self.manual_backward(d_loss)
+        opt_disc.step()
+        self.untoggle_optimizer(opt_disc)
+
+        with torch.no_grad():
+            correct = (logits_joint.argmax(1) == 0).float().sum() + (logits_perm.argmax(1) == 1).float().sum()
+            accuracy = correct / z.shape[0]
+        self.log_dict(
+            {"train/discriminator_loss": d_loss.detach(), "train/discriminator_accuracy": accuracy},
+            on_step=True, on_epoch=False, batch_size=z.shape[0],
+        )
+        return out.loss.detach()
+
+    def configure_optimizers(self):
+        vae_params = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
+        opt_vae = torch.optim.Adam(vae_params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt_disc = torch.optim.Adam(
+            self.discriminator.parameters(), lr=self._discriminator_lr, betas=self._discriminator_betas
+        )
+        return [opt_vae, opt_disc]

@@ -1,0 +1,319 @@
+"""The hierarchical VAE read as hierarchical CorEx (Gao et al. 2019, section 4; MATH.md,
+"Hierarchical CorEx and the hierarchical VAE").
+
+Stochastic layers ``Z^1, ..., Z^L`` of configurable sizes: a bottom-up Markov encoder
+``p(z^l|z^{l-1})`` and a top-down generative chain ``q(z^{l-1}|z^l)`` with the standard normal
+prior on the top layer. Training maximizes the ELBO of this Markov hierarchical VAE, which plus
+``sum_i H(X_i)`` is a lower bound on the sum of the layers' CorEx objectives; the bound's pieces
+(per-layer informativeness and rates) come from :func:`tcx.hierarchical.hierarchical_bound`.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+from typing import Sequence
+
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+
+from tcx.distributions import DiagonalGaussian, StandardNormal
+from tcx.estimators import aggregate_information
+from tcx.hierarchical import HierarchicalTerms, hierarchical_bound, mixture_information
+from tcx.models.anchor_vae import resolve_anchors
+from tcx.models.base import CorExVAE
+from tcx.networks import MLPEncoder
+
+__all__ = ["HierarchicalVAE"]
+
+
+class HierarchicalVAE(CorExVAE):
+    """A Markov hierarchical VAE with ``L = len(layer_sizes)`` stochastic layers.
+
+    Networks: the bottom layer's encoder ``p(z^1|x)`` and decoder ``q(x|z^1)`` are the base's
+    (``network='conv'`` or ``'mlp'``, attributes ``encoder`` and ``decoder``, so that with
+    ``L = 1`` the parameters and the loss are exactly :class:`tcx.models.VAE`'s). Between latent
+    layers, MLPs with ``layer_hidden_dims`` ReLU layers: ``up[l-2]`` maps ``z^{l-1}`` to the mean
+    and log-variance of ``p(z^l|z^{l-1})``, ``down[l-2]`` maps ``z^l`` to those of
+    ``q(z^{l-1}|z^l)``, for ``l = 2..L``.
+
+    Args:
+        layer_sizes: units per layer, bottom first (e.g. ``[10, 10]``); ``L >= 1``.
+        layer_hidden_dims: hidden sizes of the MLPs between latent layers.
+        anchors: optional anchors per layer, one entry per layer (bottom first): a list of unit
+            indices (``[]`` for none) or a count ``k`` (the first ``k`` units). ``None``: no anchors.
+        anchor_beta: the weight on each anchor's rate, in [0, 1) (as AnchorVAE's).
+        beta: the weight on every other unit's rate (>= 0; 1 gives the ELBO).
+        encode_layer: the layer (from 1) that :meth:`encode`, :meth:`decode`, :attr:`latent_dim`
+            and :attr:`anchor_indices` refer to, i.e. what the callbacks see; ``None`` for the top.
+            It can be changed after construction (``model.encode_layer = 1``).
+        information_samples: ``K``, the chains per input used to estimate each layer's
+            ``I(X;Z^l)`` in validation and test (:func:`tcx.hierarchical.mixture_information`);
+            0 turns the estimate off.
+        **kwargs: the arguments of :class:`tcx.models.base.CorExVAE` except ``latent_dim`` (the
+            sizes are ``layer_sizes``).
+
+    Weighted rates: with ``beta = 1`` and no anchors the loss is the negative ELBO. Weights on the
+    top layer's units weight ``I(Z^L_j;Z^{L-1})`` in a lower bound on the weighted hierarchical
+    CorEx objective, as AnchorVAE's do in the flat case; on a middle layer a weight other than 1
+    reweights the ELBO's terms but is no longer a bound (the marginal entropies of that layer stop
+    cancelling between the layer and the one above).
+
+    Logged besides the base's terms (nats): ``*/layer{l}/informativeness``
+    (``E log q(z^{l-1}|z^l)``), ``*/layer{l}/rate`` and ``*/layer{l}/rate/z{j}`` for every layer,
+    and in validation and test ``*/layer{l}/mutual_info``, the estimate of ``I(X;Z^l)``, when the
+    datamodule declares ``dataset_size`` (the training set's size ``N``; without it the estimate
+    is skipped with a warning). ``*/rate`` is the rate of all layers; ``*/rate/z{j}`` are the units
+    of ``encode_layer``.
+
+    For ``l >= 2`` the posterior ``p(z^l|x)`` is a mixture over the layers below; :meth:`encode`
+    returns the Gaussian ``p(z^l|z^{l-1})`` along the path of posterior means below ``l`` (exact
+    for ``l = 1``), the codes the metrics and traversals use. :meth:`decode` goes down the chain
+    through the means of ``q(z^{l-1}|z^l)``; :meth:`sample` draws the whole generative chain.
+    """
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int] = (10, 10),
+        layer_hidden_dims: Sequence[int] = (256,),
+        anchors: Sequence[int | Sequence[int]] | None = None,
+        anchor_beta: float = 0.2,
+        beta: float = 1.0,
+        encode_layer: int | None = None,
+        information_samples: int = 8,
+        **kwargs,
+    ) -> None:
+        if "latent_dim" in kwargs:
+            raise ValueError(
+                f"HierarchicalVAE takes layer_sizes (units per layer, bottom first), not latent_dim "
+                f"(got latent_dim={kwargs['latent_dim']!r}): e.g. layer_sizes=[10, 10]"
+            )
+        try:
+            sizes = tuple(int(s) for s in layer_sizes)
+        except (TypeError, ValueError):
+            raise ValueError(f"layer_sizes must be a list of positive ints, got {layer_sizes!r}") from None
+        if not sizes or any(s < 1 for s in sizes):
+            raise ValueError(f"layer_sizes must be a non-empty list of positive ints, got {list(sizes)}")
+        hidden = tuple(int(h) for h in layer_hidden_dims)
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"layer_hidden_dims must be positive, got {list(hidden)}")
+        if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
+            raise ValueError(f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1)")
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+        if isinstance(information_samples, bool) or not isinstance(information_samples, Integral) or information_samples < 0:
+            raise ValueError(f"information_samples={information_samples!r} must be an integer >= 0")
+        self.layer_sizes = sizes
+        self._anchors = self._resolve_layer_anchors(anchors, sizes)
+        self.anchor_beta = float(anchor_beta)
+        self.beta = float(beta)
+        self.information_samples = int(information_samples)
+        self.dataset_size: int | None = None
+        self._warned_no_size = False
+        self._encode_layer = len(sizes)
+        self.encode_layer = encode_layer  # validated by the setter
+        super().__init__(latent_dim=sizes[0], **kwargs)
+        # latent_dim is derived from layer_sizes: keep it out of the saved hyperparameters so that
+        # a checkpoint rebuilds the model from layer_sizes alone
+        self._hparams.pop("latent_dim", None)
+        self._hparams_initial.pop("latent_dim", None)
+        self.up = nn.ModuleList(MLPEncoder((sizes[i - 1],), sizes[i], hidden) for i in range(1, len(sizes)))
+        self.down = nn.ModuleList(MLPEncoder((sizes[i],), sizes[i - 1], hidden) for i in range(1, len(sizes)))
+        self.top_prior = StandardNormal(sizes[-1])
+
+    @staticmethod
+    def _resolve_layer_anchors(anchors, sizes) -> tuple[tuple[int, ...], ...]:
+        if anchors is None:
+            return tuple(() for _ in sizes)
+        anchors = list(anchors)
+        if len(anchors) != len(sizes):
+            raise ValueError(
+                f"anchors has {len(anchors)} entries for {len(sizes)} layers: give one per layer, "
+                "bottom first, a list of unit indices ([] for none) or a count"
+            )
+        out = []
+        for l, (a, size) in enumerate(zip(anchors, sizes), start=1):
+            if not isinstance(a, int) and len(list(a)) == 0:
+                out.append(())
+                continue
+            try:
+                out.append(resolve_anchors(a, size))
+            except ValueError as exc:
+                raise ValueError(f"anchors of layer {l}: {exc}") from None
+        return tuple(out)
+
+    # ---------------------------------------------------------------- layer structure
+    @property
+    def num_layers(self) -> int:
+        """The number ``L`` of stochastic layers."""
+        return len(self.layer_sizes)
+
+    @property
+    def encode_layer(self) -> int:
+        """The layer (from 1) the callback interface refers to."""
+        return self._encode_layer
+
+    @encode_layer.setter
+    def encode_layer(self, value: int | None) -> None:
+        self._encode_layer = self._check_layer(value)
+
+    def _check_layer(self, layer: int | None) -> int:
+        num = len(self.layer_sizes)
+        if layer is None:
+            return num
+        if isinstance(layer, bool) or not isinstance(layer, Integral) or not 1 <= layer <= num:
+            raise ValueError(f"layer={layer!r} is out of range: this model's layers are numbered 1 .. {num} (bottom to top)")
+        return int(layer)
+
+    @property
+    def latent_dim(self) -> int:
+        """Units of :attr:`encode_layer`."""
+        return self.layer_sizes[self._encode_layer - 1]
+
+    @property
+    def anchor_indices(self) -> tuple[int, ...]:
+        """Anchors of :attr:`encode_layer` (empty when it has none)."""
+        return self._anchors[self._encode_layer - 1]
+
+    @property
+    def layer_anchor_indices(self) -> tuple[tuple[int, ...], ...]:
+        """Anchors of every layer, bottom first."""
+        return self._anchors
+
+    def layer_weights(self) -> list[Tensor]:
+        """Per layer, the ``[D_l]`` weights on the units' rates (``beta``; ``anchor_beta`` on anchors)."""
+        out = []
+        for size, anchors in zip(self.layer_sizes, self._anchors):
+            w = torch.full((size,), self.beta)
+            w[list(anchors)] = self.anchor_beta
+            out.append(w)
+        return out
+
+    def latent_weights(self) -> Tensor:
+        # the base's flat objective is the bottom layer's alone (it is the whole model when L = 1)
+        return self.layer_weights()[0]
+
+    # ------------------------------------------------------------ callback interface
+    def _check_input(self, x: Tensor) -> None:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
+                f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
+            )
+
+    def encode(self, x: Tensor, layer: int | None = None) -> DiagonalGaussian:
+        """The Gaussian of layer ``layer`` (default :attr:`encode_layer`) for a batch ``x``: exact
+        ``p(z^1|x)`` for layer 1, ``p(z^l|z^{l-1})`` along the posterior means below for ``l >= 2``."""
+        layer = self._encode_layer if layer is None else self._check_layer(layer)
+        return self.encode_layers(x)[layer - 1]
+
+    def encode_layers(self, x: Tensor) -> list[DiagonalGaussian]:
+        """The Gaussians of every layer, bottom first, along the path of posterior means."""
+        self._check_input(x)
+        post = DiagonalGaussian(*self.encoder(self._prepare(x)))
+        out = [post]
+        for up in self.up:
+            post = DiagonalGaussian(*up(post.mean))
+            out.append(post)
+        return out
+
+    def decode_params(self, z: Tensor, layer: int | None = None) -> Tensor:
+        """The likelihood's parameters for codes ``z`` of layer ``layer`` (default
+        :attr:`encode_layer`), going down the chain through the means of ``q(z^{l-1}|z^l)``."""
+        layer = self._encode_layer if layer is None else self._check_layer(layer)
+        size = self.layer_sizes[layer - 1]
+        if z.ndim != 2 or z.shape[1] != size:
+            raise ValueError(f"layer {layer} has {size} units; z must be [batch, {size}], got {tuple(z.shape)}")
+        for i in range(layer - 1, 0, -1):
+            z = self.down[i - 1](z)[0]
+        return self.decoder(z)
+
+    def decode(self, z: Tensor, layer: int | None = None) -> Tensor:
+        """The decoder's mean ``E_q[x|z^1]`` for codes ``z`` of layer ``layer`` (default
+        :attr:`encode_layer`), through the conditional means of the layers between."""
+        return self.likelihood.mean(self.decode_params(z, layer))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Decoded means of ``n`` draws of the generative chain: ``z^L ~ r``, then
+        ``z^{l-1} ~ q(z^{l-1}|z^l)`` down to ``z^1``."""
+        z = self.top_prior.sample(n, device=self.device, generator=generator)
+        for i in range(self.num_layers - 1, 0, -1):
+            z = DiagonalGaussian(*self.down[i - 1](z)).rsample(generator)
+        return self.likelihood.mean(self.decoder(z))
+
+    # ------------------------------------------------------------------- objective
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        size = getattr(dm, "dataset_size", None)
+        if isinstance(size, Integral) and not isinstance(size, bool) and size >= 1:
+            self.dataset_size = int(size)
+
+    def bound(self, x: Tensor) -> tuple[DiagonalGaussian, Tensor, HierarchicalTerms]:
+        """One sample of the bottom-up chain, the top-down conditionals at it, and the terms of
+        :func:`tcx.hierarchical.hierarchical_bound`. Returns the posterior and sample of
+        :attr:`encode_layer` with the terms."""
+        self._check_input(x)
+        post = DiagonalGaussian(*self.encoder(self._prepare(x)))
+        z = post.rsample()
+        posteriors, samples = [post], [z]
+        for up in self.up:
+            post = DiagonalGaussian(*up(z))
+            z = post.rsample()
+            posteriors.append(post)
+            samples.append(z)
+        params = self.decoder(samples[0])
+        conditionals = [DiagonalGaussian(*self.down[i](samples[i + 1])) for i in range(self.num_layers - 1)]
+        entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
+        terms = hierarchical_bound(
+            x, params, self.likelihood, posteriors, samples, conditionals, self.top_prior,
+            weights=[w.to(x.device) for w in self.layer_weights()], input_entropy=entropy,
+            layer=self._encode_layer,
+        )
+        if not self.training and self.information_samples > 0:
+            self._report_layer_information(posteriors, samples)
+        sel = self._encode_layer - 1
+        return posteriors[sel], samples[sel], terms
+
+    @torch.no_grad()
+    def layer_information(self, posteriors: list[DiagonalGaussian], samples: list[Tensor], dataset_size: int) -> list[Tensor]:
+        """Estimates of ``I(X;Z^l)`` in nats for every layer, from one sample of the chain
+        (``posteriors``, ``samples`` as :meth:`bound` draws them) and ``K = information_samples``
+        chains per input: minibatch stratified sampling over a dataset of ``dataset_size`` for the
+        Gaussian layer 1 (:func:`tcx.estimators.aggregate_information`), the mixture estimate of
+        :func:`tcx.hierarchical.mixture_information` above it."""
+        info = [aggregate_information(posteriors[0].mean, posteriors[0].log_var, dataset_size, "mss", z=samples[0])["mutual_info"].float()]
+        if self.num_layers == 1:
+            return info
+        k = max(1, self.information_samples)
+        m = samples[0].shape[0]
+        # K chains per input; chain 0 is the one the step sampled, the others are fresh
+        fresh = posteriors[0].mean.unsqueeze(1) + posteriors[0].std.unsqueeze(1) * torch.randn(
+            m, k - 1, self.layer_sizes[0], device=samples[0].device
+        )
+        chains = torch.cat([samples[0].unsqueeze(1), fresh], dim=1)  # [M, K, D_1]
+        for i, up in enumerate(self.up):
+            d_prev = chains.shape[-1]
+            mean, log_var = up(chains.reshape(m * k, d_prev))
+            mean, log_var = mean.float().reshape(m, k, -1), log_var.float().reshape(m, k, -1)
+            info.append(mixture_information(samples[i + 1], mean, log_var, dataset_size).float())
+            step = DiagonalGaussian(mean[:, 1:], log_var[:, 1:]).rsample()
+            chains = torch.cat([samples[i + 1].unsqueeze(1), step], dim=1)
+        return info
+
+    def _report_layer_information(self, posteriors, samples) -> None:
+        if self.dataset_size is None:
+            if not self._warned_no_size and self._trainer is not None:
+                rank_zero_warn(
+                    "HierarchicalVAE: the datamodule does not declare `dataset_size`, so the "
+                    "per-layer estimates of I(X;Z^l) are not logged; give the datamodule an "
+                    "attribute `dataset_size` (its number of training examples) to get them"
+                )
+                self._warned_no_size = True
+            return
+        if samples[0].shape[0] < 2 or samples[0].shape[0] > self.dataset_size:
+            return
+        for l, value in enumerate(self.layer_information(posteriors, samples, self.dataset_size), start=1):
+            self.report(f"layer{l}/mutual_info", value)

@@ -1,0 +1,243 @@
+"""The hierarchical CorEx bound: the ELBO of a Markov hierarchical VAE, layer by layer, in nats.
+
+MATH.md, "Hierarchical CorEx and the hierarchical VAE". Layers ``Z^0 = X, Z^1, ..., Z^L``; a
+bottom-up Markov encoder ``p(z^l|z^{l-1})`` (diagonal Gaussian, factorized over the units of each
+layer); a top-down generative chain ``q(z^{l-1}|z^l)`` (the data likelihood ``q(x|z^1)`` at the
+bottom, diagonal Gaussians between latent layers) with the prior ``r(z^L)`` on the top layer.
+Summing the per-layer CorEx objectives ``L_l = sum_i I(Z^{l-1}_i;Z^l) - sum_j I(Z^l_j;Z^{l-1})``,
+
+    sum_l L_l >= sum_i H(X_i) + E[ log q(x|z^1) + sum_{l=2..L} log q(z^{l-1}|z^l) + log r(z^L)
+                                    - sum_{l=1..L} log p(z^l|z^{l-1}) ]
+              =  sum_i H(X_i) + ELBO.
+
+:func:`hierarchical_bound` returns the ELBO's pieces, one sample of the chain per input:
+
+- per layer ``l``, its *informativeness* ``E log q(z^{l-1}|z^l)`` (for ``l = 1`` the
+  reconstruction ``E log q(x|z^1)``), the term that bounds ``sum_i I(Z^{l-1}_i;Z^l)`` from below
+  up to the constant ``sum_i H(Z^{l-1}_i)``;
+- per layer and unit, the *rate*
+
+      rate_{l,j} = E[ log p(z^l_j|z^{l-1}) - log q(z^l_j|z^{l+1}) ]   for l < L  (Monte Carlo),
+      rate_{L,j} = E_x KL( p(z^L_j|z^{L-1}) || r_j )                  for the top (closed form),
+
+  the cost in nats of layer ``l``'s code under the generative model above it. In expectation
+  ``rate_l >= I(Z^l;Z^{l-1}) - I(Z^l;Z^{l+1})`` (the information layer ``l`` takes from below
+  minus what it passes up; the gap is ``E KL(p(z^l|z^{l+1}) || q(z^l|z^{l+1}))``), and the rates
+  of all layers add up to at least ``I(X;Z^1)`` (the terms telescope);
+
+and ``ELBO = reconstruction - sum_{l,j} rate_{l,j}`` holds exactly for these estimates. With
+``L = 1`` everything reduces to :class:`tcx.objective.CorExObjective` with all weights 1 (the VAE).
+
+:func:`mixture_information` estimates ``I(X;Z^l)`` for a layer whose posterior given ``x`` is a
+mixture (``p(z^l|x) = E p(z^l|z^{l-1})`` for ``l >= 2``), so that the data processing inequality
+``I(X;Z^L) <= ... <= I(X;Z^1)`` can be watched: the per-layer information must be reported, not
+only the total.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from numbers import Integral
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal, gaussian_log_density
+from tcx.estimators import mss_log_weights
+from tcx.objective import CorExTerms
+
+__all__ = ["HierarchicalTerms", "hierarchical_bound", "mixture_information"]
+
+
+@dataclass
+class HierarchicalTerms(CorExTerms):
+    """The terms of the hierarchical bound for one batch, in nats (layers numbered from 1, bottom).
+
+    The :class:`CorExTerms` fields keep their meaning for the whole model: ``reconstruction``
+    (``E log q(x|z^1)``), ``rate`` (all layers' rates), ``weighted_rate``, ``elbo``
+    (``reconstruction - rate``), ``loss`` (``weighted_rate - reconstruction``), ``corex_bound``
+    (``sum_i H(X_i) + elbo``, a lower bound on ``sum_l L_l``). ``rate_per_latent`` holds the
+    per-unit rates of one chosen layer (``layer``; the top by default), the latents the model
+    shows to callbacks, so ``rate`` is its sum only when ``L = 1``. Per layer:
+
+    - ``layer_informativeness[l-1]``: ``E log q(z^{l-1}|z^l)`` (``l = 1``: the reconstruction);
+    - ``layer_rate_per_latent[l-1]``: ``[D_l]``, ``rate_{l,j}``; ``layer_rate[l-1]`` its sum.
+    """
+
+    layer_informativeness: list[Tensor] = field(default_factory=list)
+    layer_rate_per_latent: list[Tensor] = field(default_factory=list)
+    layer_rate: list[Tensor] = field(default_factory=list)
+    layer: int = 0
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_rate)
+
+    def scalars(self) -> dict[str, Tensor]:
+        """The base scalars, plus ``layer{l}/informativeness``, ``layer{l}/rate`` and
+        ``layer{l}/rate/z{j}`` for every layer ``l`` (from 1) and unit ``j`` (from 0)."""
+        out = {}
+        for f in fields(CorExTerms):
+            value = getattr(self, f.name)
+            if value is not None and value.ndim == 0:
+                out[f.name] = value
+        for i in range(self.num_layers):
+            l = i + 1
+            out[f"layer{l}/informativeness"] = self.layer_informativeness[i]
+            out[f"layer{l}/rate"] = self.layer_rate[i]
+            for j, r in enumerate(self.layer_rate_per_latent[i]):
+                out[f"layer{l}/rate/z{j}"] = r
+        return out
+
+
+def _check_layers(posteriors, samples, conditionals) -> int:
+    num = len(posteriors)
+    if num < 1:
+        raise ValueError("hierarchical_bound needs at least one layer (posteriors is empty)")
+    if len(samples) != num:
+        raise ValueError(f"{num} posteriors but {len(samples)} samples: give one sample z^l per layer")
+    if len(conditionals) != num - 1:
+        raise ValueError(
+            f"{num} layers need {num - 1} top-down conditionals q(z^l|z^(l+1)) for l = 1..{num - 1}, "
+            f"got {len(conditionals)}"
+        )
+    for i, (post, z) in enumerate(zip(posteriors, samples)):
+        if post.mean.shape != z.shape:
+            raise ValueError(
+                f"layer {i + 1}: the sample {tuple(z.shape)} does not match its posterior {tuple(post.mean.shape)}"
+            )
+    for i, cond in enumerate(conditionals):
+        if cond.mean.shape != samples[i].shape:
+            raise ValueError(
+                f"layer {i + 1}: q(z^{i + 1}|z^{i + 2}) is over {tuple(cond.mean.shape)}, the layer's "
+                f"sample is {tuple(samples[i].shape)}"
+            )
+    return num
+
+
+def hierarchical_bound(
+    x: Tensor,
+    params: Tensor,
+    likelihood: Likelihood,
+    posteriors: Sequence[DiagonalGaussian],
+    samples: Sequence[Tensor],
+    conditionals: Sequence[DiagonalGaussian],
+    prior: StandardNormal,
+    weights: Sequence[Tensor | float] | None = None,
+    input_entropy: Tensor | float | None = None,
+    layer: int | None = None,
+) -> HierarchicalTerms:
+    """The hierarchical bound's terms (module docstring; MATH.md, "Hierarchical CorEx"), in nats.
+
+    Args:
+        x: the batch ``[B, ...]``; ``params``: the likelihood's parameters from ``z^1``.
+        likelihood: ``q(x|z^1)``.
+        posteriors: ``p(z^l|z^{l-1})`` for ``l = 1..L`` (bottom first), each ``[B, D_l]``.
+        samples: the sample ``z^l`` drawn from each, ``[B, D_l]``.
+        conditionals: ``q(z^l|z^{l+1})`` for ``l = 1..L-1``, each over ``[B, D_l]``, evaluated at
+            the sampled ``z^{l+1}``.
+        prior: ``r(z^L)`` on the top layer.
+        weights: per layer, the weight on each unit's rate (a number or ``[D_l]``; all 1 by
+            default, which gives the ELBO; non-negative).
+        input_entropy: ``H(X_i)`` per input or its sum, for ``corex_bound``.
+        layer: the layer (from 1) whose per-unit rates fill ``rate_per_latent``; the top if None.
+    """
+    num = _check_layers(posteriors, samples, conditionals)
+    if layer is None:
+        layer = num
+    if not 1 <= int(layer) <= num:
+        raise ValueError(f"layer={layer} is out of range: layers are numbered 1 .. {num}")
+    batch = x.shape[0]
+    if params.shape != x.shape:
+        raise ValueError(f"decoder output {tuple(params.shape)} does not match x {tuple(x.shape)}")
+
+    reconstruction = likelihood.log_prob(params, x).reshape(batch, -1).sum(dim=1).mean()
+    informativeness = [reconstruction]
+    rates: list[Tensor] = []
+    for i in range(num - 1):
+        log_q = conditionals[i].log_prob(samples[i])  # [B, D_l], log q(z^l_j|z^{l+1})
+        log_p = posteriors[i].log_prob(samples[i])  # [B, D_l], log p(z^l_j|z^{l-1})
+        rates.append((log_p - log_q).mean(dim=0))
+        informativeness.append(log_q.sum(dim=1).mean())
+    rates.append(prior.kl(posteriors[-1]).mean(dim=0))
+
+    if weights is None:
+        weights = [1.0] * num
+    if len(weights) != num:
+        raise ValueError(f"weights has {len(weights)} entries for {num} layers: give one per layer")
+    layer_rate = [r.sum() for r in rates]
+    rate = torch.stack(layer_rate).sum()
+    weighted = []
+    for i, (w, r) in enumerate(zip(weights, rates)):
+        w = torch.as_tensor(w, dtype=r.dtype, device=r.device)
+        if w.ndim > 0 and w.shape != r.shape:
+            raise ValueError(f"weights for layer {i + 1} have shape {tuple(w.shape)}, the layer has {r.numel()} units")
+        if bool((w < 0).any()):
+            raise ValueError(f"weights for layer {i + 1} must be non-negative, got {w.tolist()}")
+        weighted.append((r * w).sum())
+    weighted_rate = torch.stack(weighted).sum()
+    elbo = reconstruction - rate
+    loss = weighted_rate - reconstruction
+
+    corex_bound = weighted_corex_bound = None
+    if input_entropy is not None:
+        h = torch.as_tensor(input_entropy, dtype=torch.float32, device=rate.device).sum()
+        corex_bound = h + elbo
+        weighted_corex_bound = h + reconstruction - weighted_rate
+
+    return HierarchicalTerms(
+        reconstruction=reconstruction,
+        informativeness=reconstruction,
+        rate_per_latent=rates[int(layer) - 1],
+        rate=rate,
+        weighted_rate=weighted_rate,
+        elbo=elbo,
+        loss=loss,
+        corex_bound=corex_bound,
+        weighted_corex_bound=weighted_corex_bound,
+        layer_informativeness=informativeness,
+        layer_rate_per_latent=rates,
+        layer_rate=layer_rate,
+        layer=int(layer),
+    )
+
+
+def mixture_information(z: Tensor, mean: Tensor, log_var: Tensor, dataset_size: int) -> Tensor:
+    """Estimate of ``I(X;Z)`` in nats when each ``p(z|x_m)`` is an equal-weight mixture of ``K``
+    diagonal Gaussians, from one batch of ``M`` points of a dataset of ``N = dataset_size``.
+
+    ``z`` ``[M, D]``: one code per point, drawn from its mixture; ``mean``, ``log_var``
+    ``[M, K, D]``: the mixture components (for layer ``l >= 2`` of a hierarchical encoder, the
+    Gaussians ``p(z^l|z^{l-1}_k)`` of ``K`` samples ``z^{l-1}_k`` of the chain below, the one that
+    produced ``z`` among them). Returns ``mean_i [log p(z_i|x_i) - log q(z_i)]`` with
+
+        log p(z_i|x_i) = logsumexp_k log N(z_i; mean_ik, var_ik) - log K
+        log q(z_i)     = logsumexp_{m,k} (log W_im - log K + log N(z_i; mean_mk, var_mk))
+
+    and ``W`` the minibatch stratified sampling weights of Chen et al. 2018, appendix C.2
+    (:func:`tcx.estimators.mss_log_weights`, every constant kept). With ``K = 1`` this is
+    ``tcx.estimators.aggregate_information(..., method="mss")["mutual_info"]``. As ``K`` and the
+    batch grow it converges to ``I(X;Z)``; at small ``K`` the own component of each code makes
+    ``log p(z_i|x_i)`` too large on average, so the estimate errs high (at ``K = 1`` it estimates
+    ``I(Z^{l-1};Z^l)``, which bounds ``I(X;Z^l)`` from above by the data processing inequality).
+    Computed in float64, without gradients.
+    """
+    if mean.ndim != 3 or mean.shape != log_var.shape:
+        raise ValueError(
+            f"mean and log_var must both be [M, K, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}"
+        )
+    m, k, d = mean.shape
+    if z.shape != (m, d):
+        raise ValueError(f"z must be [M, D] = [{m}, {d}], got {tuple(z.shape)}")
+    if isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral):
+        raise ValueError(f"dataset_size must be an integer >= the batch size, got {dataset_size!r}")
+    with torch.no_grad():
+        zd, mu, lv = z.double(), mean.double(), log_var.double()
+        log_w = mss_log_weights(m, int(dataset_size)).to(zd.device)  # [M, M]
+        # [M(query), M(rows), K]: log N(z_i; component (m, k))
+        log_n = gaussian_log_density(zd[:, None, None, :], mu[None], lv[None]).sum(-1)
+        log_own = torch.logsumexp(torch.diagonal(log_n, dim1=0, dim2=1).T, dim=-1) - math.log(k)
+        log_q = torch.logsumexp((log_n + log_w[:, :, None]).reshape(m, -1), dim=-1) - math.log(k)
+        return (log_own - log_q).mean()
