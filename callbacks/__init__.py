@@ -1,1 +1,28 @@
-"""tcx.callbacks"""
+"""tcx.callbacks: Lightning callbacks that read a model through information and pictures.
+
+- ``DisentanglementMetrics``: MIG, DCI, SAP, modularity/explicitness, IRS, unsupervised scores,
+  FactorVAE and BetaVAE scores of the posterior means (``tcx.callbacks.metrics``).
+- ``InformationDiagnostics``: rate and ``I(Z_j;X)`` per latent, ``TC(Z)``, ``I(Z;X)``, the
+  latent-by-factor mutual information (``tcx.callbacks.diagnostics``).
+- ``LatentTraversal``, ``Reconstructions``, ``Samples``: traversal grids and GIFs, inputs beside
+  reconstructions, prior samples and anchor-held samples (``tcx.callbacks.media``).
+- ``media_files(trainer)``: the latest picture file of every key, after fit.
+
+``tcx traverse`` (``tcx.callbacks.export``) makes the same pictures from a checkpoint.
+"""
+
+from tcx.callbacks.diagnostics import InformationDiagnostics
+from tcx.callbacks.metrics import DisentanglementMetrics
+from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, log_media, media_dir, media_files
+
+__all__ = [
+    "DisentanglementMetrics",
+    "InformationDiagnostics",
+    "LatentTraversal",
+    "Reconstructions",
+    "Samples",
+    "MediaCallback",
+    "log_media",
+    "media_dir",
+    "media_files",
+]

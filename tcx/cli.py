@@ -31,6 +31,7 @@ from lightning.pytorch.cli import LightningCLI
 import tcx.callbacks  # noqa: F401  (registers callback classes for short names in configs)
 import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
+from tcx.callbacks import media_files
 from tcx.models.base import CorExVAE
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
@@ -122,6 +123,10 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float) -> str:
                      f"{(o_sum / len(others)) if others else float('nan'):.3f} nats"))
     if all(r is not None for r in rates) and rates:
         rows.append(("rate per latent", " ".join(f"{r:.2f}" for r in rates)))
+    for key in ("diagnostics/mutual_info", "diagnostics/total_correlation"):
+        if key in metrics:
+            rows.append((key.replace("diagnostics/", "estimated ").replace("_", " ") + " (nats)",
+                         f"{float(metrics[key]):.3f}"))
     for key in sorted(metrics):
         if key.startswith("metrics/"):
             rows.append((key, f"{float(metrics[key]):.4f}"))
@@ -133,6 +138,12 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float) -> str:
         path = ckpt.last_model_path or ckpt.best_model_path
         if path:
             rows.append(("checkpoint", str(path)))
+    pictures = media_files(trainer)
+    if pictures:
+        rows.append(("pictures", str(Path(next(iter(pictures.values()))).parent)))
+        for key in ("media/traversal", "diagnostics/information", "media/anchor_samples_held"):
+            if key in pictures:
+                rows.append((f"  {key}", Path(pictures[key]).name))
     for logger in trainer.loggers:
         name = type(logger).__name__
         if name == "WandbLogger":

@@ -1,0 +1,187 @@
+"""Information diagnostics of a representation, in nats (MATH.md, "Estimators used for diagnostics").
+
+``InformationDiagnostics`` reads the representation through information: how much each latent
+tells about the data (the rate ``E_x KL_j``, the upper bound training uses, and an estimate of
+``I(Z_j;X)`` itself), how dependent the latents are (``TC(Z)``), how much the code holds in all
+(``I(Z;X)``), and, where the data have ground-truth factors or labels, which latent holds which
+factor (the discretised mutual information matrix of ``tcx.metrics.mutual_info_matrix``). The
+numbers come from ``tcx.estimators`` and ``tcx.metrics``; this module only gathers the posteriors
+and draws the pictures (``information_media``, used by ``tcx traverse`` too).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from tcx import visualize as viz
+from tcx.callbacks.media import Encoded, Media, MediaCallback, _attempt, _check_int, _report, shared_encoding
+from tcx.estimators import aggregate_information_full, gaussian_total_correlation, rate_per_latent
+
+__all__ = ["InformationDiagnostics", "information_media", "factor_names_of"]
+
+
+def factor_names_of(datamodule, y: torch.Tensor | None) -> list[str] | None:
+    """Names of the columns of ``y`` (factors ``[N, K]`` or labels ``[N]``): the datamodule's
+    ``factor_names`` when it declares ``K`` of them, ``["label"]`` for a label, ``factor0 ..``
+    otherwise; ``None`` without ``y``."""
+    if y is None:
+        return None
+    k = 1 if y.dim() == 1 else int(y.shape[1])
+    names = getattr(datamodule, "factor_names", None) if datamodule is not None else None
+    if names is not None and len(names) == k and y.dim() == 2:
+        return [str(n) for n in names]
+    if y.dim() == 1:
+        return ["label"]
+    return [f"factor{i}" for i in range(k)]
+
+
+def information_media(
+    model,
+    encoded: Encoded,
+    factor_names: Sequence[str] | None = None,
+    *,
+    num_bins: int = 20,
+    num_scored: int | None = None,
+    seed: int = 0,
+    prefix: str = "diagnostics",
+    failures: list[str] | None = None,
+) -> tuple[list[Media], dict[str, float]]:
+    """The information pictures and scalars of the posteriors ``encoded`` (``N`` points).
+
+    Scalars (nats): ``<prefix>/mutual_info`` ``I(Z;X)``, ``<prefix>/total_correlation`` ``TC(Z)``
+    and ``<prefix>/info/z{j}`` ``I(Z_j;X)``, from ``tcx.estimators.aggregate_information_full``
+    (the exact aggregate posterior of the ``N`` points, one posterior draw per point seeded with
+    ``seed``; ``num_scored`` scores a random subset; a finite-sample estimate, so ``I(Z;X) <=
+    log N``); ``<prefix>/gaussian_total_correlation``, the TC of the Gaussian fitted to the
+    posterior means (``tcx.estimators.gaussian_total_correlation``).
+
+    Pictures: ``<prefix>/information``, per latent the rate ``E_x KL_j`` (``rate_per_latent``) and
+    the estimate of ``I(Z_j;X)`` as bars, anchors orange and hatched; with factors or labels ``y``,
+    ``<prefix>/mi_matrix``, the heatmap of ``mutual_info_matrix(posterior means, y, num_bins)``
+    (latent by factor, nats). Table ``<prefix>/latent_table``: per latent its index, anchor flag,
+    rate, ``I(Z_j;X)`` estimate and the mutual information with each factor.
+    """
+    failures = [] if failures is None else failures
+    anchors = tuple(int(a) for a in getattr(model, "anchor_indices", ()))
+    mean, log_var = encoded.mean, encoded.log_var
+    n, d = mean.shape
+    rate = rate_per_latent(mean, log_var)
+    g = torch.Generator().manual_seed(seed)
+    agg = aggregate_information_full(mean, log_var, generator=g, num_scored=num_scored)
+    info = agg["mutual_info_per_latent"]
+    mi, tc = float(agg["mutual_info"]), float(agg["total_correlation"])
+    scalars = {f"{prefix}/mutual_info": mi, f"{prefix}/total_correlation": tc}
+    scalars.update({f"{prefix}/info/z{j}": float(info[j]) for j in range(d)})
+    if d >= 2 and n > d:
+        try:
+            scalars[f"{prefix}/gaussian_total_correlation"] = gaussian_total_correlation(mean)
+        except ValueError as exc:  # a constant or redundant code: infinite, not worth a stop
+            _report(f"tcx: {prefix}/gaussian_total_correlation not logged: {exc}")
+
+    items: list[Media] = []
+
+    def chart() -> Media:
+        title = (
+            f"I(Z;X) = {mi:.2f} nats (at most log N = {math.log(n):.2f}),  TC(Z) = {tc:.2f} nats,  N = {n}"
+        )
+        fig = viz.information_chart(rate, info, anchors=anchors, title=title)
+        caption = (
+            "per latent: the rate E_x KL(p(z_j|x) || N(0,1)) (the bound training uses) and the "
+            "aggregate-posterior estimate of I(Z_j;X), in nats; anchors orange and hatched"
+        )
+        return Media(f"{prefix}/information", "image", viz.figure_to_array(fig), caption)
+
+    item = _attempt(f"{prefix}/information", failures, chart)
+    if item is not None:
+        items.append(item)
+
+    matrix = None
+    if encoded.y is not None and factor_names:
+        def heatmap() -> Media:
+            nonlocal matrix
+            from tcx.metrics.mutual_info import mutual_info_matrix  # lazily: tcx.metrics is heavier
+
+            matrix = mutual_info_matrix(mean, encoded.y, num_bins=num_bins)
+            fig = viz.mi_heatmap(
+                matrix, factor_names, anchors=anchors,
+                title=f"I(z_j; factor), posterior means in {num_bins} bins, N = {n}",
+            )
+            caption = (
+                f"discretised mutual information (nats) between each latent's posterior mean "
+                f"({num_bins} equal-width bins) and each factor, on {n} validation points; the "
+                f"plug-in estimate reads about (bins - 1)(levels - 1) / (2N) nats above 0 for an "
+                f"independent pair"
+            )
+            return Media(f"{prefix}/mi_matrix", "image", viz.figure_to_array(fig), caption)
+
+        item = _attempt(f"{prefix}/mi_matrix", failures, heatmap)
+        if item is not None:
+            items.append(item)
+
+    columns = ["latent", "anchor", "rate_nats", "info_nats"]
+    if matrix is not None:
+        columns += [f"mi_{name}_nats" for name in factor_names]
+    rows = []
+    for j in range(d):
+        row = [f"z{j}", j in anchors, float(rate[j]), float(info[j])]
+        if matrix is not None:
+            row += [float(v) for v in matrix[j]]
+        rows.append(row)
+    items.append(Media(f"{prefix}/latent_table", "table", (columns, rows), "information per latent, nats"))
+    return items, scalars
+
+
+class InformationDiagnostics(MediaCallback):
+    """Information per latent, ``TC(Z)``, ``I(Z;X)`` and the latent-by-factor information matrix.
+
+    On the first ``num_points`` validation points (posteriors shared with the other tcx callbacks
+    at the same step), at the end of every ``every_n_epochs``-th validation epoch and of fit, on
+    global rank 0 (see ``information_media`` for the estimators; all in nats).
+
+    Logged scalars: ``diagnostics/mutual_info`` (``I(Z;X)``), ``diagnostics/total_correlation``
+    (``TC(Z)``), ``diagnostics/info/z{j}`` (``I(Z_j;X)``), ``diagnostics/gaussian_total_correlation``.
+    Pictures (W&B keys; files ``<name>_step<N>.<ext>`` in ``media_dir(trainer)``):
+
+    - ``diagnostics/information`` (``information_step{N}.png``): rate and ``I(Z_j;X)`` per latent;
+    - ``diagnostics/mi_matrix`` (``mi_matrix_step{N}.png``), when the validation batches carry
+      factors ``[B, K]`` or labels ``[B]``: the heatmap of ``tcx.metrics.mutual_info_matrix``;
+      column names from the datamodule's ``factor_names``;
+    - ``diagnostics/latent_table`` (``wandb.Table``; ``latent_table_step{N}.csv``): the numbers.
+
+    Args:
+        num_points: validation points used (the estimator's work grows as ``num_points ** 2``).
+        num_scored: score only this many of them against all (``None``: all).
+        num_bins: bins of the mutual-information matrix. every_n_epochs: 0 for the end of fit only.
+        seed: of the posterior draws.
+    """
+
+    def __init__(
+        self,
+        num_points: int = 2000,
+        num_scored: int | None = 1000,
+        num_bins: int = 20,
+        every_n_epochs: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(every_n_epochs)
+        self.num_points = _check_int("num_points", num_points, 2)
+        if num_scored is not None:
+            _check_int("num_scored", num_scored, 1)
+        self.num_scored = num_scored
+        self.num_bins = _check_int("num_bins", num_bins, 2)
+        self.seed = int(seed)
+
+    def make_media(self, trainer, pl_module):
+        encoded = shared_encoding(trainer, pl_module, self.num_points)
+        if encoded is None or len(encoded) < 2:
+            _report("tcx: InformationDiagnostics found no validation data (give the datamodule a "
+                    "val_dataloader); nothing logged")
+            return [], {}
+        names = factor_names_of(getattr(trainer, "datamodule", None), encoded.y)
+        num_scored = None if self.num_scored is None else min(self.num_scored, len(encoded))
+        return information_media(
+            pl_module, encoded, names, num_bins=self.num_bins, num_scored=num_scored, seed=self.seed,
+        )

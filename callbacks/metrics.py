@@ -1,0 +1,277 @@
+"""The ``DisentanglementMetrics`` callback: disentanglement scores of the model during training.
+
+Every ``every_n_epochs`` validation epochs and once at the end of fit, it encodes a fixed, seeded
+sample of the datamodule's data (posterior means), scores the codes against the ground-truth
+factors (or the labels) with :mod:`tcx.metrics`, and logs the scores under ``metrics/*`` through
+every logger the Trainer has. The metric functions are the single implementation: this callback
+gathers codes into the :mod:`tcx.metrics.accumulate` torchmetrics classes, which sync across
+processes, so under DDP each process encodes its share of the sample and all compute the same
+value.
+
+What is computed depends on what the datamodule declares (``tcx.groundtruth``):
+
+- ground truth (``factor_sizes``, ``sample_factors``, ``render``): the sample is rendered from
+  seeded uniform factors; every metric, the intervention scores (FactorVAE, BetaVAE) included.
+  Factors of size 1 (dSprites' color) are left out of the code-based metrics, as in
+  disentanglement_lib, since a constant factor has nothing to be predicted;
+- labels or factor indices in ``y`` but no renderer (MNIST digits, CelebA attributes): the sample
+  is the first ``num_samples`` points of the validation loader, and the metrics that need only
+  codes and labels (MIG, DCI, SAP, modularity/explicitness, IRS, unsupervised); the intervention
+  scores are skipped with a logged reason;
+- no labels: the unsupervised scores only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Sequence
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from tcx.callbacks.media import evaluating
+from tcx.groundtruth import is_ground_truth
+from tcx.metrics import beta_vae_score, factor_vae_score
+from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised
+
+
+__all__ = ["DisentanglementMetrics", "METRICS"]
+
+#: every metric name the callback knows; the intervention scores need a renderer
+METRICS = ("mig", "dci", "sap", "modularity", "irs", "unsupervised", "factor_vae", "beta_vae")
+_NEED_FACTORS = ("mig", "dci", "sap", "modularity", "irs")
+_INTERVENTION = ("factor_vae", "beta_vae")
+
+
+class DisentanglementMetrics(pl.Callback):
+    """Log disentanglement metrics of the posterior means every few epochs and at fit end.
+
+    Args:
+        every_n_epochs: evaluate after every ``every_n_epochs``-th validation epoch; ``0`` for
+            only at the end of fit.
+        intervention_every_n_epochs: the same for the FactorVAE and BetaVAE scores, which encode
+            far more images (``intervention_train + intervention_eval`` batches); ``0``, the
+            default, computes them at the end of fit only.
+        metrics: names from :data:`METRICS` (default: all that the data allows).
+        num_samples: size of the fixed sample the code-based metrics use (disentanglement_lib
+            uses 10,000 for MIG and 10,000 + 5,000 for the train/test metrics).
+        seed: seed of the sample, the train/test split and the intervention scores.
+        batch_size: images encoded at a time.
+        dci_booster: the gradient-boosted trees of DCI: ``None`` for the default of
+            :func:`tcx.metrics.dci` (tcx's fast booster), or a name it accepts (``'sklearn'``
+            for scikit-learn's exact booster).
+        intervention_train, intervention_eval, intervention_variance, intervention_batch: the
+            FactorVAE/BetaVAE scores' training points, evaluation points, points for the
+            variance estimate and batch size (the papers' 10,000 / 5,000 / 10,000 / 64 by default;
+            each training point encodes a batch, so lower them for quick runs).
+
+    Logged keys: ``metrics/mig``, ``metrics/dci_disentanglement``, ``metrics/dci_completeness``,
+    ``metrics/dci_informativeness_train``, ``metrics/dci_informativeness_test``, ``metrics/sap``,
+    ``metrics/modularity``, ``metrics/explicitness_train``, ``metrics/explicitness_test``,
+    ``metrics/irs`` (and ``metrics/irs_*``), ``metrics/gaussian_total_correlation``,
+    ``metrics/gaussian_wasserstein_correlation``, ``metrics/gaussian_wasserstein_correlation_norm``,
+    ``metrics/mutual_info_score``, ``metrics/factor_vae_train_accuracy``,
+    ``metrics/factor_vae_eval_accuracy``, ``metrics/factor_vae_num_active_dims``,
+    ``metrics/beta_vae_train_accuracy``, ``metrics/beta_vae_eval_accuracy``, and
+    ``metrics/seconds`` (the time one evaluation took). ``results`` holds the last values and
+    ``skipped`` the metrics left out, each with its reason.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        intervention_every_n_epochs: int = 0,
+        metrics: Sequence[str] | None = None,
+        num_samples: int = 10000,
+        seed: int = 0,
+        batch_size: int = 512,
+        dci_booster: str | None = None,
+        intervention_train: int = 10000,
+        intervention_eval: int = 5000,
+        intervention_variance: int = 10000,
+        intervention_batch: int = 64,
+    ) -> None:
+        super().__init__()
+        for name, value in (("every_n_epochs", every_n_epochs),
+                            ("intervention_every_n_epochs", intervention_every_n_epochs)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0 (0: only at the end of fit), got {value}")
+        chosen = tuple(METRICS if metrics is None else metrics)
+        unknown = [m for m in chosen if m not in METRICS]
+        if unknown:
+            raise ValueError(f"metrics {unknown} are not known; choose from {list(METRICS)}")
+        for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
+                            ("intervention_train", intervention_train), ("intervention_eval", intervention_eval),
+                            ("intervention_variance", intervention_variance),
+                            ("intervention_batch", intervention_batch)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if num_samples < 10:
+            raise ValueError(f"num_samples must be >= 10 to split into train and test, got {num_samples}")
+        self.every_n_epochs = int(every_n_epochs)
+        self.intervention_every_n_epochs = int(intervention_every_n_epochs)
+        self.metrics = chosen
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.dci_booster = dci_booster
+        self.intervention = dict(
+            num_train=int(intervention_train), num_eval=int(intervention_eval),
+            num_variance_estimate=int(intervention_variance), batch_size=int(intervention_batch),
+        )
+        self.results: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}
+        self._done: dict[int, set[str]] = {}
+
+    # ------------------------------------------------------------------ hooks
+    @staticmethod
+    def _due(every: int, epoch: int) -> bool:
+        return every > 0 and (epoch + 1) % every == 0
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        codes = self._due(self.every_n_epochs, trainer.current_epoch)
+        interventions = self._due(self.intervention_every_n_epochs, trainer.current_epoch)
+        if codes or interventions:
+            self.evaluate(trainer, pl_module, codes=codes, interventions=interventions)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the end of fit always has every metric; what was computed at this very step is kept
+        done = self._done.get(trainer.global_step, set())
+        codes, interventions = "codes" not in done, "interventions" not in done
+        if codes or interventions:
+            self.evaluate(trainer, pl_module, codes=codes, interventions=interventions)
+
+    # --------------------------------------------------------------- the work
+    def evaluate(self, trainer: pl.Trainer, model: pl.LightningModule, codes: bool = True,
+                 interventions: bool = True) -> dict[str, float]:
+        """Compute the code-based metrics on the fixed sample (``codes``) and the intervention
+        scores (``interventions``), log them; returns the values."""
+        start = time.perf_counter()
+        dm = trainer.datamodule
+        self.skipped = {}
+        results: dict[str, float] = {}
+        with evaluating(model), trainer.precision_plugin.forward_context():
+            if codes:
+                results.update(self._code_metrics(trainer, model, dm))
+            if interventions:
+                results.update(self._intervention_scores(trainer, model, dm))
+        for name, reason in self.skipped.items():
+            rank_zero_info(f"DisentanglementMetrics: skipped {name}: {reason}")
+        results["seconds"] = time.perf_counter() - start
+        self.results.update(results)
+        done = self._done.setdefault(trainer.global_step, set())
+        done.update(k for k, on in (("codes", codes), ("interventions", interventions)) if on)
+        logged = {f"metrics/{k}": v for k, v in results.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(logged, step=trainer.global_step)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
+        return results
+
+    def _chunks(self, trainer: pl.Trainer, dm: Any, device: torch.device) -> Iterable[tuple[Tensor, Tensor]]:
+        """This process's share of the fixed sample, as ``(x, y)`` chunks."""
+        rank, world = trainer.global_rank, trainer.world_size
+        if is_ground_truth(dm):
+            factors = dm.sample_factors(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
+            # a factor with one value (dSprites' color) carries nothing to score against; like
+            # disentanglement_lib, score against the factors that vary
+            varying = [k for k, size in enumerate(dm.factor_sizes) if int(size) > 1]
+            for i, start in enumerate(range(0, self.num_samples, self.batch_size)):
+                if i % world == rank:
+                    f = factors[start:start + self.batch_size]
+                    yield dm.render(f).to(device), f[:, varying]
+            return
+        loader = dm.val_dataloader() if dm is not None else None
+        if loader is None:
+            raise ValueError("DisentanglementMetrics needs a datamodule with a val_dataloader or a renderer")
+        seen = 0
+        for i, batch in enumerate(loader):
+            x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
+            take = min(x.shape[0], self.num_samples - seen)
+            if i % world == rank:
+                y = torch.zeros(take, 0, dtype=torch.long) if y is None else y[:take]
+                yield x[:take].to(device), y
+            seen += take
+            if seen >= self.num_samples:
+                break
+
+    def _code_metrics(self, trainer: pl.Trainer, model: Any, dm: Any) -> dict[str, float]:
+        device = model.device
+        split = dict(seed=self.seed)
+        accumulators = {
+            "mig": MIG(),
+            "dci": DCI(**split) if self.dci_booster is None else DCI(booster=self.dci_booster, **split),
+            "sap": SAP(**split),
+            "modularity": ModularityExplicitness(**split),
+            "irs": IRS(),
+            "unsupervised": Unsupervised(),
+        }
+        wanted = {k: v for k, v in accumulators.items() if k in self.metrics}
+        num_factors = None
+        for x, y in self._chunks(trainer, dm, device):
+            codes = model.encode(x).mean.float().cpu()
+            y = y.cpu()
+            num_factors = 1 if y.ndim == 1 else y.shape[1]
+            for metric in wanted.values():
+                metric.update(codes, y)
+        for metric in wanted.values():
+            metric.to(device)  # the sync under DDP runs on the process group's device
+
+        results: dict[str, float] = {}
+        for name, metric in wanted.items():
+            if name in _NEED_FACTORS and not num_factors:
+                self.skipped[name] = "the data has no labels or factors"
+                continue
+            try:
+                value = metric.compute()
+            except ValueError as exc:  # e.g. a factor with one value in the sample
+                self.skipped[name] = str(exc)
+                continue
+            if isinstance(value, dict):
+                results.update(_named(name, value))
+            else:
+                results[name] = float(value)
+            metric.reset()
+        return results
+
+    def _intervention_scores(self, trainer: pl.Trainer, model: Any, dm: Any) -> dict[str, float]:
+        results: dict[str, float] = {}
+        device = model.device
+        rendering = is_ground_truth(dm)
+        for name in _INTERVENTION:
+            if name not in self.metrics:
+                continue
+            if not rendering:
+                self.skipped[name] = (
+                    f"the datamodule {type(dm).__name__} cannot render observations from factors "
+                    "(no factor_sizes / sample_factors / render)"
+                )
+                continue
+            if not trainer.is_global_zero:
+                continue
+            score_fn = factor_vae_score if name == "factor_vae" else beta_vae_score
+            kwargs = dict(self.intervention)
+            if name == "beta_vae":
+                kwargs.pop("num_variance_estimate")
+
+            def representation(obs: Tensor) -> Tensor:
+                return model.encode(obs.to(device)).mean.float()
+
+            scores = score_fn(dm, representation, seed=self.seed, **kwargs)
+            results.update({f"{name}_{k}": float(v) for k, v in scores.items()})
+        return results
+
+
+def _named(metric: str, values: dict[str, Tensor]) -> dict[str, float]:
+    out = {}
+    for key, value in values.items():
+        if metric == "dci":
+            out[f"dci_{key}"] = float(value)
+        elif metric == "irs" and key != "irs":
+            out[key if key.startswith("irs") else f"irs_{key}"] = float(value)
+        else:
+            out[key] = float(value)
+    return out

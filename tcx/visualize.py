@@ -1,0 +1,545 @@
+"""Pictures of a representation: latent traversals, image grids, GIF frames, information charts.
+
+Plain torch, numpy, Pillow and matplotlib (no Lightning, no pyplot state): every function takes
+tensors or arrays and returns an array, a list of frames, GIF bytes or a matplotlib ``Figure``.
+The callbacks in ``tcx.callbacks`` and ``tcx traverse`` build on these; a user can call them on
+any model that has a ``decode`` (DESIGN.md, "How data flows", step 3).
+
+Conventions:
+
+- An *image batch* is a float tensor or array ``[N, C, H, W]`` with values in [0, 1] (values
+  outside are clipped, NaN shows black). ``C`` is 1 (grey) or 3 (RGB); other channel counts show
+  their first channel. Vector data ``[N, n]`` is shown as a square ``sqrt(n) x sqrt(n)`` image when
+  ``n`` is a square number and as a strip ``8 x n`` otherwise (``as_image_batch``).
+- A *picture* is a ``uint8`` array ``[height, width, 3]`` (RGB), ready for ``wandb.Image``,
+  TensorBoard's ``add_image(..., dataformats="HWC")`` or ``save_png``.
+- Information is in nats (MATH.md, "Estimators used for diagnostics").
+
+The traversal of latent ``j`` (Higgins et al. 2017's latent traversal plots) replaces column ``j``
+of a base code by each of ``K`` values and decodes: only latent ``j`` of the decoder's input
+changes (``traversal_codes``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ANCHOR_COLOR",
+    "as_image_batch",
+    "to_uint8",
+    "image_grid",
+    "grid_shape",
+    "traversal_codes",
+    "latent_traversal",
+    "traversal_values",
+    "information_order",
+    "traversal_frames",
+    "encode_gif",
+    "information_chart",
+    "mi_heatmap",
+    "figure_to_array",
+    "save_png",
+]
+
+#: The colour that marks anchor latents in every picture (matplotlib's orange).
+ANCHOR_COLOR = (255, 127, 14)
+_TEXT = (20, 20, 20)
+_BACKGROUND = (255, 255, 255)
+_PAD_GREY = 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+def as_image_batch(x) -> Tensor:
+    """``x`` as a float32 CPU tensor ``[N, C, H, W]`` in [0, 1] (see the module docstring)."""
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).detach()
+    if t.dim() == 2:
+        n, d = t.shape
+        s = math.isqrt(d)
+        t = t.reshape(n, 1, s, s) if s * s == d else t.reshape(n, 1, 1, d).expand(n, 1, 8, d)
+    elif t.dim() == 3:
+        t = t.unsqueeze(1)
+    if t.dim() != 4:
+        raise ValueError(f"images must be [N, C, H, W] (or [N, H, W], or vectors [N, n]), got shape {tuple(t.shape)}")
+    if t.shape[1] not in (1, 3):
+        t = t[:, :1]
+    t = t.float().cpu()
+    return torch.nan_to_num(t, nan=0.0).clamp(0.0, 1.0)
+
+
+def to_uint8(images) -> np.ndarray:
+    """An image batch as ``uint8`` RGB arrays ``[N, H, W, 3]``."""
+    # numpy, not torch: torch's strided uint8 copies are ~100x slower for these small batches
+    a = as_image_batch(images).numpy()
+    a = np.rint(a * 255.0).astype(np.uint8).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(np.broadcast_to(a, (*a.shape[:3], 3)))
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(font, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)
+    return int(math.ceil(right - left))
+
+
+def grid_shape(
+    rows: int,
+    cols: int,
+    tile: tuple[int, int],
+    *,
+    padding: int = 2,
+    groups: int = 1,
+    group_gap: int = 8,
+    label_width: int = 0,
+    header_height: int = 0,
+    scale: int = 1,
+) -> tuple[int, int]:
+    """``(height, width)`` in pixels of ``image_grid``'s picture.
+
+    ``rows x cols`` tiles of ``tile = (h, w)`` pixels each, enlarged ``scale`` times, with
+    ``padding`` pixels around every tile, the columns split into ``groups`` blocks separated
+    by ``group_gap`` extra pixels, a left margin of ``label_width`` and a top margin of
+    ``header_height`` pixels:
+
+        height = header_height + rows * (scale * h + padding) + padding
+        width  = label_width + cols * (scale * w + padding) + padding + (groups - 1) * group_gap
+    """
+    h, w = tile
+    height = header_height + rows * (scale * h + padding) + padding
+    width = label_width + cols * (scale * w + padding) + padding + (groups - 1) * group_gap
+    return height, width
+
+
+def image_grid(
+    images,
+    *,
+    padding: int = 2,
+    pad_value: float = _PAD_GREY,
+    groups: int | Sequence[int] = 1,
+    group_gap: int = 8,
+    row_labels: Sequence[str] | None = None,
+    row_marks: Sequence[bool] | None = None,
+    group_labels: Sequence[str] | None = None,
+    scale: int = 1,
+    font_size: int = 11,
+) -> np.ndarray:
+    """A ``uint8`` RGB picture of a grid of images.
+
+    ``images``: ``[R, K, C, H, W]`` (``R`` rows of ``K`` images; or an image batch ``[N, C, H, W]``
+    shown as one row; or ``uint8`` RGB tiles ``[R, K, H, W, 3]`` as ``to_uint8`` makes them). The ``K`` columns may be split into blocks separated by ``group_gap`` pixels
+    and titled by ``group_labels``: ``groups`` is a number of equal blocks (e.g. one block per input
+    of a traversal) or the list of the blocks' widths in columns.
+    ``row_labels`` are written in a left margin; rows with ``row_marks[r]`` true (the anchors) get
+    their label in white on ``ANCHOR_COLOR`` and a coloured bar beside the row. Tiles are enlarged
+    ``scale`` times (nearest neighbour). The size is ``grid_shape(...)`` with the margins the labels
+    need (``header_height = font_size + 8`` when ``group_labels`` are given; ``label_width`` the
+    widest label plus 12 pixels).
+    """
+    from PIL import Image, ImageDraw
+
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 5 and images.shape[-1] == 3:
+        rgb = images  # already tiles [R, K, H, W, 3]
+    else:
+        t = torch.as_tensor(images) if not isinstance(images, Tensor) else images
+        if t.dim() == 4:
+            t = t.unsqueeze(0)
+        if t.dim() != 5:
+            raise ValueError(f"images must be [rows, cols, C, H, W] or [N, C, H, W], got shape {tuple(t.shape)}")
+        rgb = to_uint8(t.reshape(-1, *t.shape[2:])).reshape(t.shape[0], t.shape[1], *t.shape[3:], 3)
+    rows, cols = int(rgb.shape[0]), int(rgb.shape[1])
+    if rows == 0 or cols == 0:
+        raise ValueError(f"image_grid needs at least one image, got {rows} rows of {cols}")
+    if isinstance(groups, int):
+        if groups < 1 or cols % groups:
+            raise ValueError(f"groups={groups} must divide the number of columns ({cols})")
+        sizes = [cols // groups] * groups
+    else:
+        sizes = [int(g) for g in groups]
+        if not sizes or min(sizes) < 1 or sum(sizes) != cols:
+            raise ValueError(f"groups={list(groups)} must be positive widths that add up to the {cols} columns")
+    group_of = [g for g, size in enumerate(sizes) for _ in range(size)]
+    starts = [sum(sizes[:g]) for g in range(len(sizes))]
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"row_labels has {len(row_labels)} entries for {rows} rows")
+    if row_marks is not None and len(row_marks) != rows:
+        raise ValueError(f"row_marks has {len(row_marks)} entries for {rows} rows")
+    if group_labels is not None and len(group_labels) != len(sizes):
+        raise ValueError(f"group_labels has {len(group_labels)} entries for {len(sizes)} groups")
+    if scale < 1 or padding < 0 or group_gap < 0:
+        raise ValueError(f"scale must be >= 1 and padding, group_gap >= 0; got {scale}, {padding}, {group_gap}")
+
+    tiles = rgb.reshape(rows * cols, *rgb.shape[2:])  # [R*K, h, w, 3]
+    if scale > 1:
+        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+    th, tw = tiles.shape[1:3]
+    font = _font(font_size)
+    label_width = 0
+    if row_labels is not None:
+        label_width = max(_text_width(font, s) for s in row_labels) + 12
+    header_height = font_size + 8 if group_labels is not None else 0
+    height, width = grid_shape(
+        rows, cols, (th, tw), padding=padding, groups=len(sizes), group_gap=group_gap,
+        label_width=label_width, header_height=header_height,
+    )
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = _BACKGROUND
+    pad = int(round(255 * float(pad_value)))
+
+    def col_x(c: int) -> int:
+        return label_width + padding + c * (tw + padding) + group_of[c] * group_gap
+
+    # grey frame behind each block of tiles (the padding between tiles)
+    for g, size in enumerate(sizes):
+        x0 = col_x(starts[g]) - padding
+        x1 = col_x(starts[g] + size - 1) + tw + padding
+        canvas[header_height:, x0:x1] = pad
+    for r in range(rows):
+        y = header_height + padding + r * (th + padding)
+        for c in range(cols):
+            x = col_x(c)
+            canvas[y : y + th, x : x + tw] = tiles[r * cols + c]
+
+    if row_labels is None and group_labels is None and row_marks is None:
+        return canvas
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    for r in range(rows):
+        y = header_height + padding + r * (th + padding)
+        marked = bool(row_marks[r]) if row_marks is not None else False
+        if marked:
+            # a bar in the padding column beside the row, visible even without labels
+            draw.rectangle([label_width, y, label_width + max(padding, 2) - 1, y + th - 1], fill=ANCHOR_COLOR)
+        if row_labels is not None:
+            text = row_labels[r]
+            left, top, right, bottom = font.getbbox(text)
+            ty = y + (th - (bottom - top)) // 2 - top
+            if marked:
+                draw.rectangle([2, ty + top - 2, 6 + right - left, ty + bottom + 2], fill=ANCHOR_COLOR)
+            draw.text((4, ty), text, fill=(255, 255, 255) if marked else _TEXT, font=font)
+    if group_labels is not None:
+        for g, text in enumerate(group_labels):
+            x0 = col_x(starts[g])
+            draw.text((x0, 3), text, fill=_TEXT, font=font)
+    return np.asarray(img)
+
+
+def save_png(picture: np.ndarray, path) -> None:
+    """Write a picture (``uint8`` ``[H, W, 3]``) to a PNG file."""
+    from PIL import Image
+
+    Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(path, format="PNG")
+
+
+# --------------------------------------------------------------------------------------------
+# traversals
+
+
+def traversal_codes(base: Tensor, latent: int, values: Tensor) -> Tensor:
+    """Codes ``[B, K, D]``: each base code ``[B, D]`` with latent ``latent`` set to each of the
+    ``K`` ``values`` in turn; every other latent keeps its base value."""
+    if base.dim() != 2:
+        raise ValueError(f"base must be [B, D] codes, got shape {tuple(base.shape)}")
+    d = base.shape[1]
+    if not 0 <= int(latent) < d:
+        raise ValueError(f"latent={latent} is out of range: the codes have latents 0 .. {d - 1}")
+    values = torch.as_tensor(values, dtype=base.dtype, device=base.device).reshape(-1)
+    codes = base[:, None, :].repeat(1, values.numel(), 1)
+    codes[:, :, int(latent)] = values[None, :]
+    return codes
+
+
+def latent_traversal(
+    decode: Callable[[Tensor], Tensor],
+    base: Tensor,
+    values: Tensor,
+    latents: Sequence[int] | None = None,
+    batch_size: int = 512,
+) -> Tensor:
+    """Decoded traversals ``[L, B, K, *x_shape]`` (float32, CPU).
+
+    ``decode`` maps codes ``[n, D]`` to images ``[n, ...]``; ``base`` is ``[B, D]`` (posterior
+    means of fixed inputs, or the prior's mean 0); ``values`` is ``[D, K]`` (latent ``j`` takes
+    ``values[j]``) or ``[K]`` (the same values for every latent); ``latents`` the ``L`` latents to
+    traverse, in the order of the output (default all). The codes are decoded in batches of at
+    most ``batch_size``.
+    """
+    d = base.shape[1]
+    values = torch.as_tensor(values, dtype=base.dtype, device=base.device)
+    if values.dim() == 1:
+        values = values[None, :].expand(d, -1)
+    if values.dim() != 2 or values.shape[0] != d:
+        raise ValueError(f"values must be [K] or [D={d}, K], got shape {tuple(values.shape)}")
+    latents = list(range(d)) if latents is None else [int(j) for j in latents]
+    codes = torch.stack([traversal_codes(base, j, values[j]) for j in latents])  # [L, B, K, D]
+    flat = codes.reshape(-1, d)
+    out = torch.cat([decode(chunk).float().cpu() for chunk in flat.split(batch_size)])
+    return out.reshape(len(latents), base.shape[0], values.shape[1], *out.shape[1:])
+
+
+def traversal_values(
+    samples: Tensor | None,
+    steps: int,
+    quantile: float = 0.05,
+    limit: float | None = None,
+    latent_dim: int | None = None,
+) -> Tensor:
+    """The ``[D, K]`` values a traversal sweeps, ``K = steps``, ascending.
+
+    - ``limit`` given: ``linspace(-limit, limit, K)`` for every latent.
+    - ``samples`` ``[N, D]`` given: for latent ``j`` the quantiles of ``samples[:, j]`` at
+      probabilities ``linspace(quantile, 1 - quantile, K)``: with draws of the aggregate posterior
+      ``q(z_j)`` (one ``z ~ p(z|x)`` per data point) this sweeps the range the decoder saw in
+      training, whatever the latent's scale.
+    - neither: the same quantiles of the standard normal prior (``latent_dim`` latents).
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2, got {steps}")
+    if limit is not None:
+        if not limit > 0:
+            raise ValueError(f"limit must be > 0, got {limit}")
+        d = samples.shape[1] if samples is not None else latent_dim
+        if d is None:
+            raise ValueError("give samples or latent_dim")
+        return torch.linspace(-limit, limit, steps).expand(d, -1).clone()
+    if not 0.0 <= quantile < 0.5:
+        raise ValueError(f"quantile must be in [0, 0.5), got {quantile}")
+    probs = torch.linspace(quantile, 1.0 - quantile, steps, dtype=torch.float64)
+    if samples is None:
+        if latent_dim is None:
+            raise ValueError("give samples or latent_dim")
+        clipped = probs.clamp(1e-6, 1 - 1e-6)
+        return torch.special.ndtri(clipped).float().expand(latent_dim, -1).clone()
+    s = torch.as_tensor(samples).double().cpu()
+    if s.dim() != 2 or s.shape[0] < 1:
+        raise ValueError(f"samples must be [N >= 1, D], got shape {tuple(s.shape)}")
+    return torch.quantile(s, probs, dim=0).T.float().contiguous()
+
+
+def information_order(information, anchors: Sequence[int] = ()) -> list[int]:
+    """Latent indices for display: the anchors first, then the others, each group by decreasing
+    ``information`` (``[D]``, e.g. the rate per latent in nats); ties keep index order."""
+    info = [float(v) for v in torch.as_tensor(information).reshape(-1)]
+    anchor_set = {int(a) for a in anchors}
+    bad = sorted(a for a in anchor_set if not 0 <= a < len(info))
+    if bad:
+        raise ValueError(f"anchors {bad} are out of range for {len(info)} latents")
+    key = lambda j: (j not in anchor_set, -info[j], j)  # noqa: E731
+    return sorted(range(len(info)), key=key)
+
+
+def traversal_frames(
+    images,
+    *,
+    padding: int = 2,
+    pad_value: float = _PAD_GREY,
+    scale: int = 1,
+    pingpong: bool = True,
+    progress: bool = True,
+) -> list[np.ndarray]:
+    """Frames of an animated traversal of one latent.
+
+    ``images``: ``[B, K, C, H, W]``, ``B`` bases (fixed inputs and the prior) at ``K`` values. Frame
+    ``k`` is the row of the ``B`` images at value ``k`` (``image_grid`` of one row), with, when
+    ``progress``, a 4-pixel bar under it whose filled length shows ``k / (K - 1)`` (white on dark
+    grey for grey images, so that the GIF stays grey and exact; orange otherwise). ``pingpong``
+    plays the values forward then back (``2K - 2`` frames), otherwise forward (``K`` frames). Each
+    frame is ``uint8`` ``[height + 4 * progress, width, 3]`` with ``(height, width) =
+    grid_shape(1, B, (scale * H, scale * W), padding=padding)``.
+    """
+    t = torch.as_tensor(images) if not isinstance(images, Tensor) else images
+    if t.dim() != 5:
+        raise ValueError(f"images must be [B, K, C, H, W], got shape {tuple(t.shape)}")
+    num_b, k_steps = int(t.shape[0]), int(t.shape[1])
+    grey = t.shape[2] == 1
+    rgb = to_uint8(t.reshape(-1, *t.shape[2:])).reshape(num_b, k_steps, *t.shape[3:], 3)
+    order = list(range(k_steps))
+    if pingpong and k_steps > 2:
+        order += list(range(k_steps - 2, 0, -1))
+    frames = []
+    for k in order:
+        row = image_grid(rgb[:, k][None], padding=padding, pad_value=pad_value, scale=scale)
+        if progress:
+            bar = np.empty((4, row.shape[1], 3), dtype=np.uint8)
+            bar[:] = 64 if grey else (220, 220, 220)
+            filled = int(round(row.shape[1] * k / max(k_steps - 1, 1)))
+            bar[:, : max(filled, 2)] = 255 if grey else ANCHOR_COLOR
+            row = np.concatenate([row, bar], axis=0)
+        frames.append(row)
+    return frames
+
+
+def encode_gif(frames: Sequence[np.ndarray], fps: float = 4.0) -> bytes:
+    """An endlessly looping animated GIF of ``frames`` (``uint8`` ``[H, W, 3]`` each, one size).
+
+    Pillow merges consecutive identical frames into one longer frame, so a latent that changes
+    nothing gives a GIF of one frame.
+    """
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("encode_gif needs at least one frame")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    shapes = {np.asarray(f).shape for f in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"all frames must have one shape, got {sorted(shapes)}")
+    arrays = [np.asarray(f, dtype=np.uint8) for f in frames]
+    if all((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all() for a in arrays):
+        # grey frames as 8-bit grey: exact, and no colour quantization (the slow part)
+        pics = [Image.fromarray(np.ascontiguousarray(a[..., 0]), mode="L") for a in arrays]
+    else:
+        pics = [Image.fromarray(a) for a in arrays]
+    buf = io.BytesIO()
+    pics[0].save(
+        buf, format="GIF", save_all=True, append_images=pics[1:],
+        duration=int(round(1000.0 / fps)), loop=0, optimize=False, disposal=1,
+    )
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# charts
+
+
+def _latent_labels(d: int, names: Sequence[str] | None) -> list[str]:
+    if names is None:
+        return [f"z{j}" for j in range(d)]
+    if len(names) != d:
+        raise ValueError(f"latent_names has {len(names)} entries for {d} latents")
+    return [str(n) for n in names]
+
+
+def information_chart(
+    rate,
+    estimate=None,
+    anchors: Sequence[int] = (),
+    latent_names: Sequence[str] | None = None,
+    title: str | None = None,
+):
+    """A bar chart (matplotlib ``Figure``) of the information each latent carries, in nats.
+
+    ``rate`` ``[D]``: ``E_x KL(p(z_j|x) || r_j)``, the upper bound on ``I(Z_j;X)`` used in training;
+    ``estimate`` ``[D]`` (optional): an estimate of ``I(Z_j;X)`` itself (e.g. the aggregate-posterior
+    estimate of ``tcx.estimators.aggregate_information_full``), drawn beside it. The anchors' bars
+    are orange and hatched, and their tick labels orange and bold.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    rate = np.asarray(torch.as_tensor(rate, dtype=torch.float64).cpu()).reshape(-1)
+    d = rate.size
+    labels = _latent_labels(d, latent_names)
+    anchor_set = {int(a) for a in anchors}
+    # fixed margins in inches (constrained layout would double the drawing time)
+    width = max(5.0, 0.55 * d + 1.6)
+    fig = Figure(figsize=(width, 3.6), dpi=100)
+    ax = fig.add_axes((0.9 / width, 0.55 / 3.6, 1 - 1.1 / width, 1 - 1.05 / 3.6))
+    x = np.arange(d)
+    bar_width = 0.4 if estimate is not None else 0.7
+    base_colors = ["#f6b26b" if j in anchor_set else "#9fc5e8" for j in range(d)]
+    hatches = ["//" if j in anchor_set else "" for j in range(d)]
+    off = -bar_width / 2 if estimate is not None else 0.0
+    bars = ax.bar(x + off, rate, bar_width, color=base_colors, edgecolor="#444444", linewidth=0.6)
+    for bar, h in zip(bars, hatches):
+        bar.set_hatch(h)
+    handles = [Patch(facecolor="#9fc5e8", edgecolor="#444444", label="rate E KL_j (upper bound)")]
+    if estimate is not None:
+        est = np.asarray(torch.as_tensor(estimate, dtype=torch.float64).cpu()).reshape(-1)
+        if est.size != d:
+            raise ValueError(f"estimate has {est.size} entries, rate {d}")
+        colors = ["#e06c00" if j in anchor_set else "#3d85c6" for j in range(d)]
+        bars = ax.bar(x + bar_width / 2, est, bar_width, color=colors, edgecolor="#444444", linewidth=0.6)
+        for bar, h in zip(bars, hatches):
+            bar.set_hatch(h)
+        handles.append(Patch(facecolor="#3d85c6", edgecolor="#444444", label="I(Z_j;X) estimate"))
+    if anchor_set:
+        handles.append(Patch(facecolor="#f6b26b", edgecolor="#444444", hatch="//", label="anchor"))
+    ax.set_xticks(x, labels)
+    for j, tick in enumerate(ax.get_xticklabels()):
+        if j in anchor_set:
+            tick.set_color("#e06c00")
+            tick.set_fontweight("bold")
+    top = max(float(np.max(rate)) if rate.size else 0.0, float(np.max(est)) if estimate is not None and est.size else 0.0)
+    ax.set_ylim(top=max(top, 1e-3) * 1.4)  # headroom for the legend
+    ax.set_ylabel("nats")
+    ax.set_xlabel("latent")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def mi_heatmap(
+    matrix,
+    factor_names: Sequence[str],
+    anchors: Sequence[int] = (),
+    latent_names: Sequence[str] | None = None,
+    title: str | None = None,
+    annotate: bool = True,
+):
+    """A heatmap (matplotlib ``Figure``) of the ``[D, K]`` mutual information between each latent
+    (row) and each factor (column), in nats, with the values written in the cells and the anchors'
+    labels orange and bold."""
+    from matplotlib.figure import Figure
+
+    m = np.asarray(torch.as_tensor(matrix, dtype=torch.float64).cpu())
+    if m.ndim != 2:
+        raise ValueError(f"matrix must be [D, K], got shape {m.shape}")
+    d, k = m.shape
+    if len(factor_names) != k:
+        raise ValueError(f"factor_names has {len(factor_names)} entries for {k} columns")
+    labels = _latent_labels(d, latent_names)
+    anchor_set = {int(a) for a in anchors}
+    label_in = 0.15 + 0.075 * max(len(str(n)) for n in (labels + [""]))
+    width = 0.8 * k + label_in + 1.9
+    height = 0.34 * d + 1.5
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_axes(((label_in + 0.45) / width, 1.05 / height, 0.8 * k / width, 0.34 * d / height))
+    vmax = max(float(m.max()) if m.size else 0.0, 1e-6)
+    im = ax.imshow(m, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+    ax.set_xticks(np.arange(k), [str(n) for n in factor_names], rotation=30, ha="right")
+    ax.set_yticks(np.arange(d), labels)
+    for j, tick in enumerate(ax.get_yticklabels()):
+        if j in anchor_set:
+            tick.set_color("#e06c00")
+            tick.set_fontweight("bold")
+    if annotate and d * k <= 400:
+        for i in range(d):
+            for c in range(k):
+                v = m[i, c]
+                ax.text(c, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > 0.6 * vmax else "white")
+    cax = fig.add_axes(((label_in + 0.45 + 0.8 * k + 0.15) / width, 1.05 / height, 0.15 / width, 0.34 * d / height))
+    fig.colorbar(im, cax=cax, label="nats")
+    ax.set_xlabel("factor")
+    ax.set_ylabel("latent")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Render a matplotlib ``Figure`` (Agg, off screen) to a ``uint8`` RGB picture."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

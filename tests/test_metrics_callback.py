@@ -1,0 +1,98 @@
+"""The DisentanglementMetrics callback: the values it logs are the functions' on the same codes."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from tcx.callbacks.metrics import DisentanglementMetrics
+from tcx.datamodules import DSprites
+from tcx.metrics import factor_vae_score, mig, unsupervised
+from tcx.models import AnchorVAE
+
+SMALL_INTERVENTION = dict(intervention_train=40, intervention_eval=20, intervention_variance=500,
+                          intervention_batch=16)
+
+
+def _trainer(tmp_path, callback, steps=2):
+    return pl.Trainer(
+        max_epochs=1, limit_train_batches=steps, limit_val_batches=1, logger=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        callbacks=[callback], num_sanity_val_steps=0,
+    )
+
+
+def _model():
+    torch.manual_seed(0)
+    return AnchorVAE(latent_dim=4, network="mlp", hidden_dims=[32], input_entropy_samples=0)
+
+
+def test_ground_truth_data_gets_every_metric_and_the_values_match_the_functions(tmp_path):
+    dm = DSprites(batch_size=32, epoch_size=64, val_size=64)
+    cb = DisentanglementMetrics(num_samples=600, batch_size=200, **SMALL_INTERVENTION)
+    model = _model()
+    trainer = _trainer(tmp_path, cb)
+    trainer.fit(model, datamodule=dm)
+
+    # the code metrics after the validation epoch, the intervention scores at fit end
+    assert cb._done == {2: {"codes", "interventions"}} and trainer.global_step == 2
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test", "sap",
+                "modularity", "explicitness_test", "irs", "gaussian_total_correlation",
+                "factor_vae_eval_accuracy", "beta_vae_eval_accuracy"):
+        assert key in cb.results, key
+        assert f"metrics/{key}" in trainer.callback_metrics
+    assert cb.skipped == {}
+    for key in ("mig", "dci_disentanglement", "sap", "modularity", "factor_vae_eval_accuracy"):
+        assert 0.0 <= cb.results[key] <= 1.0
+
+    # the same seeded sample, encoded by hand, scored by the functions
+    factors = dm.sample_factors(600, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        codes = model.encode(dm.render(factors)).mean
+        assert cb.results["mig"] == pytest.approx(mig(codes, factors[:, 1:]), abs=1e-9)
+        expected = unsupervised(codes)["gaussian_total_correlation"]
+        assert cb.results["gaussian_total_correlation"] == pytest.approx(expected, rel=1e-6)
+        fv = factor_vae_score(dm, lambda x: model.encode(x).mean, seed=0, num_train=40, num_eval=20,
+                              num_variance_estimate=500, batch_size=16)
+    assert cb.results["factor_vae_eval_accuracy"] == pytest.approx(fv["eval_accuracy"])
+
+
+class _Labelled(pl.LightningDataModule):
+    """Labelled data without a renderer (like MNIST): two classes of 64x64 images."""
+
+    input_shape = (1, 64, 64)
+    num_classes = 2
+
+    def _data(self):
+        g = torch.Generator().manual_seed(0)
+        y = torch.arange(256) % 2
+        x = (torch.rand(256, 1, 64, 64, generator=g) < (0.2 + 0.6 * y.view(-1, 1, 1, 1))).float()
+        return torch.utils.data.TensorDataset(x, y)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self._data(), batch_size=32)
+
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(self._data(), batch_size=64)
+
+
+def test_labelled_data_skips_the_intervention_scores_with_a_reason(tmp_path):
+    cb = DisentanglementMetrics(every_n_epochs=0, num_samples=256, **SMALL_INTERVENTION)
+    trainer = _trainer(tmp_path, cb)
+    trainer.fit(_model(), datamodule=_Labelled())
+    assert {"mig", "dci_disentanglement", "sap", "modularity", "irs"} <= set(cb.results)
+    assert "factor_vae_eval_accuracy" not in cb.results
+    assert "cannot render observations from factors" in cb.skipped["factor_vae"]
+    assert "cannot render" in cb.skipped["beta_vae"]
+    # the label is a 1-factor ground truth: an image's mean brightness separates the classes,
+    # so the codes are informative about it
+    assert cb.results["dci_informativeness_test"] > 0.9
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"metrics \['nope'\] are not known"):
+        DisentanglementMetrics(metrics=["mig", "nope"])
+    with pytest.raises(ValueError, match="every_n_epochs must be >= 0"):
+        DisentanglementMetrics(every_n_epochs=-1)
+    with pytest.raises(ValueError, match="intervention_batch must be >= 1"):
+        DisentanglementMetrics(intervention_batch=0)
