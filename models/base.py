@@ -291,12 +291,17 @@ class CorExVAE(pl.LightningModule):
                  prog_bar=True, logger=False, batch_size=batch_size, sync_dist=not on_step)
 
     def _logging_step(self) -> bool:
-        """Whether the Trainer's loggers write this training step (every ``log_every_n_steps``)."""
+        """Whether this training step's terms are logged: the steps the Trainer's loggers write
+        (every ``log_every_n_steps``), and the last step of each epoch and of the run."""
         trainer = self._trainer
         if trainer is None:
             return True
         connector = getattr(trainer, "_logger_connector", None)
-        return bool(getattr(connector, "should_update_logs", True))
+        if bool(getattr(connector, "should_update_logs", True)):
+            return True
+        # and the last step of every epoch and of the run, so the final values are always there
+        last_of_run = 0 < trainer.max_steps <= self.global_step + 1
+        return bool(getattr(trainer, "is_last_batch", False)) or last_of_run
 
     def check_finite(self, value: Tensor, terms: CorExTerms | None = None, what: str = "the loss") -> None:
         """Stop training with a clear error when ``value`` is not finite, before any update."""
