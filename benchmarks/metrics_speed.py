@@ -9,7 +9,7 @@ compared. Writes a markdown table to benchmarks/results/metrics_speed.md.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/metrics_speed.py
     ... --exact-kinds good          # the exact booster on fewer kinds (minutes each)
-    ... --exact-cache /tmp/x.json   # reuse/record exact-booster results between runs
+    ... --exact-cache exact_cache.json   # reuse/record exact-booster results between runs
 
 Not a test: it prints and records figures. The machine is shared, so the 1-minute load average
 is recorded next to every timing, with the process CPU time.
