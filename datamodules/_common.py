@@ -12,14 +12,13 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
-from tcx.datamodules.dsprites import EpochSubsetSampler, RenderedBatch, collate_rendered
 
 __all__ = [
     "check_int",
@@ -187,6 +186,66 @@ def seeded_split(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
 
 
 # ------------------------------------------------------------------------------------ datasets
+
+
+class RenderedBatch(NamedTuple):
+    """A whole batch made at once by a dataset's ``__getitems__``: observations and targets."""
+
+    x: Tensor
+    y: Tensor
+
+
+def collate_rendered(batch) -> tuple[Tensor, Tensor]:
+    """DataLoader ``collate_fn`` for the batched datasets (``DSpritesDataset``, ``BatchDataset``): ``(x, y)``.
+
+    Accepts a ``RenderedBatch`` (what ``__getitems__`` returns: passed through) or a list of
+    ``(x, y)`` samples from ``__getitem__`` (stacked). Module-level, so it pickles for workers.
+    """
+    if isinstance(batch, RenderedBatch):
+        return batch.x, batch.y
+    xs, ys = zip(*batch)
+    return torch.stack(xs), torch.stack(ys)
+
+
+class EpochSubsetSampler(Sampler[int]):
+    """Draws ``num_samples`` distinct positions of a dataset of size ``n`` each epoch, seeded.
+
+    The draw of epoch ``e`` depends only on ``(seed, e)``: every process of a distributed run
+    produces the same list, which Lightning's ``DistributedSamplerWrapper`` then shards, and
+    ``set_epoch`` (called by Lightning every epoch) gives a fresh subset. Without ``set_epoch`` each
+    new iteration moves on to the next epoch's draw. When ``num_samples > n`` the epoch is a
+    concatenation of independent permutations.
+    """
+
+    def __init__(self, n: int, num_samples: int, seed: int = 0):
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.n, self.num_samples, self.seed = n, num_samples, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def indices(self, epoch: int) -> Tensor:
+        """Positions drawn for ``epoch`` (without advancing)."""
+        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + 0x5851F42D * (epoch + 1)) % 2**63)
+        parts, have = [], 0
+        while have < self.num_samples:
+            parts.append(torch.randperm(self.n, generator=g))
+            have += self.n
+        return torch.cat(parts)[: self.num_samples]
+
+    def __iter__(self):
+        idx = self.indices(self.epoch)
+        self.epoch += 1
+        return iter(idx.tolist())
+
+
 
 
 class BatchDataset(Dataset):

@@ -60,13 +60,21 @@ same factors give the same image bit for bit, whatever batch they are rendered i
 from __future__ import annotations
 
 import math
-import numbers
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import Dataset
+
+from tcx.datamodules._common import (
+    EpochSubsetSampler,
+    LoaderMixin,
+    RenderedBatch,
+    check_int as _check_int,
+    collate_rendered,
+    seeded_split,
+)
 
 __all__ = [
     "FACTOR_NAMES",
@@ -317,25 +325,6 @@ def _render_full(factors: Tensor) -> Tensor:
 # Data loading
 
 
-class RenderedBatch(NamedTuple):
-    """A whole batch rendered at once by ``DSpritesDataset.__getitems__``: images and factors."""
-
-    x: Tensor
-    y: Tensor
-
-
-def collate_rendered(batch) -> tuple[Tensor, Tensor]:
-    """DataLoader ``collate_fn`` for ``DSpritesDataset``: ``(x [B, 1, 64, 64], y [B, 6])``.
-
-    Accepts a ``RenderedBatch`` (what ``__getitems__`` returns: passed through) or a list of
-    ``(x, y)`` samples from ``__getitem__`` (stacked). Module-level, so it pickles for workers.
-    """
-    if isinstance(batch, RenderedBatch):
-        return batch.x, batch.y
-    xs, ys = zip(*batch)
-    return torch.stack(xs), torch.stack(ys)
-
-
 class DSpritesDataset(Dataset):
     """Map-style dataset over a subset of the dSprites grid, rendering on demand.
 
@@ -366,61 +355,7 @@ class DSpritesDataset(Dataset):
         return RenderedBatch(render_dsprites(y), y)
 
 
-class EpochSubsetSampler(Sampler[int]):
-    """Draws ``num_samples`` distinct positions of a dataset of size ``n`` each epoch, seeded.
-
-    The draw of epoch ``e`` depends only on ``(seed, e)``: every process of a distributed run
-    produces the same list, which Lightning's ``DistributedSamplerWrapper`` then shards, and
-    ``set_epoch`` (called by Lightning every epoch) gives a fresh subset. Without ``set_epoch`` each
-    new iteration moves on to the next epoch's draw. When ``num_samples > n`` the epoch is a
-    concatenation of independent permutations.
-    """
-
-    def __init__(self, n: int, num_samples: int, seed: int = 0):
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.n, self.num_samples, self.seed = n, num_samples, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def indices(self, epoch: int) -> Tensor:
-        """Positions drawn for ``epoch`` (without advancing)."""
-        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + 0x5851F42D * (epoch + 1)) % 2**63)
-        parts, have = [], 0
-        while have < self.num_samples:
-            parts.append(torch.randperm(self.n, generator=g))
-            have += self.n
-        return torch.cat(parts)[: self.num_samples]
-
-    def __iter__(self):
-        idx = self.indices(self.epoch)
-        self.epoch += 1
-        return iter(idx.tolist())
-
-
-def _check_int(name: str, value, low: int, high: int | None = None, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if allow_none:
-        allowed += " or None"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
-class DSprites(pl.LightningDataModule):
+class DSprites(LoaderMixin, pl.LightningDataModule):
     """The procedural dSprites datamodule: batches ``(x [B, 1, 64, 64] in {0, 1}, y [B, 6] long)``.
 
     Images are rendered on demand from the factor grid by ``render_dsprites`` (see the module
@@ -527,9 +462,7 @@ class DSprites(pl.LightningDataModule):
     def split(self) -> tuple[Tensor, Tensor]:
         """``(train_indices, val_indices)``: disjoint grid indices, the same for the same seed."""
         if self._split is None:
-            g = torch.Generator().manual_seed(self.seed)
-            perm = torch.randperm(NUM_IMAGES, generator=g)
-            self._split = (perm[self.val_size :], perm[: self.val_size])
+            self._split = seeded_split(NUM_IMAGES, self.val_size, self.seed)
         return self._split
 
     def setup(self, stage: str | None = None) -> None:
@@ -538,36 +471,3 @@ class DSprites(pl.LightningDataModule):
             self.train_dataset = DSpritesDataset(train)
         if self.val_dataset is None:
             self.val_dataset = DSpritesDataset(val)
-
-    def _loader(self, dataset: Dataset, sampler=None) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            shuffle=False,
-            num_workers=self.num_workers,
-            collate_fn=collate_rendered,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        self.setup("fit")
-        ds = self.train_dataset
-        if self.epoch_size is None:
-            sampler: Sampler = RandomSampler(ds)
-        else:
-            sampler = EpochSubsetSampler(len(ds), self.epoch_size, seed=self.seed)
-        return self._loader(ds, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        self.setup("validate")
-        return self._loader(self.val_dataset)
-
-    def test_dataloader(self) -> DataLoader:
-        self.setup("test")
-        return self._loader(self.val_dataset)
-
-    def predict_dataloader(self) -> DataLoader:
-        self.setup("predict")
-        return self._loader(self.val_dataset)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_networks", "NETWORKS"]
