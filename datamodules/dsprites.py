@@ -73,7 +73,10 @@ from tcx.datamodules._common import (
     RenderedBatch,
     check_int as _check_int,
     collate_rendered,
+    grid_factors,
+    grid_index,
     seeded_split,
+    validate_grid_factors,
 )
 
 __all__ = [
@@ -115,7 +118,6 @@ HEART_CENTROID_V = 0.29348
 _MAX_RADIUS = _SQUARE_HALF_SIDE * math.sqrt(2.0)
 _WINDOW = 24  # covers every pixel centre within _MAX_RADIUS of the sprite centre
 
-_STRIDES = (3 * 6 * 40 * 32 * 32, 6 * 40 * 32 * 32, 40 * 32 * 32, 32 * 32, 32, 1)
 
 
 def _tables() -> dict[str, Tensor]:
@@ -160,23 +162,7 @@ def validate_factors(factors: Tensor) -> Tensor:
     Raises ``ValueError`` for a wrong type, dtype or shape, and for an index outside its factor's
     range, naming the factor, the offending value (and row) and the allowed range.
     """
-    _check_integer(factors, "factors")
-    if factors.dim() != 2 or factors.shape[1] != len(FACTOR_SIZES):
-        raise ValueError(
-            f"factors must have shape [N, {len(FACTOR_SIZES)}] (columns {', '.join(FACTOR_NAMES)}), "
-            f"got {list(factors.shape)}"
-        )
-    factors = factors.long()
-    if factors.numel():
-        sizes = torch.tensor(FACTOR_SIZES, device=factors.device)
-        bad = (factors < 0) | (factors >= sizes)
-        if bool(bad.any()):
-            row, col = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(
-                f"factor {FACTOR_NAMES[col]!r} (column {col}) has index {int(factors[row, col])} at "
-                f"row {row}; allowed range is 0 .. {FACTOR_SIZES[col] - 1}"
-            )
-    return factors
+    return validate_grid_factors(factors, FACTOR_NAMES, FACTOR_SIZES)
 
 
 def index_to_factors(index: Tensor) -> Tensor:
@@ -196,12 +182,7 @@ def index_to_factors(index: Tensor) -> Tensor:
                 f"index has value {int(index[pos])} at position {pos}; allowed range is "
                 f"0 .. {NUM_IMAGES - 1}"
             )
-    out = torch.empty(index.shape[0], len(FACTOR_SIZES), dtype=torch.long, device=index.device)
-    rest = index
-    for col in range(len(FACTOR_SIZES) - 1, -1, -1):
-        out[:, col] = rest % FACTOR_SIZES[col]
-        rest = rest // FACTOR_SIZES[col]
-    return out
+    return grid_factors(index, FACTOR_SIZES)
 
 
 def factors_to_index(factors: Tensor) -> Tensor:
@@ -210,9 +191,7 @@ def factors_to_index(factors: Tensor) -> Tensor:
     ``index = ((((shape * 6 + scale) * 40 + orientation) * 32 + posX) * 32 + posY)`` (color is 0),
     the order of the official ``dsprites_ndarray`` file.
     """
-    factors = validate_factors(factors)
-    strides = torch.tensor(_STRIDES, device=factors.device)
-    return (factors * strides).sum(dim=1)
+    return grid_index(validate_factors(factors), FACTOR_SIZES)
 
 
 def factor_values(factors: Tensor) -> dict[str, Tensor]:
