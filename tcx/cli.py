@@ -18,6 +18,7 @@ in ``~/.netrc``, or ``WANDB_MODE`` set), so a run never fails for want of a W&B 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -25,13 +26,19 @@ import time
 import warnings
 from pathlib import Path
 
-import lightning.pytorch as pl
+# OpenMP reads its wait policy once, when torch loads it: set before torch is imported. PASSIVE
+# threads sleep between parallel regions instead of spinning, which protects shared cores and
+# costs nothing measurable on a dedicated machine (benchmarks/results/train_throughput.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import lightning.pytorch as pl  # noqa: E402
 from lightning.pytorch.cli import LightningCLI
 
 import tcx.callbacks  # noqa: F401  (registers callback classes for short names in configs)
 import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
 from tcx.callbacks import media_files
+from tcx.hardware import default_precision
 from tcx.models.base import CorExVAE
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
@@ -84,16 +91,41 @@ class TcxCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.init_args.input_shape", compute_fn=_input_shape_of, apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        # no precision given (the default config has none): the hardware's choice (tcx.hardware)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        self.precision_note = resolve_precision(config)
+
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
         if not self.trainer.is_global_zero:
             return
-        print(fit_summary(self.trainer, self.model, time.perf_counter() - getattr(self, "_fit_started", time.perf_counter())))
+        print(fit_summary(self.trainer, self.model, time.perf_counter() - getattr(self, "_fit_started", time.perf_counter()),
+                          precision_note=getattr(self, "precision_note", None)))
 
 
-def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float) -> str:
+def resolve_precision(config) -> str:
+    """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default) to
+    the hardware's choice (:func:`tcx.hardware.default_precision`), print the choice and why on
+    rank 0, and return it in words. An explicit precision is kept and said to be the user's."""
+    trainer = config.get("trainer") if hasattr(config, "get") else None
+    if trainer is None:
+        return ""
+    given = trainer.get("precision")
+    if given is not None:
+        note = f"{given} (given explicitly)"
+    else:
+        precision, reason = default_precision(trainer.get("accelerator", "auto"))
+        trainer["precision"] = precision
+        note = f"{precision} (chosen by the hardware: {reason})"
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        print(f"tcx: precision {note}", flush=True)
+    return note
+
+
+def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_note: str | None = None) -> str:
     """The end-of-fit table: ELBO, reconstruction, rates (anchors against the others) in nats,
     from the last validation epoch (training values if there was none), and the run's files."""
     metrics = {k: v for k, v in trainer.callback_metrics.items()}
@@ -131,6 +163,7 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float) -> str:
         if key.startswith("metrics/"):
             rows.append((key, f"{float(metrics[key]):.4f}"))
     rows.append(("epochs / steps", f"{trainer.current_epoch} / {trainer.global_step}"))
+    rows.append(("precision", precision_note or str(trainer.precision)))
     rows.append(("wall time", f"{seconds:.1f} s"))
 
     ckpt = trainer.checkpoint_callback
@@ -239,6 +272,55 @@ def with_default_classes(argv: list[str]) -> list[str]:
     return [argv[0], *missing, *argv[1:]]
 
 
+#: warnings a default run would show that no user can act on, matched precisely by message
+KNOWN_UNACTIONABLE_WARNINGS = (
+    # main() passes argv to LightningCLI itself (to add the default classes)
+    r"LightningCLI's args parameter is intended to run from within Python",
+    # Lightning's notice about torch's pytree API
+    r".*isinstance\(treespec, LeafSpec\)",
+    # the model summary counts parameters only; the precision is the hardware's choice
+    r"Precision (bf16|16)-mixed is not supported by the model summary",
+)
+#: Lightning's info-level advertisements (litlogger, litmodels), by their opening words
+KNOWN_UNACTIONABLE_LOG_LINES = ("💡 Tip: For seamless cloud",)
+#: W&B console warnings with nothing to act on: Lightning's WandbLogger always passes
+#: ``anonymous``, and the git lookup of the run folder reports a folder W&B has not made yet
+KNOWN_UNACTIONABLE_WANDB = (r"The anonymous setting has no effect", r"git root .* does not exist")
+
+
+class _DropLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(KNOWN_UNACTIONABLE_LOG_LINES)
+
+
+def quiet_known_warnings() -> None:
+    """Silence the known warnings a user cannot act on (KNOWN_UNACTIONABLE_*), by message;
+    every other warning stays visible."""
+    import re
+
+    for message in KNOWN_UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in log.filters):
+            log.addFilter(_DropLines())
+    try:
+        import wandb
+    except ImportError:  # pragma: no cover
+        return
+    termwarn = wandb.termwarn
+    if getattr(termwarn, "_tcx_filtered", False):
+        return
+    pattern = re.compile("|".join(KNOWN_UNACTIONABLE_WANDB))
+
+    def filtered_termwarn(string, *args, **kwargs):
+        if not pattern.match(str(string)):
+            return termwarn(string, *args, **kwargs)
+
+    filtered_termwarn._tcx_filtered = True
+    wandb.termwarn = filtered_termwarn
+
+
 def main(args=None) -> None:
     """Entry point of the ``tcx`` console script."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -248,8 +330,7 @@ def main(args=None) -> None:
 
         raise SystemExit(traverse_main(argv[1:]))
     configure_wandb_mode()
-    # Lightning's own deprecation notice about torch's pytree API: nothing a user can act on
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    quiet_known_warnings()
     check_class_names(argv)
     argv = with_default_classes(argv)
     TcxCLI(

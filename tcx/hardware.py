@@ -1,0 +1,144 @@
+"""The default precision, chosen by the hardware a run is on.
+
+bf16 autocast pays only where the hardware multiplies bf16 matrices natively: CUDA devices that
+support bf16 (Ampere and later), and CPUs with AMX or AVX512-BF16 units, where oneDNN's bf16
+kernels run ~1.6x faster than fp32 for tcx's default net. Elsewhere bf16 is emulated and slow: on
+an AVX2-only CPU the same net trains ~10x slower in bf16-mixed than in fp32
+(benchmarks/results/train_throughput.md), and MPS's bf16 autocast is not what tcx is tested
+with. So the default is ``bf16-mixed`` there and ``32-true`` everywhere else; an explicit
+``--trainer.precision`` always wins (the CLI resolves the default only when none was given).
+
+Two parts, so that the decision is testable without the hardware:
+
+- :func:`choose_precision` is pure: capabilities in, ``(precision, reason)`` out.
+- :func:`read_capabilities` reads them from torch, ``/proc/cpuinfo`` and the environment
+  variables that cap the instruction set torch and oneDNN use (``ATEN_CPU_CAPABILITY``,
+  ``ONEDNN_MAX_CPU_ISA``; a cap below AVX512-BF16 makes bf16 emulated, and is also how an
+  AVX2-only machine is emulated on a newer one).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags"]
+
+#: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which oneDNN still has native bf16 matmuls
+_ONEDNN_BF16_ISAS = {
+    "AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX512_CORE_FP16",
+    "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2",
+    "ALL", "DEFAULT",
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the hardware (and the environment's caps on it) offers for bf16.
+
+    cuda / cuda_bf16 / cuda_name: a CUDA device is present; it computes bf16 natively
+        (``torch.cuda.is_bf16_supported(including_emulation=False)``); its name.
+    mps: Apple's Metal backend is available.
+    cpu_capability: ``torch.backends.cpu.get_cpu_capability()`` ("AVX512", "AVX2", "DEFAULT", ...),
+        which already honours ``ATEN_CPU_CAPABILITY``.
+    cpu_amx_bf16 / cpu_avx512_bf16: the CPU has AMX-BF16 tiles / AVX512-BF16 instructions.
+    onednn_max_isa: ``ONEDNN_MAX_CPU_ISA`` if set (upper-cased), else "".
+    """
+
+    cuda: bool = False
+    cuda_bf16: bool = False
+    cuda_name: str = ""
+    mps: bool = False
+    cpu_capability: str = "DEFAULT"
+    cpu_amx_bf16: bool = False
+    cpu_avx512_bf16: bool = False
+    onednn_max_isa: str = ""
+
+
+def _accelerator_name(accelerator) -> str:
+    if accelerator is None:
+        return "auto"
+    if isinstance(accelerator, str):
+        return accelerator.lower()
+    name = type(accelerator).__name__.lower()  # an Accelerator instance
+    for kind in ("cuda", "mps", "cpu"):
+        if kind in name:
+            return kind
+    return "auto"
+
+
+def choose_precision(caps: Capabilities, accelerator="auto") -> tuple[str, str]:
+    """The default Trainer precision for ``caps`` and the Trainer's ``accelerator``
+    ("auto", "cpu", "gpu", "cuda", "mps" or an Accelerator), with the reason in words.
+
+    Follows Lightning's own "auto" order (CUDA, then MPS, then CPU)."""
+    acc = _accelerator_name(accelerator)
+    if acc in ("gpu", "cuda", "auto") and caps.cuda:
+        if caps.cuda_bf16:
+            return "bf16-mixed", f"CUDA device {caps.cuda_name or ''} computes bf16 natively".replace("  ", " ")
+        return "32-true", (f"CUDA device {caps.cuda_name or ''} has no native bf16 "
+                           "(fp16-mixed is not tested in tcx)").replace("  ", " ")
+    if acc in ("gpu", "mps", "auto") and caps.mps:
+        return "32-true", "Apple MPS: bf16 autocast is not what tcx is tested with there"
+    # the CPU
+    units = [name for name, has in (("AMX-BF16", caps.cpu_amx_bf16), ("AVX512-BF16", caps.cpu_avx512_bf16)) if has]
+    if not units:
+        return "32-true", (f"CPU without native bf16 (no AMX-BF16 or AVX512-BF16; torch CPU capability "
+                           f"{caps.cpu_capability}): bf16 would be emulated, ~10x slower than fp32")
+    if not caps.cpu_capability.upper().startswith("AVX512"):
+        return "32-true", (f"CPU has {'/'.join(units)}, but torch's CPU capability is capped at "
+                           f"{caps.cpu_capability} (ATEN_CPU_CAPABILITY): bf16 would be slow")
+    isa = caps.onednn_max_isa.upper()
+    if isa and isa not in _ONEDNN_BF16_ISAS:
+        return "32-true", (f"CPU has {'/'.join(units)}, but ONEDNN_MAX_CPU_ISA={isa} caps oneDNN below "
+                           "AVX512_CORE_BF16: bf16 would be emulated")
+    return "bf16-mixed", f"CPU with native bf16 matrix units ({'/'.join(units)})"
+
+
+def cpu_flags(path: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux), or an empty set."""
+    try:
+        for line in Path(path).read_text(errors="ignore").splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def read_capabilities(environ=os.environ) -> Capabilities:
+    """Read the capabilities from torch, ``/proc/cpuinfo`` and the environment."""
+    import torch
+
+    cuda = bool(torch.cuda.is_available())
+    cuda_bf16, cuda_name = False, ""
+    if cuda:
+        try:
+            cuda_bf16 = bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # older torch: no emulation argument
+            cuda_bf16 = bool(torch.cuda.is_bf16_supported())
+        cuda_name = torch.cuda.get_device_name(0)
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # noqa: BLE001  (very old torch)
+        capability = "DEFAULT"
+    flags = cpu_flags()
+    amx = "amx_bf16" in flags
+    avx512_bf16 = "avx512_bf16" in flags
+    cpu_mod = getattr(torch, "cpu", None)
+    if hasattr(cpu_mod, "_is_amx_tile_supported"):
+        amx = amx or bool(cpu_mod._is_amx_tile_supported()) and (not flags or "amx_bf16" in flags)
+    if hasattr(cpu_mod, "_is_avx512_bf16_supported"):
+        avx512_bf16 = avx512_bf16 or bool(cpu_mod._is_avx512_bf16_supported())
+    return Capabilities(
+        cuda=cuda, cuda_bf16=cuda_bf16, cuda_name=cuda_name, mps=mps, cpu_capability=capability,
+        cpu_amx_bf16=amx, cpu_avx512_bf16=avx512_bf16,
+        onednn_max_isa=environ.get("ONEDNN_MAX_CPU_ISA", environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper(),
+    )
+
+
+def default_precision(accelerator="auto", environ=os.environ) -> tuple[str, str]:
+    """:func:`choose_precision` on this machine's :func:`read_capabilities`."""
+    return choose_precision(read_capabilities(environ), accelerator)
