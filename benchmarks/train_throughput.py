@@ -1,6 +1,19 @@
-"""Training throughput of the default model: the `tcx fit` Trainer path against a bare PyTorch loop.
+"""Training throughput of the default model: the `tcx fit` Trainer path against a bare PyTorch loop,
+against a minimal plain-PyTorch loop, and against the machine's measured matmul limit.
 
-Both paths train the default AnchorVAE (Burgess conv net, 10 latents) on the default procedural
+Measured in one run, at each precision:
+
+- Trainer path and tcx bare loop (below), their ratio (target >= 0.95 at the chosen precision);
+- the minimal plain-PyTorch loop of the same net (tcx's ConvEncoder/ConvDecoder, channels_last,
+  BCE-with-logits, closed-form KL, Adam, data pre-rendered in memory) and tcx's bare loop on the
+  same in-memory data: the gap splits into data rendering (loader vs in memory) and the
+  objective's extra terms (tcx in memory vs minimal);
+- the matmul GFLOP/s of fp32 and bf16 (1024^3, the torch threads) and the training FLOP per image
+  (counted by torch.utils.flop_counter on one fp32 step), so img/s x FLOP/image / GFLOP/s is the
+  fraction of the machine's matmul limit the training reaches;
+- the CPU flags and the precision tcx.hardware picks.
+
+Both tcx paths train the default AnchorVAE (Burgess conv net, 10 latents) on the default procedural
 dSprites datamodule (batch 256) with Adam, in the same process, on the same data loader, at each
 precision. The Trainer path is the one `tcx fit` builds: progress bar, logging every 25 steps,
 the W&B logger (offline) and a checkpoint callback. Runs are interleaved (bare, trainer, bare,
@@ -34,6 +47,100 @@ from tcx.datamodules import DSprites  # noqa: E402
 from tcx.models import AnchorVAE  # noqa: E402
 
 BATCH = 256
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 1024, seconds: float = 1.0) -> float:
+    """GFLOP/s of an n x n x n matmul in ``dtype`` (2 n^3 FLOP each), over about ``seconds``."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    reps, start = 0, time.perf_counter()
+    while True:
+        a @ b
+        reps += 1
+        elapsed = time.perf_counter() - start
+        if elapsed > seconds:
+            return 2 * n**3 * reps / elapsed / 1e9
+
+
+def flop_per_image() -> float:
+    """FLOP of one fp32 training step (forward and backward) of the default net, per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = make_model(False)
+    x = torch.rand(32, 1, 64, 64).round()
+    with FlopCounterMode(display=False) as counter:
+        _, _, loss = model.compute_terms(x)
+        loss.backward()
+    return counter.get_total_flops() / 32
+
+
+def in_memory_batches(n: int) -> list[torch.Tensor]:
+    dm = DSprites(batch_size=BATCH, epoch_size=BATCH * n)
+    dm.setup("fit")
+    return [x for x, _ in dm.train_dataloader()]
+
+
+def _timed(step, batches, warmup: int) -> tuple[float, float]:
+    losses, start = [], None
+    for i, x in enumerate(batches):
+        if i == warmup:
+            start = time.perf_counter()
+        loss = step(x)
+        if i >= warmup:
+            losses.append(loss)
+    elapsed = time.perf_counter() - start
+    return (len(batches) - warmup) * BATCH / elapsed, statistics.fmean(losses)
+
+
+def minimal_loop(precision: str, batches, warmup: int) -> tuple[float, float]:
+    """Images/s of a minimal plain-PyTorch VAE loop on tcx's net (no tcx objective, data in memory)."""
+    model = make_model(False)
+    enc, dec = model.encoder, model.decoder
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
+    bf16 = precision == "bf16-mixed"
+
+    def step(x):
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            mean, log_var = enc(x)
+            z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+            logits = dec(z)
+        rec = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x, reduction="sum") / len(x)
+        kl = 0.5 * (mean.float().square() + log_var.float().exp() - 1 - log_var.float()).sum() / len(x)
+        loss = rec + kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return _timed(step, batches, warmup)
+
+
+def tcx_in_memory(precision: str, batches, warmup: int) -> tuple[float, float]:
+    """Images/s of tcx's bare loop (compute_terms) on the same in-memory batches."""
+    model = make_model(False)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    bf16 = precision == "bf16-mixed"
+
+    def step(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            _, _, loss = model.compute_terms(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return _timed(step, batches, warmup)
+
+
+def render_rate(steps: int) -> float:
+    """Images/s of the default loader alone (procedural rendering, no training)."""
+    dm = DSprites(batch_size=BATCH, epoch_size=BATCH * steps)
+    dm.setup("fit")
+    start = time.perf_counter()
+    n = sum(len(x) for x, _ in dm.train_dataloader())
+    return n / (time.perf_counter() - start)
 
 
 def make_model(compile: bool) -> AnchorVAE:
@@ -104,32 +211,60 @@ def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: s
 
 
 def main() -> None:
+    from tcx.hardware import cpu_flags, default_precision
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd networks")
+    parser.add_argument("--emulated-steps", type=int, default=3,
+                        help="timed steps (after 1 warm-up) for bf16 where the CPU has no native bf16 (~10x slower)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    chosen, reason = default_precision("cpu")
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "f16c")))
+    caps_env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+                if k in os.environ}
+    gflops = {"32-true": matmul_gflops(torch.float32), "bf16-mixed": matmul_gflops(torch.bfloat16)}
+    fpi = flop_per_image()
+    print(f"precision tcx picks here: {chosen} ({reason})")
+    print(f"matmul GFLOP/s: fp32 {gflops['32-true']:.1f}, bf16 {gflops['bf16-mixed']:.1f}; "
+          f"training FLOP per image {fpi / 1e6:.1f} M", flush=True)
+
     configs = [(p, False) for p in args.precisions]
     if args.compile:
         configs += [(p, True) for p in args.precisions]
-    rows = []
+    rows, extra = [], []
     with tempfile.TemporaryDirectory() as root:
         for precision, compile in configs:
+            steps, warmup = args.steps, args.warmup
+            if precision == "bf16-mixed" and chosen != "bf16-mixed":
+                steps, warmup = args.emulated_steps, 1
+            batches = in_memory_batches(steps + warmup)
             bare, trainer, ratios, loss_b, loss_t = [], [], [], [], []
+            mins, mems = [], []
             for _ in range(args.repeats):
-                b, lb = bare_loop(precision, args.steps, args.warmup, compile)
-                t, lt = trainer_path(precision, args.steps, args.warmup, compile, root)
+                b, lb = bare_loop(precision, steps, warmup, compile)
+                t, lt = trainer_path(precision, steps, warmup, compile, root)
                 bare.append(b), trainer.append(t), ratios.append(t / b), loss_b.append(lb), loss_t.append(lt)
+                if not compile:
+                    m, _ = minimal_loop(precision, batches, warmup)
+                    i, _ = tcx_in_memory(precision, batches, warmup)
+                    mins.append(m), mems.append(i)
                 print(f"{precision:>11} compile={compile}: bare {b:7.0f} img/s  trainer {t:7.0f} img/s  "
-                      f"ratio {t / b:.3f}  loss {lb:.1f} / {lt:.1f}", flush=True)
-            rows.append((precision, compile, statistics.median(bare), statistics.median(trainer),
-                         statistics.median(ratios), statistics.fmean(loss_b), statistics.fmean(loss_t)))
+                      f"ratio {t / b:.3f}  loss {lb:.1f} / {lt:.1f}"
+                      + (f"  | minimal {m:7.0f}  tcx in memory {i:7.0f}" if not compile else ""), flush=True)
+            med = statistics.median
+            rows.append((precision, compile, med(bare), med(trainer), med(ratios), statistics.fmean(loss_b),
+                         statistics.fmean(loss_t)))
+            if mins:
+                extra.append((precision, med(mins), med(mems), med(bare), med(trainer)))
+    render = render_rate(args.steps)
 
     lines = [
         "# Training throughput: `tcx fit` Trainer path vs. a bare PyTorch loop",
@@ -138,17 +273,38 @@ def main() -> None:
         f"python {platform.python_version()}; {os.cpu_count()} CPUs, torch threads {args.threads}; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average at the end "
         f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}",
-        f"- command: `OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
-        f"benchmarks/train_throughput.py {' '.join(sys.argv[1:])}`",
+        f"- CPU: {platform.processor() or platform.machine()}; flags {' '.join(flags) or 'n/a'}; "
+        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}; ISA caps "
+        f"{' '.join(f'{k}={v}' for k, v in caps_env.items()) or 'none'}",
+        f"- precision tcx picks here: **{chosen}** ({reason})",
+        f"- command: `{' '.join(f'{k}={v}' for k, v in caps_env.items())} OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
+        f"benchmarks/train_throughput.py {' '.join(sys.argv[1:])}`".replace("` ", "`"),
         f"- default AnchorVAE (conv, 10 latents), batch {BATCH}, {args.steps} timed steps after {args.warmup} "
         f"warm-up steps, medians of {args.repeats} interleaved repeats; loss = mean training loss (nats) "
-        "over the timed steps (same seed and data in both paths)",
+        "over the timed steps (same seed and data in both paths); bf16 where it is emulated: "
+        f"{args.emulated_steps} timed steps after 1",
+        f"- matmul 1024^3: fp32 **{gflops['32-true']:.1f}** GFLOP/s, bf16 **{gflops['bf16-mixed']:.1f}** GFLOP/s; "
+        f"training FLOP per image (fp32 forward + backward, counted): {fpi / 1e6:.1f} MFLOP",
+        f"- the loader alone (procedural rendering): {render:.0f} img/s",
         "",
         "| precision | compile | bare loop img/s | Trainer img/s | Trainer / bare | loss bare | loss Trainer |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for p, c, b, t, r, lb, lt in rows:
         lines.append(f"| {p} | {c} | {b:.0f} | {t:.0f} | {r:.3f} | {lb:.1f} | {lt:.1f} |")
+    lines += [
+        "",
+        "Where the time goes, and the fraction of the matmul limit (img/s x FLOP per image / matmul FLOP/s "
+        "of that dtype):",
+        "",
+        "| precision | minimal plain loop (in memory) | tcx bare (in memory) | tcx bare (loader) | Trainer "
+        "| tcx bare / minimal | Trainer fraction of matmul limit |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p, m, i, b, t in extra:
+        lines.append(f"| {p} | {m:.0f} | {i:.0f} | {b:.0f} | {t:.0f} | {b / m:.3f} | "
+                     f"{t * fpi / (gflops[p] * 1e9):.1%} |")
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)
