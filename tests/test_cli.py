@@ -33,19 +33,34 @@ def _tcx_executable() -> str:
     return str(exe)
 
 
-def test_tcx_fit_default_with_wandb_offline(tmp_path):
+SMALL_CALLBACKS = ["-c", str(ROOT / "tests" / "small_callbacks.yaml")]
+
+
+@pytest.mark.parametrize("callbacks", [
+    pytest.param(SMALL_CALLBACKS, id="small-callbacks"),
+    pytest.param([], id="default-callbacks", marks=pytest.mark.slow),  # their default sizes: minutes
+])
+def test_tcx_fit_default_with_wandb_offline(tmp_path, callbacks):
     """The default experiment, shrunk, through the real console script: W&B goes offline by itself
     (no key, no WANDB_MODE), a checkpoint and the W&B run directory are written, and the summary
     is printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), WANDB_SILENT="true")
     proc = subprocess.run(
-        [_tcx_executable(), "fit", *TINY],
+        [_tcx_executable(), "fit", *callbacks, *TINY],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "tcx fit summary: AnchorVAE" in out
+    # the precision is the hardware's choice, said on the first line and in the summary
+    first = out.splitlines()[:3]
+    assert any(line.startswith("tcx: precision ") and "chosen by the hardware" in line for line in first), first
+    assert re.search(r"^precision\s+(bf16-mixed|32-true) \(chosen by the hardware: ", out, re.M), out[-2000:]
+    # a quiet start: none of the known unactionable warnings reaches the console
+    for noise in ("args parameter", "litlogger", "litmodels", "anonymous setting", "git root",
+                  "not supported by the model summary", "LeafSpec"):
+        assert noise not in proc.stderr + out, noise
     for row in ("ELBO", "reconstruction", "total rate", "anchors' rate (2 latents [0, 1])", "W&B run (offline)"):
         assert row in out
     ckpts = list(tmp_path.glob("runs/tcx/*/checkpoints/last.ckpt"))
@@ -82,7 +97,8 @@ def test_print_config_shows_the_default(capsys):
     out = capsys.readouterr().out
     assert "class_path: tcx.models.AnchorVAE" in out
     assert "class_path: tcx.datamodules.DSprites" in out
-    assert "WandbLogger" in out and "precision: bf16-mixed" in out
+    # no precision: the CLI resolves it from the hardware (tcx.hardware) when the run starts
+    assert "WandbLogger" in out and "precision: null" in out
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,13 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+# the default callbacks on small samples (their default sizes take minutes on these tiny fits)
+SMALL_CALLBACKS = ["-c", str(Path(__file__).resolve().parent / "small_callbacks.yaml")]
+
+
 def _fit(tmp_path, monkeypatch, capsys, args) -> str:
     monkeypatch.chdir(tmp_path)
-    main(["fit", *args, *QUICK])
+    main(["fit", *args, *SMALL_CALLBACKS, *QUICK])
     out = capsys.readouterr().out
     assert "tcx fit summary" in out, out[-2000:]
     assert list(tmp_path.rglob("last.ckpt")), "no checkpoint written"
@@ -100,7 +104,7 @@ def test_user_datamodule_outside_the_package_trains(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(USER_MODULE_DIR), os.environ.get("PYTHONPATH", "")]),
                HOME=str(tmp_path), WANDB_MODE="disabled", OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [str(exe), "fit", "--data", "my_module.MyDataModule", "--data.batch_size", "32",
+        [str(exe), "fit", *SMALL_CALLBACKS, "--data", "my_module.MyDataModule", "--data.batch_size", "32",
          "--model", "VAE", "--model.network", "mlp", "--model.latent_dim", "2",
          *QUICK[:-2]],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,

@@ -119,3 +119,52 @@ def test_default_config_leaves_precision_to_the_hardware():
     from tcx.cli import DEFAULT_CONFIG
 
     assert yaml.safe_load(DEFAULT_CONFIG.read_text())["trainer"].get("precision") is None
+
+
+def test_quiet_start_drops_only_the_known_warnings(capsys):
+    """The CLI's filters drop the known unactionable warnings by message and keep the others."""
+    import logging
+    import warnings
+
+    import wandb
+
+    from tcx import cli
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli.quiet_known_warnings()
+        cli.quiet_known_warnings()  # idempotent
+        warnings.warn("LightningCLI's args parameter is intended to run from within Python like ...", UserWarning)
+        warnings.warn("Precision bf16-mixed is not supported by the model summary.  Estimated ...", UserWarning)
+        warnings.warn("The dataloader does not have many workers which may be a bottleneck.", UserWarning)
+    assert [str(w.message) for w in caught] == ["The dataloader does not have many workers which may be a bottleneck."]
+
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        log.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
+        log.info("GPU available: False, used: False")
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    assert [r.getMessage() for r in records] == ["GPU available: False, used: False"]
+
+    seen = []
+    inner = wandb.termwarn.__closure__  # the filter wraps wandb's own termwarn
+    assert getattr(wandb.termwarn, "_tcx_filtered", False) and inner
+    import wandb.errors.term as term
+
+    original = term._log
+    term._log = lambda string, **kwargs: seen.append(string)
+    try:
+        wandb.termwarn("The anonymous setting has no effect and will be removed in a future version.")
+        wandb.termwarn("git root runs does not exist")
+        wandb.termwarn("a real W&B warning")
+    finally:
+        term._log = original
+    assert len(seen) == 1 and "a real W&B warning" in seen[0]
