@@ -53,7 +53,7 @@ class TrainClock(pl.Callback):
         if trainer.is_global_zero and self.seconds > 0:
             print(f"gpu_check: {trainer.world_size} process(es) on {trainer.strategy.root_device}, precision "
                   f"{trainer.precision}: {self.images / self.seconds:.0f} training img/s over all ranks "
-                  f"({self.images} images after {WARMUP_STEPS} warm-up steps, loader and steps timed)", flush=True)
+                  f"({self.images} images after {WARMUP_STEPS} warm-up steps; the training steps timed, the loader excluded)", flush=True)
 
 
 def main() -> None:

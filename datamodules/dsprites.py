@@ -347,9 +347,11 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
         num_workers: DataLoader worker processes, >= 0.
         val_size: number of held-out grid indices, in [1, 737279].
         epoch_size: training images drawn per epoch (a fresh seeded random subset each epoch), or
-            None for one pass over all training indices in random order. The default, 65,536
-            images (256 batches of 256), keeps epochs short enough for per-epoch validation,
-            metrics and pictures on a CPU; one pass over the training split is 732,280 images.
+            None for one pass over all training indices in random order. The default, 73,728
+            images (288 batches of 256), is the one epoch of the default `tcx fit` (within 5
+            minutes in fp32 on 2 AVX2 cores, benchmarks/results/default_fit.md) and keeps epochs
+            short enough for per-epoch validation, metrics and pictures on a CPU; one pass over
+            the training split is 732,280 images.
         seed: seed of the train/validation split and of the per-epoch subsets.
         pin_memory: passed to the DataLoaders.
 
@@ -362,7 +364,7 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
         batch_size: int = 256,
         num_workers: int = 0,
         val_size: int = 5000,
-        epoch_size: int | None = 65536,
+        epoch_size: int | None = 73728,
         seed: int = 0,
         pin_memory: bool = False,
     ):

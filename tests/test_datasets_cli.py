@@ -58,7 +58,7 @@ def test_every_dataset_config_parses(name, capsys):
     assert info.value.code in (0, None)
     out = capsys.readouterr().out
     data = out[out.index("\ndata:"):]
-    assert "epoch_size: 65536" not in data or "dsprites_file" in name or "shapes3d" in name, \
+    assert "epoch_size: 73728" not in data or "dsprites_file" in name or "shapes3d" in name, \
         "the default config's dSprites epoch size must not leak into other datasets"
 
 
