@@ -4,7 +4,9 @@ This module is the composition root (DESIGN.md, "The house"): it alone imports m
 datamodules and callbacks together, and nothing imports it.
 
     tcx fit                                  # the default: AnchorVAE on procedural dSprites
-    tcx fit -c configs/anchorvae_dsprites.yaml
+    tcx fit -c configs/anchorvae_dsprites.yaml   # a YAML file, or a packaged experiment by name:
+    tcx fit -c anchorvae_dsprites
+    tcx configs                              # list the packaged experiments
     tcx fit --model BetaVAE --model.beta 4 --data DSprites
     tcx fit --model tcx.models.VAE --trainer.max_epochs 3
     tcx fit --print_config                   # the full configuration, ready to edit
@@ -32,6 +34,7 @@ import tcx.callbacks  # noqa: F401  (registers callback classes for short names 
 import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
 from tcx.callbacks import media_files
+from tcx.experiments import describe_experiments, resolve_config_args
 from tcx.models.base import CorExVAE
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
@@ -247,6 +250,14 @@ def main(args=None) -> None:
         from tcx.callbacks.export import main as traverse_main
 
         raise SystemExit(traverse_main(argv[1:]))
+    if argv and argv[0] == "configs":
+        print(describe_experiments())
+        raise SystemExit(0)
+    try:
+        argv = resolve_config_args(argv)
+    except FileNotFoundError as err:
+        print(f"tcx: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_wandb_mode()
     # Lightning's own deprecation notice about torch's pytree API: nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
