@@ -35,7 +35,6 @@ __all__ = [
     "default_num_workers",
     "default_pin_memory",
     "atomic_path",
-    "bernoulli_entropy_of_mean",
 ]
 
 
@@ -375,14 +374,3 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-
-
-def bernoulli_entropy_of_mean(mean: Tensor) -> Tensor:
-    """``H(p) = -p log p - (1 - p) log(1 - p)`` in nats at ``p = mean`` (``0 log 0 = 0``).
-
-    For binary pixels with frequency ``p`` this is the plug-in entropy ``H(X_i)``; for grey levels
-    in [0, 1] it is the cross-entropy of the best constant Bernoulli decoder (the one that ignores
-    ``z``), so that ``H(X_i) + E log q(x_i|z)`` stays the information the decoder draws from ``z``.
-    """
-    p = mean.double()
-    return -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))

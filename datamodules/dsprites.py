@@ -67,6 +67,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
     EpochSubsetSampler,
     LoaderMixin,
@@ -431,7 +432,7 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
             for chunk in factors.split(4096):
                 counts += render_dsprites(chunk).sum(dim=0, dtype=torch.float64)
             p = counts / num_samples
-            h = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
+            h = bernoulli_entropy(p)
             self._entropy_cache[key] = h.float()
         return self._entropy_cache[key].clone()
 

@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
     BatchDataset,
     LoaderMixin,
     atomic_path,
-    bernoulli_entropy_of_mean,
     check_int,
     grid_factors,
     grid_from_classes,
@@ -369,7 +369,7 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
             counts = torch.zeros(self.input_shape, dtype=torch.float64)
             for chunk in rows.split(8192):
                 counts += self._source(chunk)[0].sum(dim=0, dtype=torch.float64)
-            self._entropy_cache[key] = bernoulli_entropy_of_mean(counts / num_samples).float()
+            self._entropy_cache[key] = bernoulli_entropy(counts / num_samples).float()
         return self._entropy_cache[key].clone()
 
     # -- split and loaders -----------------------------------------------------------------

@@ -40,11 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
     BatchDataset,
     LoaderMixin,
     atomic_path,
-    bernoulli_entropy_of_mean,
     check_choice,
     check_int,
     check_probability,
@@ -459,5 +459,5 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
             source = self._source("train")
             for rows in train.split(8192):
                 total += source(rows)[0].sum(dim=0, dtype=torch.float64)
-            self._entropy_cache[key] = bernoulli_entropy_of_mean(total / len(train)).float()
+            self._entropy_cache[key] = bernoulli_entropy(total / len(train)).float()
         return self._entropy_cache[key].clone()

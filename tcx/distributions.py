@@ -44,7 +44,14 @@ def gaussian_kl_standard_normal(mean: Tensor, log_var: Tensor) -> Tensor:
 
 
 def bernoulli_entropy(p: Tensor) -> Tensor:
-    """Elementwise entropy ``-p log p - (1-p) log(1-p)`` of a Bernoulli(p), in nats (0 log 0 = 0)."""
+    """Elementwise entropy ``-p log p - (1-p) log(1-p)`` of a Bernoulli(p), in nats (0 log 0 = 0).
+
+    The one implementation of this quantity in tcx. At ``p`` = a pixel's frequency of 1 it is the
+    plug-in marginal entropy ``H(X_i)`` of a binary pixel; at ``p`` = the mean grey level it is the
+    cross-entropy of the best constant Bernoulli decoder (one that ignores ``z``), so that
+    ``H(X_i) + E log q(x_i|z)`` stays the information the decoder draws from ``z``. Integer input
+    is computed in float64; floating input keeps its dtype.
+    """
     if not torch.is_floating_point(p):
         p = p.double()
     return -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))

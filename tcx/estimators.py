@@ -507,42 +507,44 @@ def aggregate_information_full(
 # Gaussian total correlation of codes
 
 
-def gaussian_total_correlation(codes: Tensor) -> float:
+def gaussian_total_correlation(codes) -> float:
     """Total correlation of the Gaussian fitted to ``codes`` ``[N, D]``, in nats.
 
-    ``0.5 * (sum_j log S_jj - log det S)`` with ``S`` the codes' sample covariance (MATH.md,
-    "Estimators used for diagnostics"): ``TC(Z)`` when the codes are jointly Gaussian, and the
-    Gaussian (second-order) part of it otherwise. Computed in float64 as ``-0.5 log det R`` of the
-    correlation matrix ``R``, which is the same number and is invariant to rescaling each code.
-    Needs ``D >= 2`` and ``N > D``; raises when ``S`` is singular (a constant code or an exact
-    linear dependence, for which the TC is infinite).
+    ``0.5 * (sum_j log S_jj - log det S)`` with ``S`` the codes' sample covariance (``N - 1`` in
+    the denominator; docs/math.md#gaussian-total-correlation): ``TC(Z)`` when the codes are
+    jointly Gaussian, and the Gaussian (second-order) part of it otherwise. Computed in float64 as
+    ``-0.5 log det R`` of the correlation matrix ``R``, the same number, invariant to rescaling
+    each code. ``codes`` may be a tensor or an array.
+
+    The one implementation of this quantity in tcx: the ``gaussian_total_correlation`` of
+    :func:`tcx.metrics.unsupervised` and of the diagnostics is this function. Codes with zero
+    variance are left out (a constant is independent of every other code, so the TC of the rest is
+    the limit; disentanglement_lib returns NaN there); with fewer than two varying codes the TC is
+    0. A singular covariance of the varying codes (an exact linear dependence) gives ``inf``, which
+    is the TC's true value. Needs more rows than varying codes.
     """
+    if not isinstance(codes, Tensor):
+        try:
+            codes = torch.as_tensor(codes)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"codes must be a tensor or array [N, D] of numbers, got {type(codes).__name__}") from exc
     codes = _check_tensor("codes", codes, ndim=2)
-    n, d = codes.shape
+    keep = codes.amax(0) != codes.amin(0)
+    x = codes[:, keep].double()
+    x = x - x.mean(0, keepdim=True)
+    n, d = x.shape
     if d < 2:
-        raise ValueError(f"codes has {d} column(s): total correlation needs at least 2 codes, [N, D>=2]")
+        return 0.0
     if n <= d:
         raise ValueError(
-            f"codes has {n} rows for {d} codes: the sample covariance needs N > D rows to be non-singular"
+            f"codes has {n} rows for {d} varying codes: the sample covariance needs N > D rows to be non-singular"
         )
-    x = codes.double()
-    x = x - x.mean(0, keepdim=True)
     cov = x.T @ x / (n - 1)
-    var = torch.diagonal(cov)
-    if bool((var <= 0).any()):
-        idx = torch.nonzero(var <= 0).flatten().tolist()
-        raise ValueError(
-            f"codes has constant column(s) {idx}: their variance is 0, the covariance is singular and "
-            "the total correlation is undefined; drop those codes"
-        )
-    inv_std = var.rsqrt()
+    inv_std = torch.diagonal(cov).rsqrt()
     corr = cov * inv_std[:, None] * inv_std[None, :]
     chol, info = torch.linalg.cholesky_ex(corr)
     if int(info) != 0:
-        raise ValueError(
-            "the covariance of codes is singular (some codes are exact linear combinations of others): "
-            "the Gaussian total correlation is infinite; drop the redundant codes"
-        )
+        return math.inf  # an exact linear dependence among the codes: infinite total correlation
     log_det = 2.0 * torch.log(torch.diagonal(chol)).sum()
     return float(-0.5 * log_det)
 
