@@ -37,7 +37,7 @@ only the total.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Sequence
 
@@ -46,7 +46,7 @@ from torch import Tensor
 
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal, gaussian_log_density
 from tcx.estimators import mss_log_weights
-from tcx.objective import CorExTerms
+from tcx.objective import CorExTerms, as_weight_vector
 
 __all__ = ["HierarchicalTerms", "hierarchical_bound", "mixture_information"]
 
@@ -78,11 +78,7 @@ class HierarchicalTerms(CorExTerms):
     def scalars(self) -> dict[str, Tensor]:
         """The base scalars, plus ``layer{l}/informativeness``, ``layer{l}/rate`` and
         ``layer{l}/rate/z{j}`` for every layer ``l`` (from 1) and unit ``j`` (from 0)."""
-        out = {}
-        for f in fields(CorExTerms):
-            value = getattr(self, f.name)
-            if value is not None and value.ndim == 0:
-                out[f.name] = value
+        out = super().scalars()
         for i in range(self.num_layers):
             l = i + 1
             out[f"layer{l}/informativeness"] = self.layer_informativeness[i]
@@ -171,11 +167,7 @@ def hierarchical_bound(
     rate = torch.stack(layer_rate).sum()
     weighted = []
     for i, (w, r) in enumerate(zip(weights, rates)):
-        w = torch.as_tensor(w, dtype=r.dtype, device=r.device)
-        if w.ndim > 0 and w.shape != r.shape:
-            raise ValueError(f"weights for layer {i + 1} have shape {tuple(w.shape)}, the layer has {r.numel()} units")
-        if bool((w < 0).any()):
-            raise ValueError(f"weights for layer {i + 1} must be non-negative, got {w.tolist()}")
+        w = as_weight_vector(w, r.numel(), f"weights for layer {i + 1}").to(device=r.device, dtype=r.dtype)
         weighted.append((r * w).sum())
     weighted_rate = torch.stack(weighted).sum()
     elbo = reconstruction - rate

@@ -59,7 +59,7 @@ class CorExTerms:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and value.ndim == 0:
+            if isinstance(value, Tensor) and value.ndim == 0:
                 out[f.name] = value
         return out
 

@@ -393,6 +393,13 @@ def test_hierarchical_bound_refuses_mismatched_layers():
         hierarchical_bound(x, x, BernoulliLikelihood(), [post, post], [post.mean, post.mean], [], StandardNormal(3))
     with pytest.raises(ValueError, match="layer=3 is out of range"):
         hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), layer=3)
+    # the layer weights go through the objective's one validation (tcx.objective.as_weight_vector)
+    with pytest.raises(ValueError, match="weights for layer 1 must be non-negative"):
+        hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), weights=[-1.0])
+    with pytest.raises(ValueError, match="weights for layer 1 must be a number or a vector of length 3"):
+        hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), weights=[[1.0, 2.0]])
+    with pytest.raises(ValueError, match="weights for layer 1 must be finite"):
+        hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), weights=[float("nan")])
 
 
 def test_mixture_information_matches_mss_and_a_brute_force_sum():
