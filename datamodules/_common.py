@@ -7,7 +7,6 @@ Nothing here is public API; the datamodules re-export what users need.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import tempfile
 from contextlib import contextmanager
@@ -18,6 +17,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+
+from tcx.validation import check_choice, check_int, check_probability
 
 
 __all__ = [
@@ -41,32 +42,7 @@ __all__ = [
 # ------------------------------------------------------------------------------------ arguments
 
 
-def check_int(name: str, value, low: int, high: int | None = None, allow_none: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int in ``[low, high]``."""
-    if value is None and allow_none:
-        return
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if allow_none:
-        allowed += " or None"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
-def check_choice(name: str, value, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-    return value
-
-
-def check_probability(name: str, value, low: float = 0.0, high: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low <= float(value) <= high):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
+# one implementation for all of tcx (tcx.validation), re-exported for the datamodules
 
 
 # ----------------------------------------------------------------------------------- factor grid

@@ -13,11 +13,11 @@ more information about ``X`` (the rate is the training-time upper bound on ``I(Z
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
 
+from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
@@ -53,14 +53,9 @@ class AnnealedVAE(CorExVAE):
         capacity_steps: int = 100000,
         **kwargs,
     ) -> None:
-        for name, value in (("gamma", gamma), ("capacity_max", capacity_max)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r} is not allowed: it must be a finite number >= 0")
-        if isinstance(capacity_steps, bool) or not isinstance(capacity_steps, int) or capacity_steps < 1:
-            raise ValueError(f"capacity_steps={capacity_steps!r} is not allowed: it must be an integer >= 1")
-        self.gamma = float(gamma)
-        self.capacity_max = float(capacity_max)
-        self.capacity_steps = int(capacity_steps)
+        self.gamma = check_real("gamma", gamma, 0.0)
+        self.capacity_max = check_real("capacity_max", capacity_max, 0.0)
+        self.capacity_steps = check_int("capacity_steps", capacity_steps, 1)
         super().__init__(**kwargs)
 
     def latent_weights(self) -> float:

@@ -22,11 +22,10 @@ closed-form KL).
 
 from __future__ import annotations
 
-import math
-from numbers import Integral
 
 from torch import Tensor
 
+from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian
 from tcx.estimators import aggregate_information
 from tcx.models.base import CorExVAE
@@ -82,8 +81,7 @@ class BetaTCVAE(CorExVAE):
         **kwargs,
     ) -> None:
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r} is not allowed: it must be a finite number >= 0")
+            check_real(name, value, 0.0)
         key = str(estimator).lower()
         if key not in ESTIMATORS:
             raise ValueError(
@@ -115,12 +113,7 @@ class BetaTCVAE(CorExVAE):
                 "an attribute or property `dataset_size` (the size of its training set), as "
                 "tcx.datamodules.DSprites does, and fit with `trainer.fit(model, datamodule=...)`"
             )
-        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-            raise ValueError(
-                f"the datamodule {type(dm).__name__} declares dataset_size={size!r}; it must be the "
-                "number of training examples, an integer >= 1"
-            )
-        self.dataset_size = int(size)
+        self.dataset_size = check_int(f"the dataset_size declared by {type(dm).__name__} (its number of training examples)", size, 1)
 
     def extra_loss(self, x: Tensor, posterior: DiagonalGaussian, z: Tensor, terms: CorExTerms) -> dict[str, Tensor]:
         if self.dataset_size is None:

@@ -10,7 +10,6 @@ prior on the top layer. Training maximizes the ELBO of this Markov hierarchical 
 
 from __future__ import annotations
 
-import math
 from numbers import Integral
 from typing import Sequence
 
@@ -18,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian, StandardNormal
 from tcx.estimators import aggregate_information
 from tcx.hierarchical import HierarchicalTerms, hierarchical_bound, mixture_information
@@ -98,12 +98,9 @@ class HierarchicalVAE(CorExVAE):
         hidden = tuple(int(h) for h in layer_hidden_dims)
         if any(h < 1 for h in hidden):
             raise ValueError(f"layer_hidden_dims must be positive, got {list(hidden)}")
-        if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
-            raise ValueError(f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1)")
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
-        if isinstance(information_samples, bool) or not isinstance(information_samples, Integral) or information_samples < 0:
-            raise ValueError(f"information_samples={information_samples!r} must be an integer >= 0")
+        check_real("anchor_beta", anchor_beta, 0.0, 1.0, high_open=True)
+        check_real("beta", beta, 0.0)
+        check_int("information_samples", information_samples, 0)
         self.layer_sizes = sizes
         self._anchors = self._resolve_layer_anchors(anchors, sizes)
         self.anchor_beta = float(anchor_beta)
@@ -162,9 +159,7 @@ class HierarchicalVAE(CorExVAE):
         num = len(self.layer_sizes)
         if layer is None:
             return num
-        if isinstance(layer, bool) or not isinstance(layer, Integral) or not 1 <= layer <= num:
-            raise ValueError(f"layer={layer!r} is out of range: this model's layers are numbered 1 .. {num} (bottom to top)")
-        return int(layer)
+        return check_int("layer (this model's layers are numbered from the bottom)", layer, 1, num)
 
     @property
     def latent_dim(self) -> int:

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from tcx.validation import check_int
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal, gaussian_log_density
 from tcx.estimators import mss_log_weights
 from tcx.objective import CorExTerms, as_weight_vector
@@ -223,8 +223,7 @@ def mixture_information(z: Tensor, mean: Tensor, log_var: Tensor, dataset_size: 
     m, k, d = mean.shape
     if z.shape != (m, d):
         raise ValueError(f"z must be [M, D] = [{m}, {d}], got {tuple(z.shape)}")
-    if isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral):
-        raise ValueError(f"dataset_size must be an integer >= the batch size, got {dataset_size!r}")
+    check_int("dataset_size (at least the batch size)", dataset_size, m)
     with torch.no_grad():
         zd, mu, lv = z.double(), mean.double(), log_var.double()
         log_w = mss_log_weights(m, int(dataset_size)).to(zd.device)  # [M, M]
