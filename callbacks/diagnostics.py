@@ -1,4 +1,4 @@
-"""Information diagnostics of a representation, in nats (MATH.md, "Estimators used for diagnostics").
+"""Information diagnostics of a representation, in nats (docs/math.md#estimators).
 
 ``InformationDiagnostics`` reads the representation through information: how much each latent
 tells about the data (the rate ``E_x KL_j``, the upper bound training uses, and an estimate of

@@ -14,7 +14,7 @@ Three callbacks (``LatentTraversal``, ``Reconstructions``, ``Samples``) and what
   once per global step and shared by every callback (``InformationDiagnostics`` included).
 
 The callbacks read the model through its documented interface only (``encode``, ``decode``,
-``latent_dim``, ``anchor_indices``; DESIGN.md, "How data flows", step 3) and the datamodule through
+``latent_dim``, ``anchor_indices``; docs/design.md#the-model-interface) and the datamodule through
 what it declares (``sample_factors`` and ``render``, or ``val_dataloader``); they import no
 datamodule class. Pictures are made on global rank 0 only, at the end of every ``every_n_epochs``-th
 validation epoch and at the end of fit, under ``torch.no_grad()`` with the model in eval mode (its

@@ -15,9 +15,10 @@ member              content                         used
 Rows are the row-major grid over ``(color, shape, scale, orientation, posX, posY)`` with sizes
 ``(1, 3, 6, 40, 32, 32)``, the order of the procedural ``tcx.datamodules.DSprites``, so the same
 factor indices address the same sprite (``factors_to_index``); the procedural renderer draws it
-to look alike, not bit for bit (see ``tests/test_datasets_files.py`` for the measured agreement,
-run with ``TCX_DSPRITES_NPZ`` set). Any file in this format whose ``latents_classes`` form a
-complete row-major grid is accepted; its factor sizes are read from it.
+to look alike, not bit for bit (``test_procedural_dsprites_agrees_with_the_official_file`` in
+``tests/test_datasets.py`` measures the agreement, run with ``TCX_DSPRITES_NPZ`` set). Any file
+in this format whose ``latents_classes`` form a complete row-major grid is accepted; its factor
+sizes are read from it.
 
 Memory. The official members are deflate-compressed, which cannot be memory-mapped. The images
 are then decompressed once, streamed in chunks, checked to be binary, and kept bit-packed

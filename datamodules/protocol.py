@@ -27,7 +27,7 @@ Input entropy (optional)
     ``pixel_entropy(num_samples=..., seed=...) -> [*input_shape]``: the per-input marginal entropy
     ``H(X_i)`` in nats (in [0, log 2] for binary inputs), estimated from ``num_samples`` points.
     With it, a model with the Bernoulli likelihood also reports the CorEx bound
-    ``sum_i H(X_i) + ELBO`` (MATH.md).
+    ``sum_i H(X_i) + ELBO`` (docs/math.md#pixel-entropy).
 
 No base class is needed. A minimal example (the data are vectors in [0, 1] with no labels)::
 

@@ -1,6 +1,6 @@
 """AnchorVAE: anchor latents with a smaller weight on their information (Gao et al. 2019, sec. 5).
 
-MATH.md, "Weighted bounds: beta-VAE and AnchorVAE": a chosen set ``A`` of anchor latents gets
+docs/math.md#anchorvae: a chosen set ``A`` of anchor latents gets
 ``beta_j = anchor_beta`` with ``0 <= anchor_beta < 1``, the others ``beta``. Equivalently the
 objective gains an information-maximization bonus ``gamma * sum_{j in A} I(Z_j;X)`` with
 ``anchor_beta = beta - gamma``, which pushes the anchors to carry more information about ``X``

@@ -7,8 +7,8 @@ The rate is not weighted but pulled towards a target capacity ``C`` that grows d
 
 with ``C`` rising linearly from 0 to ``capacity_max`` nats over ``capacity_steps`` optimizer
 steps (:func:`tcx.tc_penalties.linear_capacity`). The code is thereby allowed to carry more and
-more information about ``X`` (the rate is the training-time upper bound on ``I(Z;X)``, MATH.md,
-"The variational lower bound"), so the factors that explain most of the data enter first.
+more information about ``X`` (the rate is the training-time upper bound on ``I(Z;X)``,
+docs/math.md#the-encoder-inequality), so the factors that explain most of the data enter first.
 """
 
 from __future__ import annotations

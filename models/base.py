@@ -17,7 +17,7 @@ the training stage one guarded, logged step, :meth:`CorExVAE.training_forward`: 
 ``training_step`` returns its loss, and a family with manual optimization (FactorVAE, whose
 discriminator has its own optimizer) calls it and then steps its optimizers itself.
 
-The interface the callbacks use (DESIGN.md, "How data flows", step 3): :meth:`encode`,
+The interface the callbacks use (docs/design.md#the-model-interface): :meth:`encode`,
 :meth:`decode`, :meth:`sample`, :attr:`latent_dim`, :attr:`anchor_indices`.
 """
 
@@ -61,7 +61,7 @@ class StepOutput:
 
 
 class CorExVAE(pl.LightningModule):
-    """A VAE trained on the weighted CorEx bound (MATH.md, "Weighted bounds").
+    """A VAE trained on the weighted CorEx bound (docs/math.md#weighted-bounds).
 
     Args:
         latent_dim: number of latents ``D``.

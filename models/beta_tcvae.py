@@ -1,8 +1,8 @@
 """beta-TCVAE (R. T. Q. Chen, X. Li, R. Grosse, D. Duvenaud, "Isolating Sources of Disentanglement
 in Variational Autoencoders", NeurIPS 2018, section 3, eq. 2 and section 4).
 
-The rate splits, in expectation over the data, into three terms (Chen et al. eq. 2; MATH.md,
-"Total correlation" and "Estimators used for diagnostics"):
+The rate splits, in expectation over the data, into three terms (Chen et al. eq. 2;
+docs/math.md#beta-tcvae):
 
     E_x KL(p(z|x) || r(z)) = I(Z;X) + TC(Z) + sum_j KL(q(z_j) || r_j)
                            = index-code MI + total correlation + dimension-wise KL

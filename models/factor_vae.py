@@ -1,7 +1,7 @@
 """FactorVAE (H. Kim, A. Mnih, "Disentangling by Factorising", ICML 2018, section 3).
 
 The VAE's loss plus ``gamma`` times a density-ratio estimate of the total correlation
-``TC(Z) = KL(q(z) || prod_j q(z_j))`` (MATH.md, "Total correlation"):
+``TC(Z) = KL(q(z) || prod_j q(z_j))`` (docs/math.md#total-correlation):
 
     loss = -ELBO + gamma * E_q[ log D(z) / (1 - D(z)) ]
 

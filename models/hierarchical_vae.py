@@ -1,5 +1,5 @@
-"""The hierarchical VAE read as hierarchical CorEx (Gao et al. 2019, section 4; MATH.md,
-"Hierarchical CorEx and the hierarchical VAE").
+"""The hierarchical VAE read as hierarchical CorEx (Gao et al. 2019, section 4;
+docs/math.md#hierarchical-corex).
 
 Stochastic layers ``Z^1, ..., Z^L`` of configurable sizes: a bottom-up Markov encoder
 ``p(z^l|z^{l-1})`` and a top-down generative chain ``q(z^{l-1}|z^l)`` with the standard normal

@@ -1,6 +1,6 @@
 """The ``tcx`` command: LightningCLI over tcx's models, datamodules and callbacks.
 
-This module is the composition root (DESIGN.md, "The house"): it alone imports models,
+This module is the composition root (docs/design.md#dependency-direction): it alone imports models,
 datamodules and callbacks together, and nothing imports it.
 
     tcx fit                                  # the default: AnchorVAE on procedural dSprites

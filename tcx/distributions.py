@@ -1,6 +1,6 @@
 """Distributions of the CorEx/VAE objective, all log-densities in nats.
 
-MATH.md, "Notation": the encoder ``p(z|x) = prod_j p(z_j|x)`` is a diagonal Gaussian, the prior
+docs/math.md#notation: the encoder ``p(z|x) = prod_j p(z_j|x)`` is a diagonal Gaussian, the prior
 ``r(z) = prod_j r_j(z_j)`` a standard normal, and the decoder ``q(x|z) = prod_i q(x_i|z)`` factorizes
 over inputs (Bernoulli or Gaussian here). Every method returns per-element terms (one per latent or
 per input) so that the objective can weight them (alpha per input, beta per latent).
@@ -38,7 +38,7 @@ def gaussian_kl_standard_normal(mean: Tensor, log_var: Tensor) -> Tensor:
     """Elementwise ``KL( N(mean, exp(log_var)) || N(0, 1) )`` in nats.
 
     Closed form ``0.5 * (mean^2 + exp(log_var) - log_var - 1)``: the rate of one latent for one
-    input (MATH.md, "The variational lower bound": ``KL_j = KL(p(z_j|x) || r_j(z_j))``).
+    input (docs/math.md#the-encoder-inequality: ``KL_j = KL(p(z_j|x) || r_j(z_j))``).
     """
     return 0.5 * (mean.pow(2) + torch.exp(log_var) - log_var - 1.0)
 

@@ -1,11 +1,11 @@
-"""Information estimators used for diagnostics, all in nats (MATH.md, "Estimators used for diagnostics").
+"""Information estimators used for diagnostics, all in nats (docs/math.md#estimators).
 
 What is estimated, for a factorized encoder ``p(z|x) = prod_j N(z_j; mu_j(x), exp(log_var_j(x)))``
 over a dataset ``{x_n}`` of size ``N`` (each point with probability ``1/N``), its aggregate posterior
 ``q(z) = (1/N) sum_n p(z|x_n)`` with marginals ``q(z_j)``, and the prior ``r(z) = prod_j N(z_j; 0, 1)``:
 
 - ``rate_per_latent``: ``E_x KL(p(z_j|x) || r_j)``, the training-time upper bound on ``I(Z_j;X)``
-  (MATH.md, "The variational lower bound"), in closed form.
+  (docs/math.md#the-encoder-inequality), in closed form.
 - ``aggregate_information``: Monte-Carlo estimates of ``I(Z;X)``, ``I(Z_j;X)``, ``TC(Z)`` and the
   dimension-wise ``KL(q(z_j) || r_j)`` from one batch of posteriors, with ``log q(z)`` estimated by
   minibatch weighted sampling (MWS) or minibatch stratified sampling (MSS), R. T. Q. Chen, X. Li,
@@ -18,7 +18,7 @@ over a dataset ``{x_n}`` of size ``N`` (each point with probability ``1/N``), it
 - ``gaussian_total_correlation``: ``TC`` of a Gaussian with the codes' sample covariance ``S``,
   ``0.5 * (sum_j log S_jj - log det S)``.
 - ``binary_pixel_entropy``: ``H(X_i)`` of each input from its marginal frequency, the constant
-  ``sum_i H(X_i)`` of the CorEx lower bound (MATH.md, "The variational lower bound").
+  ``sum_i H(X_i)`` of the CorEx lower bound (docs/math.md#pixel-entropy).
 
 Every constant is kept (``log N``, ``log M``, ``log 2 pi``). Computation is done in float64: the
 total correlation is a difference of large log-densities.
@@ -205,8 +205,8 @@ def rate_per_latent(mean: Tensor, log_var: Tensor) -> Tensor:
 
     Closed form ``0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)`` per row (``tcx.distributions.
     gaussian_kl_standard_normal``), then the mean over the ``M`` rows. It is the upper bound on
-    ``I(Z_j;X)`` that training uses; the gap is ``KL(q(z_j) || r_j)`` (MATH.md, "The variational
-    lower bound, and why it is the VAE"; "Estimators used for diagnostics"). float64.
+    ``I(Z_j;X)`` that training uses; the gap is ``KL(q(z_j) || r_j)`` (docs/math.md#the-encoder-inequality,
+    docs/math.md#rate). float64.
     """
     mean, log_var = _check_posterior(mean, log_var)
     return gaussian_kl_standard_normal(mean, log_var).mean(0)
@@ -411,7 +411,7 @@ def aggregate_information(
     estimated by ``method``: ``"mss"`` (minibatch stratified sampling, the default, consistent) or
     ``"mws"`` (minibatch weighted sampling, the paper's lower bound with a constant offset: see the
     module docstring; it does not converge to the values below). Chen et al. 2018, section 4.1
-    and appendix C; MATH.md, "Total correlation" and "Estimators used for diagnostics".
+    and appendix C; docs/math.md#aggregate-posterior.
 
     Returns a dict of float64 tensors on ``mean``'s device (means over the ``M`` rows):
 
@@ -419,7 +419,7 @@ def aggregate_information(
     - ``mutual_info_per_latent`` ``[D]``: ``I(Z_j;X) ~= E[log p(z_j|x) - log q(z_j)]``;
     - ``total_correlation`` (scalar): ``TC(Z) ~= E[log q(z) - sum_j log q(z_j)]``;
     - ``dimension_wise_kl`` ``[D]``: ``KL(q(z_j) || r_j) ~= E[log q(z_j) - log r_j(z_j)]``, the gap
-      between ``rate_per_latent`` and ``I(Z_j;X)`` (MATH.md, "The variational lower bound");
+      between ``rate_per_latent`` and ``I(Z_j;X)`` (docs/math.md#the-encoder-inequality);
     - ``kl_to_prior_mc`` (scalar): ``E[log p(z|x) - log r(z)]``, the Monte-Carlo rate; it equals
       ``mutual_info + total_correlation + dimension_wise_kl.sum()`` exactly;
     - ``log_q_z`` (scalar): ``E[log q(z)]``, i.e. minus the estimated entropy of ``q(z)``;
@@ -570,7 +570,7 @@ def binary_pixel_entropy(x) -> Tensor:
     probabilities (grey levels), which are averaged as marginals, ``p_i = mean_n x_ni``. Returns
     ``H(X_i) = -p_i log p_i - (1-p_i) log(1-p_i)`` with shape ``[...]`` in float64
     (``tcx.distributions.bernoulli_entropy``); ``sum`` it for the constant ``sum_i H(X_i)`` of the
-    CorEx lower bound (MATH.md, "The variational lower bound, and why it is the VAE").
+    CorEx lower bound (docs/math.md#pixel-entropy).
     """
     total, count, shape = None, 0, None
     for i, batch in enumerate(_pixel_batches(x)):

@@ -1,4 +1,4 @@
-"""What tcx needs of data with ground-truth factors (DESIGN.md, "How data flows", step 1).
+"""What tcx needs of data with ground-truth factors (docs/design.md#the-datamodule-protocol).
 
 A ground-truth source (the procedural dSprites datamodule, the file-backed ones, a user's own)
 declares its factors and can sample them and render observations from them. The intervention-based

@@ -1,6 +1,6 @@
 """The hierarchical CorEx bound: the ELBO of a Markov hierarchical VAE, layer by layer, in nats.
 
-MATH.md, "Hierarchical CorEx and the hierarchical VAE". Layers ``Z^0 = X, Z^1, ..., Z^L``; a
+docs/math.md#hierarchical-corex. Layers ``Z^0 = X, Z^1, ..., Z^L``; a
 bottom-up Markov encoder ``p(z^l|z^{l-1})`` (diagonal Gaussian, factorized over the units of each
 layer); a top-down generative chain ``q(z^{l-1}|z^l)`` (the data likelihood ``q(x|z^1)`` at the
 bottom, diagonal Gaussians between latent layers) with the prior ``r(z^L)`` on the top layer.
@@ -125,7 +125,7 @@ def hierarchical_bound(
     input_entropy: Tensor | float | None = None,
     layer: int | None = None,
 ) -> HierarchicalTerms:
-    """The hierarchical bound's terms (module docstring; MATH.md, "Hierarchical CorEx"), in nats.
+    """The hierarchical bound's terms (module docstring; docs/math.md#hierarchical-corex), in nats.
 
     Args:
         x: the batch ``[B, ...]``; ``params``: the likelihood's parameters from ``z^1``.

@@ -1,13 +1,13 @@
 """The weighted CorEx bound: one objective for VAE, beta-VAE and AnchorVAE.
 
-MATH.md, "Weighted bounds: beta-VAE and AnchorVAE":
+docs/math.md#weighted-bounds:
 
     L_{alpha,beta} = sum_i alpha_i I(X_i;Z) - sum_j beta_j I(Z_j;X)
                   >= sum_i alpha_i H(X_i) + E[ sum_i alpha_i log q(x_i|z) ] - sum_j beta_j E_x KL_j
 
 with ``KL_j = KL(p(z_j|x) || r_j(z_j))``. With all weights 1 the right-hand side is
-``sum_i H(X_i) + ELBO``, the bound on the CorEx objective ``L`` (MATH.md, "The variational lower
-bound, and why it is the VAE"). Training minimizes ``loss = -(informativeness - weighted_rate)``;
+``sum_i H(X_i) + ELBO``, the bound on the CorEx objective ``L`` (docs/math.md#the-elbo).
+Training minimizes ``loss = -(informativeness - weighted_rate)``;
 the constant ``sum_i alpha_i H(X_i)`` does not change the gradients and is only reported.
 
 Everything is in nats, averaged over the batch (an estimate of the expectation over ``x``), with
@@ -67,7 +67,7 @@ class CorExTerms:
 def as_weight_vector(value, size: int, name: str) -> Tensor:
     """Validate a weight (a number, or one per element) and return it as a float ``[size]`` vector.
 
-    The bound of MATH.md holds only for non-negative weights, so negative, non-finite or
+    The bound (docs/math.md#weighted-bounds) holds only for non-negative weights, so negative, non-finite or
     mis-shaped weights are refused here, at the boundary.
     """
     w = torch.as_tensor(value, dtype=torch.float32).detach().clone()
@@ -89,7 +89,7 @@ def as_weight_vector(value, size: int, name: str) -> Tensor:
 
 
 class CorExObjective(nn.Module):
-    """The weighted CorEx lower bound (MATH.md, "Weighted bounds") as a reusable module.
+    """The weighted CorEx lower bound (docs/math.md#weighted-bounds) as a reusable module.
 
     Args:
         latent_dim: number of latents ``D``.

@@ -1,4 +1,4 @@
-"""Known-answer tests of tcx.estimators (MATH.md, "Estimators used for diagnostics").
+"""Known-answer tests of tcx.estimators (docs/math.md#estimators).
 
 The reference model is a linear-Gaussian encoder: x ~ N(0, I_k), p(z|x) = N(W x, diag(sigma^2)), so
 the population aggregate posterior is q(z) = N(0, C) with C = W W^T + diag(sigma^2), and

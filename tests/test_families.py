@@ -362,7 +362,7 @@ def test_hierarchical_terms_add_up_to_an_independently_computed_elbo():
     rate1 = (p[0].log_prob(zs[0]) - q[0].log_prob(zs[0])).mean(0)
     rate2 = (p[1].log_prob(zs[1]) - q[1].log_prob(zs[1])).mean(0)
     rate3 = kl_divergence(p[2], Normal(0.0, 1.0)).mean(0)
-    # MATH.md: E[log q(x|z1) + log q(z1|z2) + log q(z2|z3) + log r(z3) - sum_l log p(z^l|z^(l-1))],
+    # docs/math.md: E[log q(x|z1) + log q(z1|z2) + log q(z2|z3) + log r(z3) - sum_l log p(z^l|z^(l-1))],
     # with E[log r(z3) - log p(z3|z2)] in closed form (-KL) as for the flat VAE
     elbo = recon + inf2 + inf3 - p[0].log_prob(zs[0]).sum(1).mean() - p[1].log_prob(zs[1]).sum(1).mean() - rate3.sum()
 

@@ -4,7 +4,7 @@ As disentanglement_lib's ``evaluation/metrics/unsupervised_metrics.py`` (Locatel
 "Challenging Common Assumptions in the Unsupervised Learning of Disentangled Representations",
 ICML 2019, Section 5 / Appendix): the Gaussian total correlation and the Gaussian Wasserstein
 correlation of the codes' covariance, and the mean pairwise discretised mutual information.
-MATH.md, "Estimators used for diagnostics".
+docs/metrics.md#unsupervised-scores; docs/math.md#gaussian-total-correlation.
 """
 
 from __future__ import annotations
