@@ -6,7 +6,7 @@ The rate is not weighted but pulled towards a target capacity ``C`` that grows d
     loss = -E log q(x|z) + gamma * | sum_j E_x KL(p(z_j|x) || r_j) - C(step) |
 
 with ``C`` rising linearly from 0 to ``capacity_max`` nats over ``capacity_steps`` optimizer
-steps (:func:`tcx.tc_penalties.linear_capacity`). The code is thereby allowed to carry more and
+steps (:func:`tcx.schedules.linear_capacity`). The code is thereby allowed to carry more and
 more information about ``X`` (the rate is the training-time upper bound on ``I(Z;X)``,
 docs/math.md#the-encoder-inequality), so the factors that explain most of the data enter first.
 """
@@ -21,7 +21,7 @@ from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
-from tcx.tc_penalties import linear_capacity
+from tcx.schedules import linear_capacity
 
 __all__ = ["AnnealedVAE"]
 

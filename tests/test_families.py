@@ -30,7 +30,8 @@ from tcx.models import (
     load_model,
 )
 from tcx.models.factor_vae import Discriminator
-from tcx.tc_penalties import density_ratio_tc, dip_covariance, dip_penalty, discriminator_loss, linear_capacity, permute_dims
+from tcx.schedules import linear_capacity
+from tcx.tc_penalties import density_ratio_tc, dip_covariance, dip_penalty, discriminator_loss, permute_dims
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
