@@ -28,7 +28,6 @@ one-line message and no traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
 from pathlib import Path
@@ -61,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=4.0, help="frames per second of the GIFs (default 4)")
     p.add_argument("--scale", type=int, default=1, help="enlarge every tile this many times (default 1)")
     p.add_argument("--device", default="cpu", help="torch device to run the model on (default cpu)")
+    p.add_argument("--trust", action="store_true",
+                   help="build a model family or datamodule class the checkpoint names even when it is not "
+                   "one of tcx's (your own classes; the checkpoint is still read as data only)")
     return p
 
 
@@ -91,23 +93,29 @@ def _check_args(args) -> None:
         raise _UsageError(f"--device {args.device!r} is not a torch device ({exc}); use e.g. cpu or cuda") from None
 
 
-def rebuild_datamodule(checkpoint: dict):
+def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
     """The datamodule a checkpoint was trained with, or ``(None, reason)``.
 
     Built from ``checkpoint["tcx_datamodule_class"]`` (written by ``CorExVAE.on_save_checkpoint``)
     with ``checkpoint["datamodule_hyper_parameters"]`` (Lightning's copy of its ``__init__``
-    arguments) when present. Returns ``(datamodule, None)`` or ``(None, why not)``.
+    arguments) when present. The class path is data from a file: it is built only when it is one
+    of ``known`` (the datamodules a user could name with ``--data``; ``tcx traverse`` passes tcx's
+    registered ones), or, with ``trust`` (``tcx traverse --trust``), any importable
+    ``LightningDataModule`` subclass. Returns ``(datamodule, None)`` or ``(None, why not)``.
     """
+    import lightning.pytorch as pl
+
     from tcx.models.base import DATAMODULE_CLASS_KEY
+    from tcx.safe_io import CheckpointRefused, resolve_class
 
     class_path = checkpoint.get(DATAMODULE_CLASS_KEY)
     if not class_path:
         return None, "the checkpoint names no datamodule"
-    module_name, _, class_name = str(class_path).rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        return None, f"its datamodule {class_path} cannot be imported here ({exc})"
+        cls = resolve_class(class_path, known, pl.LightningDataModule, what="datamodule", source="the checkpoint",
+                            trust=trust)
+    except CheckpointRefused as exc:
+        return None, str(exc)
     hparams = _init_arguments(cls, dict(checkpoint.get("datamodule_hyper_parameters") or {}))
     try:
         dm = cls(**hparams)
@@ -203,8 +211,9 @@ def export_pictures(
     return files, failures, notes
 
 
-def main(argv: list[str]) -> int:
-    """Entry point of ``tcx traverse`` (dispatched by ``tcx.cli.main``); returns the exit status."""
+def main(argv: list[str], datamodules=()) -> int:
+    """Entry point of ``tcx traverse`` (dispatched by ``tcx.cli.main``, which passes the
+    datamodule classes a user can name, ``datamodules``); returns the exit status."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -217,10 +226,11 @@ def main(argv: list[str]) -> int:
         return 2
 
     from tcx.models import load_model
+    from tcx.safe_io import load_checkpoint
 
     try:
-        model = load_model(args.ckpt, map_location="cpu")
-        checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+        model = load_model(args.ckpt, map_location="cpu", trust=args.trust)
+        checkpoint = load_checkpoint(args.ckpt, map_location="cpu")
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -233,7 +243,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: error: cannot move the model to --device {args.device!r} ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 2
 
-    datamodule, why = rebuild_datamodule(checkpoint)
+    datamodule, why = rebuild_datamodule(checkpoint, known=datamodules, trust=args.trust)
     del checkpoint
     out = Path(args.out)
     try:

@@ -78,6 +78,12 @@ class AnchorVAE(CorExVAE):
             )
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+        if not anchor_beta < beta:
+            raise ValueError(
+                f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "
+                "larger weight on their information than the other latents, a penalty instead of the "
+                "bonus anchoring means; choose anchor_beta < beta (e.g. anchor_beta 0.2 with beta 1)"
+            )
         self._anchors = resolve_anchors(anchors, int(latent_dim))
         self.anchor_beta = float(anchor_beta)
         self.beta = float(beta)

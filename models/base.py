@@ -362,26 +362,23 @@ class CorExVAE(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-def load_model(path, map_location="cpu") -> CorExVAE:
+def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
     """Load a tcx checkpoint of any model family, in eval mode.
 
-    The family is read from the checkpoint (written by :meth:`CorExVAE.on_save_checkpoint`).
+    The file is read as data (``torch.load(weights_only=True)``, :func:`tcx.safe_io.load_checkpoint`):
+    a checkpoint holding pickled code is refused, never run. The family is read from the checkpoint
+    (written by :meth:`CorExVAE.on_save_checkpoint`) and must be one of ``tcx.models``' families;
+    ``trust=True`` also accepts any importable :class:`CorExVAE` subclass (a user's own family).
     A missing, truncated or foreign file gets an error that says which and what to do.
     """
-    import importlib
     from pathlib import Path
 
+    import tcx.models as families
+    from tcx.safe_io import load_checkpoint, resolve_class
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
-    try:
-        checkpoint = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
-        raise ValueError(
-            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {exc}); the file is "
-            "truncated or not a PyTorch checkpoint: use another checkpoint of the run (e.g. last.ckpt)"
-        ) from exc
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    checkpoint = load_checkpoint(p, map_location=map_location)
+    if "state_dict" not in checkpoint:
         raise ValueError(f"{str(p)!r} is not a Lightning checkpoint (no 'state_dict')")
     class_path = checkpoint.get(CLASS_KEY)
     if not class_path:
@@ -389,11 +386,11 @@ def load_model(path, map_location="cpu") -> CorExVAE:
             f"{str(p)!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
             "written by a tcx model; load it with YourModel.load_from_checkpoint instead"
         )
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{str(p)!r} was written by {class_path}, which cannot be imported here: {exc}") from exc
-    model = cls.load_from_checkpoint(p, map_location=map_location)
+    known = [getattr(families, n) for n in getattr(families, "__all__", ())]
+    known = [c for c in known if isinstance(c, type) and issubclass(c, CorExVAE)]
+    cls = resolve_class(class_path, known, CorExVAE, what="model family", source=f"checkpoint {str(p)!r}",
+                        trust=trust)
+    del checkpoint
+    model = cls.load_from_checkpoint(p, map_location=map_location, weights_only=True)
     model.eval()
     return model

@@ -1,0 +1,160 @@
+"""Issue #9: checkpoints never run code, nothing is lost on an interrupt or a full disk, W&B is
+never fatal, exact resume, one-paragraph errors, data errors named as data."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from tcx import runtime, safe_io
+from tcx.callbacks.export import main as traverse_main, rebuild_datamodule
+from tcx.cli import main
+from tcx.datamodules import DSprites
+from tcx.models import VAE, load_model
+from tcx.models.base import DATAMODULE_CLASS_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--trainer.max_epochs", "1",
+    "--trainer.max_steps", "2",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.precision", "32-true",
+    "--data.batch_size", "16",
+    "--data.epoch_size", "32",
+    "--data.val_size", "32",
+    "--model.input_entropy_samples", "0",
+    "--model.network", "mlp",
+    "--model.hidden_dims", "[16]",
+    "--model.latent_dim", "3",
+    "--model.anchors", "1",
+]
+NO_LOGGER = ["--trainer.logger", "false", "--trainer.callbacks", "[]"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    monkeypatch.delenv("TCX_DEBUG", raising=False)
+
+
+def _tcx() -> str:
+    return str(Path(sys.executable).with_name("tcx"))
+
+
+class Vectors(pl.LightningDataModule):
+    """8-dimensional binary vectors, 64 points: tiny fits."""
+
+    input_shape = (8,)
+
+    def __init__(self, n: int = 64, batch_size: int = 16, nan: bool = False, val: bool = True):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.x = (torch.rand(n, 8, generator=g) > 0.5).float()
+        if nan:
+            self.x[n - 3, 2] = float("nan")  # not in the first batch
+        self.batch_size = batch_size
+        self.has_val = val
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(self.x, torch.zeros(len(self.x), 0)), batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(TensorDataset(self.x[:32], torch.zeros(32, 0)), batch_size=self.batch_size)
+
+
+def tiny_vae(**kw):
+    torch.manual_seed(0)
+    return VAE(latent_dim=2, network="mlp", hidden_dims=[8], input_shape=(8,), input_entropy_samples=0, **kw)
+
+
+def trainer_for(root, **kw):
+    args = dict(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                default_root_dir=root, num_sanity_val_steps=0, precision="32-true")
+    args.update(kw)
+    trainer = pl.Trainer(**args)
+    runtime.prepare_trainer(trainer)
+    return trainer
+
+
+@pytest.fixture
+def genuine_ckpt(tmp_path):
+    """A real checkpoint of a tiny AnchorVAE on DSprites, written by `tcx fit`'s machinery."""
+    from tcx.models import AnchorVAE
+
+    torch.manual_seed(0)
+    model = AnchorVAE(latent_dim=3, anchors=1, network="mlp", hidden_dims=[8], input_shape=(1, 64, 64),
+                      input_entropy_samples=0)
+    trainer = trainer_for(tmp_path, max_steps=1, enable_checkpointing=False, limit_val_batches=0)
+    trainer.fit(model, DSprites(batch_size=8, epoch_size=16, val_size=16))
+    path = tmp_path / "genuine.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# rows 1-2: checkpoints never run code
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_row1_pickled_code_in_a_checkpoint_is_refused_not_run(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "tcx_model_class": "tcx.models.VAE", "payload": _Evil(str(marker))}, path)
+    with pytest.raises(safe_io.CheckpointRefused, match="pickled Python objects"):
+        load_model(path)
+    assert not marker.exists()
+    assert traverse_main(["--ckpt", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "pickled Python objects" in capsys.readouterr().err
+    assert not marker.exists(), "the checkpoint's code ran"
+
+
+def test_row2_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    ckpt = torch.load(genuine_ckpt, weights_only=True)
+    assert ckpt[DATAMODULE_CLASS_KEY] == "tcx.datamodules.dsprites.DSprites"
+    ckpt[DATAMODULE_CLASS_KEY] = "subprocess.Popen"
+    ckpt["datamodule_hyper_parameters"] = {"args": ["touch", str(marker)]}
+    evil = tmp_path / "edited.ckpt"
+    torch.save(ckpt, evil)
+    from tcx.cli import _registered
+    import tcx.datamodules
+
+    dm, why = rebuild_datamodule(torch.load(evil, weights_only=True), known=_registered(tcx.datamodules, pl.LightningDataModule))
+    assert dm is None and "'subprocess.Popen', which is not one of tcx's" in why and "--trust" in why
+    with pytest.raises(SystemExit) as info:
+        main(["traverse", "--ckpt", str(evil), "--out", str(tmp_path / "pics"), "--num-points", "8", "--steps", "2"])
+    assert info.value.code == 0
+    assert "subprocess.Popen" in capsys.readouterr().out
+    time.sleep(0.2)
+    assert not marker.exists(), "the checkpoint's command ran"
+    # even --trust refuses a class that is not a LightningDataModule
+    dm, why = rebuild_datamodule(ckpt, trust=True)
+    assert dm is None and "not a subclass of lightning.pytorch" in why
+    # the model family is checked the same way
+    ckpt["tcx_model_class"] = "os.system"
+    torch.save(ckpt, evil)
+    with pytest.raises(safe_io.CheckpointRefused, match="'os.system', which is not one of tcx's"):
+        load_model(evil)
+    # and the genuine checkpoint still loads, its datamodule rebuilt
+    assert load_model(genuine_ckpt).latent_dim == 3
