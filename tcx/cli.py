@@ -33,6 +33,7 @@ from lightning.pytorch.cli import LightningCLI
 import tcx.callbacks  # noqa: F401  (registers callback classes for short names in configs)
 import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
+from tcx import runtime
 from tcx.callbacks import media_files
 from tcx.experiments import describe_experiments, resolve_config_args
 from tcx.models.base import CorExVAE
@@ -87,10 +88,19 @@ class TcxCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.init_args.input_shape", compute_fn=_input_shape_of, apply_on="instantiate")
 
+    def instantiate_trainer(self, **kwargs) -> pl.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        runtime.prepare_trainer(trainer)
+        return trainer
+
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
+        runtime.check_loggers_writable(self.trainer)
+        runtime.resume_wandb_run(self.trainer, self.config_init.get(self.subcommand, {}).get("ckpt_path"))
+        _TERMINATION.in_fit = True
 
     def after_fit(self) -> None:
+        _TERMINATION.in_fit = False
         if not self.trainer.is_global_zero:
             return
         print(fit_summary(self.trainer, self.model, time.perf_counter() - getattr(self, "_fit_started", time.perf_counter())))
@@ -173,6 +183,11 @@ def _known_classes(module, base) -> dict[str, str]:
     }
 
 
+def _registered(module, base) -> list[type]:
+    """The classes of ``module.__all__`` that subclass ``base``: what ``--model``/``--data`` name."""
+    return [getattr(module, name) for name in _known_classes(module, base)]
+
+
 def check_class_names(argv: list[str]) -> None:
     """Refuse an unknown ``--model NAME`` or ``--data NAME`` before anything is built, naming the
     value and what is allowed (jsonargparse's own message lists neither)."""
@@ -242,14 +257,50 @@ def with_default_classes(argv: list[str]) -> list[str]:
     return [argv[0], *missing, *argv[1:]]
 
 
+_TERMINATION = runtime.TerminationWatch()
+
+
 def main(args=None) -> None:
-    """Entry point of the ``tcx`` console script."""
+    """Entry point of the ``tcx`` console script.
+
+    A user's error (a bad value, a missing file, a bad config, a diverged run, a full disk) is
+    printed as one paragraph and exits with status 2; ``--debug`` or ``TCX_DEBUG=1`` shows the
+    traceback instead. SIGTERM exits with 143 after writing ``interrupted.ckpt`` (``RunGuard``).
+    """
     argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv or os.environ.get("TCX_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    _TERMINATION.received = False
+    _TERMINATION.install()
+    try:
+        _main(argv)
+    except runtime.SIGTERMException:
+        raise SystemExit(143) from None
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("tcx: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        message = None if debug else runtime.describe_error(exc)
+        if message is None:
+            raise
+        print(f"tcx: error: {message}", file=sys.stderr)
+        if os.environ.get("TCX_DEBUG") is None:
+            print("(run with --debug or TCX_DEBUG=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
+    if _TERMINATION.received:
+        raise SystemExit(143)
+
+
+def _main(argv: list[str]) -> None:
     if argv and argv[0] == "traverse":
         # pictures from a checkpoint, without training (tcx.callbacks.export)
         from tcx.callbacks.export import main as traverse_main
 
-        raise SystemExit(traverse_main(argv[1:]))
+        raise SystemExit(traverse_main(argv[1:], datamodules=_registered(tcx.datamodules, pl.LightningDataModule)))
     if argv and argv[0] == "configs":
         print(describe_experiments())
         raise SystemExit(0)
@@ -259,9 +310,12 @@ def main(args=None) -> None:
         print(f"tcx: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_wandb_mode()
+    runtime.settle_wandb_mode()
     # Lightning's own deprecation notice about torch's pytree API: nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     check_class_names(argv)
+    runtime.check_argument_order(argv)
+    runtime.check_config_files(argv)
     argv = with_default_classes(argv)
     TcxCLI(
         model_class=CorExVAE,
