@@ -303,17 +303,37 @@ class CorExVAE(pl.LightningModule):
         last_of_run = 0 < trainer.max_steps <= self.global_step + 1
         return bool(getattr(trainer, "is_last_batch", False)) or last_of_run
 
-    def check_finite(self, value: Tensor, terms: CorExTerms | None = None, what: str = "the loss") -> None:
-        """Stop training with a clear error when ``value`` is not finite, before any update."""
+    def check_finite(self, value: Tensor, terms: CorExTerms | None = None, what: str = "the loss",
+                     x: Tensor | None = None) -> None:
+        """Stop training with a clear error when ``value`` is not finite, before any update.
+
+        The check itself costs one reduction per step; only when it fails is the batch ``x``
+        looked at, so NaN or inf in the data, on any batch, is reported as the data's fault. The
+        advice for a diverged loss depends on the precision in use."""
         if torch.isfinite(value).all():
             return
+        if x is not None and not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise FloatingPointError(
+                f"{type(self).__name__}: the data batch at global step {self.global_step} holds {bad} NaN or "
+                f"inf values (x of shape {tuple(x.shape)}), so {what} is {value.item()}: the data, not the "
+                "optimizer, is at fault. Fix or filter the datamodule's data (tcx.datamodules.check_datamodule "
+                "checks a datamodule); no weights were updated."
+            )
         detail = ""
         if terms is not None:
             detail = f" (reconstruction={terms.reconstruction.item():.4g}, rate={terms.rate.item():.4g} nats)"
+        precision = str(getattr(self._trainer, "precision", "32-true")) if self._trainer is not None else "32-true"
+        if "16" in precision:
+            advice = (f"Lower the learning rate (--model.lr, now {self.hparams.lr:g}) or train in "
+                      f"precision='32-true' (now {precision!r}).")
+        else:
+            advice = (f"Lower the learning rate (--model.lr, now {self.hparams.lr:g}) or clip the gradients "
+                      f"(--trainer.gradient_clip_val 1.0); the precision ({precision!r}) is already full.")
         raise FloatingPointError(
             f"{type(self).__name__}: {what} is {value.item()} at global step {self.global_step}{detail}. "
             "Training stopped before the weights were updated; checkpoints already written are "
-            "intact. Lower the learning rate or train in precision='32-true'."
+            f"intact. {advice}"
         )
 
     def training_forward(self, batch) -> StepOutput:
@@ -322,7 +342,7 @@ class CorExVAE(pl.LightningModule):
         with manual optimization calls it and then steps its own optimizers."""
         x = self._unpack(batch)
         out = self.forward_step(x)
-        self.check_finite(out.loss, out.terms)
+        self.check_finite(out.loss, out.terms, x=x)
         self._log_terms("train", out.terms, out.extra, out.loss, x.shape[0], out.reported)
         return out
 

@@ -379,7 +379,7 @@ def check_config_files(argv: list[str]) -> None:
             continue
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(2, f"config file {path!r} does not exist (given with {flag})", path)
+            raise FileNotFoundError(f"config file {path!r} does not exist (given with {flag})")
         try:
             yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:

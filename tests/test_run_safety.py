@@ -70,7 +70,7 @@ class Vectors(pl.LightningDataModule):
         self.has_val = val
 
     def train_dataloader(self):
-        return DataLoader(TensorDataset(self.x, torch.zeros(len(self.x), 0)), batch_size=self.batch_size, shuffle=True)
+        return DataLoader(TensorDataset(self.x, torch.zeros(len(self.x), 0)), batch_size=self.batch_size, shuffle=len(self.x) > 0)
 
     def val_dataloader(self):
         return DataLoader(TensorDataset(self.x[:32], torch.zeros(32, 0)), batch_size=self.batch_size)
@@ -158,3 +158,93 @@ def test_row2_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_p
         load_model(evil)
     # and the genuine checkpoint still loads, its datamodule rebuilt
     assert load_model(genuine_ckpt).latent_dim == 3
+
+
+# --------------------------------------------------------------------------------------------
+# rows 10-15: errors are one paragraph, exit 2, no traceback
+
+
+def _cli_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert "Traceback" not in err and "Namespace(" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("tcx: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model.latent_dim", "0"], "latent_dim must be >= 1, got 0"),
+        (["--model.anchors", "[20]"], r"indices \[20\] are out of range"),
+        (["--model.anchor_beta", "1.5"], "anchor_beta=1.5 is not allowed"),
+        (["--model.beta", "0.1"], r"anchor_beta=0.2 >= beta=0.1 is not allowed"),
+        (["--data.batch_size", "0"], "batch_size must be an integer >= 1, got 0"),
+        (["--model.lr", "0"], "lr must be > 0"),
+        (["--model.network", "bogus"], "network='bogus' is not known"),
+    ],
+)
+def test_row10_bad_arguments_are_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    line = _cli_error(capsys, ["fit", *NO_LOGGER, *args])
+    assert re.search(message, line), line
+
+
+def test_row10_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+        main(["fit", *NO_LOGGER, "--model.latent_dim", "0", "--debug"])
+    monkeypatch.setenv("TCX_DEBUG", "1")
+    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+        main(["fit", *NO_LOGGER, "--model.latent_dim", "0"])
+
+
+def test_row11_a_yaml_syntax_error_names_the_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("trainer:\n  max_epochs: [1\n")
+    line = _cli_error(capsys, ["fit", "-c", str(bad)])
+    assert str(bad) in line and "not valid YAML at line 3" in line
+    line = _cli_error(capsys, ["fit", "--config", str(tmp_path / "missing.yaml")])
+    assert "missing.yaml" in line and "does not exist" in line
+
+
+def test_row12_class_arguments_before_the_class_are_explained(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = _cli_error(capsys, ["fit", "--data.epoch_size", "100", "--data", "MNIST"])
+    assert "--data.epoch_size comes before --data MNIST: put the class first" in line
+    line = _cli_error(capsys, ["fit", "--model.beta=3", "--model=BetaVAE"])
+    assert "--model.beta comes before --model BetaVAE" in line
+
+
+def test_row13_divergence_advice_follows_the_precision_and_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = _cli_error(capsys, ["fit", *TINY, *NO_LOGGER, "--model.lr", "1e12", "--trainer.max_steps", "6"])
+    assert "the loss is nan" in line and "precision ('32-true') is already full" in line
+    assert "train in precision='32-true'" not in line
+    # in half precision the advice is to go to full precision
+    for precision, expected in (("bf16-mixed", "train in precision='32-true' (now 'bf16-mixed')"),
+                                ("32-true", "clip the gradients")):
+        model = tiny_vae()
+        with torch.no_grad():
+            model.encoder.net[-1].bias.fill_(float("nan"))
+        with pytest.raises(FloatingPointError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            trainer_for(tmp_path, max_steps=1, precision=precision, enable_checkpointing=False).fit(model, Vectors())
+
+
+def test_row14_nan_in_the_data_is_blamed_on_the_data_on_any_batch(tmp_path):
+    with pytest.raises(FloatingPointError, match="the data batch at global step [0-9]+ holds 1 NaN or inf values") as info:
+        trainer_for(tmp_path, max_epochs=1, enable_checkpointing=False, limit_val_batches=0).fit(
+            tiny_vae(), Vectors(nan=True))
+    assert "learning rate" not in str(info.value)
+
+
+def test_row15_an_empty_training_loader_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="the training loader of Vectors yields no batches"):
+        trainer_for(tmp_path, enable_checkpointing=False).fit(tiny_vae(), Vectors(n=0))
+    assert runtime.describe_error(ValueError("a\n  b")) == "a b"
