@@ -41,6 +41,7 @@ from torch import Tensor
 
 from tcx import visualize as viz
 from tcx.estimators import rate_per_latent
+from tcx.groundtruth import has_val_dataloader
 
 __all__ = [
     "Media",
@@ -358,6 +359,11 @@ def encode_dataset(model, batches: Iterable, num_points: int) -> Encoded | None:
 
 
 def _validation_batches(trainer) -> Iterable | None:
+    dm = getattr(trainer, "datamodule", None)
+    if int(getattr(trainer, "world_size", 1) or 1) > 1 and has_val_dataloader(dm):
+        # under DDP the trainer's loaders are sharded (DistributedSampler): read the datamodule's
+        # whole validation set, so that pictures and diagnostics see the one-process sample
+        return dm.val_dataloader()
     loaders = getattr(trainer, "val_dataloaders", None)
     if isinstance(loaders, dict):
         loaders = next(iter(loaders.values()), None)
@@ -366,7 +372,7 @@ def _validation_batches(trainer) -> Iterable | None:
     if loaders is not None:
         return loaders
     dm = getattr(trainer, "datamodule", None)
-    if dm is not None and callable(getattr(dm, "val_dataloader", None)):
+    if has_val_dataloader(dm):
         return dm.val_dataloader()
     return None
 
@@ -404,7 +410,7 @@ def fixed_inputs(datamodule=None, batches: Iterable | None = None, num: int = 8,
         g = torch.Generator().manual_seed(seed)
         factors = datamodule.sample_factors(max(num, 64), generator=g)[:num]
         return torch.as_tensor(datamodule.render(factors)).float().cpu()
-    if batches is None and datamodule is not None and callable(getattr(datamodule, "val_dataloader", None)):
+    if batches is None and has_val_dataloader(datamodule):
         batches = datamodule.val_dataloader()
     if batches is None:
         return None

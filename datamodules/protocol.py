@@ -310,6 +310,14 @@ def check_datamodule(
     report = DataModuleReport(name=name, kind="plain", input_shape=shape or ())
     _check_ground_truth(dm, shape, report, likelihood, problems)
     _check_labelled(dm, report, problems)
+    from tcx.groundtruth import has_val_dataloader
+
+    if not has_val_dataloader(dm):
+        report.notes.append(
+            "no val_dataloader(): no validation terms, and the callbacks that read validation data "
+            "(InformationDiagnostics, the pictures from inputs, DisentanglementMetrics unless it can "
+            "render from factors) are skipped with a reason; define val_dataloader() to get them"
+        )
     if not callable(getattr(dm, "train_dataloader", None)):
         problems.append("no train_dataloader(): subclass lightning.pytorch.LightningDataModule and define it")
     elif check_batch:

@@ -248,3 +248,49 @@ def test_row15_an_empty_training_loader_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="the training loader of Vectors yields no batches"):
         trainer_for(tmp_path, enable_checkpointing=False).fit(tiny_vae(), Vectors(n=0))
     assert runtime.describe_error(ValueError("a\n  b")) == "a b"
+
+
+# --------------------------------------------------------------------------------------------
+# row 9: the README's own datamodule, verbatim; without val data every callback skips with a reason
+
+
+def _readme_datamodule_source() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Your own datamodule"):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("\n```", section.index("```python"))]
+
+
+def _fit_user_module(tmp_path, monkeypatch, source, capsys):
+    (tmp_path / "my_module.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_module", None)
+    main(["fit", "--data", "my_module.MyDataModule", "--model", "VAE", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+          "--trainer.limit_val_batches", "2", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+          "--trainer.enable_model_summary", "false"])
+    return capsys.readouterr()
+
+
+def test_row9_readme_datamodule_runs_as_written_with_the_default_callbacks(tmp_path, monkeypatch, capsys):
+    from tcx.datamodules import check_datamodule
+
+    source = _readme_datamodule_source()
+    assert "def val_dataloader" in source
+    out = _fit_user_module(tmp_path, monkeypatch, source, capsys).out
+    assert "tcx fit summary: VAE (val set)" in out
+    assert "estimated mutual info" in out  # InformationDiagnostics ran on the validation data
+    import my_module
+
+    assert not any("val_dataloader" in n for n in check_datamodule(my_module.MyDataModule()).notes)
+
+    # the same without val_dataloader: every callback skips, with its reason, and the fit finishes
+    lines = source.splitlines()
+    cut = next(i for i, ln in enumerate(lines) if "def val_dataloader" in ln)
+    with pytest.warns(RuntimeWarning, match="InformationDiagnostics found no validation data"):
+        captured = _fit_user_module(tmp_path, monkeypatch, "\n".join(lines[:cut]) + "\n", capsys)
+    assert "tcx fit summary: VAE (train set)" in captured.out
+    assert "Traceback" not in captured.err
+    import my_module
+
+    notes = check_datamodule(my_module.MyDataModule()).notes
+    assert any(n.startswith("no val_dataloader()") for n in notes), notes
