@@ -294,3 +294,102 @@ def test_row9_readme_datamodule_runs_as_written_with_the_default_callbacks(tmp_p
 
     notes = check_datamodule(my_module.MyDataModule()).notes
     assert any(n.startswith("no val_dataloader()") for n in notes), notes
+
+
+# --------------------------------------------------------------------------------------------
+# rows 4-6: nothing lost on SIGINT, SIGTERM or a full disk
+
+KILLER = '''
+import os, signal
+import lightning.pytorch as pl
+
+
+class SignalAt(pl.Callback):
+    """Sends this process a real signal at a given global step, or during the end-of-epoch
+    evaluation (where the metrics callbacks spend minutes)."""
+
+    def __init__(self, signum: int = 15, step: int = 2, in_eval: bool = False):
+        self.signum, self.step, self.in_eval = signum, step, in_eval
+        self.last_ckpt_before_eval = None
+
+    def on_train_batch_end(self, trainer, *args):
+        if not self.in_eval and trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+    def on_validation_epoch_end(self, trainer, *args):
+        if self.in_eval and not trainer.sanity_checking:
+            ckpt = trainer.checkpoint_callback
+            path = os.path.join(ckpt.dirpath, "last.ckpt")
+            self.last_ckpt_before_eval = os.path.exists(path)
+            open(os.path.join(trainer.default_root_dir, "last-before-eval" if self.last_ckpt_before_eval else "none"), "w").close()
+            os.kill(os.getpid(), self.signum)
+'''
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def _fit_with_signal(tmp_path, monkeypatch, signum, **kw):
+    (tmp_path / "killer.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    init = ", ".join(f'"{k}": {str(v).lower()}' for k, v in kw.items())
+    callbacks = ('[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": true}}, '
+                 f'{{"class_path": "killer.SignalAt", "init_args": {{"signum": {int(signum)}{", " + init if init else ""}}}}}]')
+    args = [a for a in TINY]
+    i = args.index("--trainer.max_steps")
+    args[i + 1] = "6"
+    with pytest.raises(SystemExit) as info:
+        main(["fit", *args, "--data.epoch_size", "96", "--trainer.logger", "false",
+              "--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks", callbacks])
+    return info.value.code
+
+
+def test_row5_sigterm_writes_a_checkpoint_and_exits_non_zero(tmp_path, monkeypatch, capsys, restore_signals):
+    code = _fit_with_signal(tmp_path, monkeypatch, signal.SIGTERM, step=2)
+    err = capsys.readouterr().err
+    assert code == 143, err
+    ckpts = list(tmp_path.rglob("interrupted.ckpt"))
+    assert len(ckpts) == 1, err
+    assert f"resume with --ckpt_path {ckpts[0]}" in err
+    assert torch.load(ckpts[0], weights_only=True)["global_step"] == 2
+
+
+def test_row4_sigint_during_the_end_of_epoch_evaluation_keeps_the_epoch(tmp_path, monkeypatch, capsys, restore_signals):
+    code = _fit_with_signal(tmp_path, monkeypatch, signal.SIGINT, in_eval=True)
+    err = capsys.readouterr().err
+    assert code not in (0, None), err
+    # last.ckpt was written before the evaluation started, and interrupted.ckpt on the interrupt
+    assert (tmp_path / "last-before-eval").exists()
+    ckpts = list(tmp_path.rglob("interrupted.ckpt"))
+    assert len(ckpts) == 1, err
+    assert torch.load(ckpts[0], weights_only=True)["global_step"] == 6  # the whole epoch
+    assert "stopped by SIGINT" in err
+
+
+def test_row6_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "ck" / "last.ckpt"
+    safe_io.atomic_save(lambda f: f.write(b"old"), target)
+
+    def full_disk(obj, f, *a, **k):
+        f.write(b"partial" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(safe_io.DiskFullError, match="no space left on the disk of .*the previous last.ckpt is intact"):
+        runtime.AtomicCheckpointIO().save_checkpoint({"a": 1}, target)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"], "a partial file was left"
+
+    # through `tcx fit`: one line, exit 2, no partial checkpoint under any name
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    line = _cli_error(capsys, ["fit", *TINY, "--trainer.logger", "false", "--trainer.default_root_dir", str(run),
+                               "--trainer.callbacks", '[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint"}]'])
+    assert "no space left on the disk of" in line and ".ckpt was not written" in line
+    assert [p for p in run.rglob("*") if p.is_file() and "ckpt" in p.name] == []
