@@ -130,14 +130,19 @@ class RunGuard(pl.Callback):
                 checkpoint[WANDB_ID_KEY] = str(run_id)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # the RNG goes back to where the interrupted run was when it wrote the checkpoint, before
+        # the first epoch's data order is drawn (Lightning creates that iterator before
+        # on_train_start); again after a sanity check, whose sampling the interrupted run did not do
         self._pending_rng = checkpoint.get(RNG_KEY)
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        # after the sanity check, before the first epoch's data order is drawn: the RNG is where
-        # the interrupted run left it when the checkpoint was written
         if self._pending_rng is not None:
             _restore_rng(self._pending_rng)
-            self._pending_rng = None
+
+    def on_sanity_check_end(self, trainer, pl_module) -> None:
+        if self._pending_rng is not None:
+            _restore_rng(self._pending_rng)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._pending_rng = None
 
     # ---- nothing lost
     def _dirpath(self, trainer) -> Path:
@@ -151,7 +156,14 @@ class RunGuard(pl.Callback):
         ckpt = trainer.checkpoint_callback
         if ckpt is None or not getattr(ckpt, "save_last", False) or trainer.global_step == 0:
             return
-        trainer.save_checkpoint(self._dirpath(trainer) / "last.ckpt")
+        try:
+            path = ckpt.format_checkpoint_name(ckpt._monitor_candidates(trainer), ckpt.CHECKPOINT_NAME_LAST)
+        except Exception:  # another ModelCheckpoint's naming: its own last checkpoint will do
+            return
+        trainer.save_checkpoint(path)
+        # the ModelCheckpoint then overwrites this same file after the evaluation (it would
+        # otherwise think the name taken and write last-v1.ckpt)
+        ckpt.last_model_path = str(path)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
@@ -294,7 +306,10 @@ def _chain(exc: BaseException):
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        exc = exc.__cause__ or exc.__context__
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            exc = None if exc.__suppress_context__ else exc.__context__
 
 
 def describe_error(exc: BaseException) -> str | None:

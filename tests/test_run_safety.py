@@ -393,3 +393,76 @@ def test_row6_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monke
                                "--trainer.callbacks", '[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint"}]'])
     assert "no space left on the disk of" in line and ".ckpt was not written" in line
     assert [p for p in run.rglob("*") if p.is_file() and "ckpt" in p.name] == []
+
+
+# --------------------------------------------------------------------------------------------
+# row 16: exact resume; rows 7, 8, 16: W&B never fatal, resume continues the run
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_row16_one_epoch_and_a_resumed_one_equal_two_epochs_bit_for_bit(tmp_path):
+    def trainer(root, epochs):
+        return trainer_for(root, max_epochs=epochs, limit_val_batches=1,
+                           callbacks=[ModelCheckpoint(dirpath=root / "ck", save_last=True)])
+
+    pl.seed_everything(0)
+    whole = tiny_vae()
+    trainer(tmp_path / "a", 2).fit(whole, Vectors())
+
+    pl.seed_everything(0)
+    first = tiny_vae()
+    trainer(tmp_path / "b", 1).fit(first, Vectors())
+    ckpt = tmp_path / "b" / "ck" / "last.ckpt"
+    assert runtime.RNG_KEY in torch.load(ckpt, weights_only=True)
+    pl.seed_everything(123)  # whatever the state of the new process, the checkpoint's RNG wins
+    resumed = tiny_vae()
+    trainer(tmp_path / "c", 2).fit(resumed, Vectors(), ckpt_path=ckpt)
+    a, b = _params(whole), _params(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_row7_unreachable_wandb_server_goes_offline_with_a_notice(capsys):
+    env = {"WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:9"}  # a closed loopback port
+    start = time.perf_counter()
+    assert runtime.settle_wandb_mode(env, timeout=2.0) == "offline"
+    assert time.perf_counter() - start < 3.0
+    assert env["WANDB_MODE"] == "offline"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not reachable" in err[0] and "wandb sync" in err[0]
+    assert runtime.settle_wandb_mode({"WANDB_MODE": "offline"}) == "offline"
+    assert capsys.readouterr().err == ""
+
+
+def test_row8_unwritable_logger_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    save_dir = blocker / "runs"
+    line = _cli_error(capsys, ["fit", *TINY, "--trainer.callbacks", "[]",
+                               "--trainer.logger.init_args.save_dir", str(save_dir)])
+    assert f"save_dir (--trainer.logger.init_args.save_dir) '{save_dir}' is not writable" in line
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_rows7_16_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_continues_the_run(tmp_path):
+    """Through the console script: WANDB_MODE=online with an unreachable server (a closed loopback
+    port) runs offline; resuming from its checkpoint logs to the same W&B run id."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), WANDB_SILENT="true", WANDB_MODE="online", WANDB_API_KEY="x" * 40,
+               WANDB_BASE_URL="http://127.0.0.1:9", OMP_NUM_THREADS="1")
+    cbs = '[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": true}}]'
+    cmd = [_tcx(), "fit", *TINY, "--trainer.callbacks", cbs]
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "not reachable" in first.stderr and "W&B run (offline)" in first.stdout
+    ckpt = next(tmp_path.glob("runs/tcx/*/checkpoints/last.ckpt"))
+    run_id = torch.load(ckpt, weights_only=True)[runtime.WANDB_ID_KEY]
+    cmd = [_tcx(), "fit", *TINY, "--trainer.callbacks", cbs, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt)]
+    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, second.stderr[-3000:]
+    runs = sorted(p.name for p in tmp_path.glob("runs/wandb/offline-run-*"))
+    assert len(runs) == 2 and all(r.endswith(f"-{run_id}") for r in runs), runs
