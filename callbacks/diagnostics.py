@@ -48,15 +48,19 @@ def information_media(
     seed: int = 0,
     prefix: str = "diagnostics",
     failures: list[str] | None = None,
+    dataset_size: int | None = None,
 ) -> tuple[list[Media], dict[str, float]]:
-    """The information pictures and scalars of the posteriors ``encoded`` (``N`` points).
+    """The information pictures and scalars of the posteriors ``encoded`` (``M`` points).
 
     Scalars (nats): ``<prefix>/mutual_info`` ``I(Z;X)``, ``<prefix>/total_correlation`` ``TC(Z)``
-    and ``<prefix>/info/z{j}`` ``I(Z_j;X)``, from ``tcx.estimators.aggregate_information_full``
-    (the exact aggregate posterior of the ``N`` points, one posterior draw per point seeded with
-    ``seed``; ``num_scored`` scores a random subset; a finite-sample estimate, so ``I(Z;X) <=
-    log N``); ``<prefix>/gaussian_total_correlation``, the TC of the Gaussian fitted to the
-    posterior means (``tcx.estimators.gaussian_total_correlation``).
+    and ``<prefix>/info/z{j}`` ``I(Z_j;X)`` of the aggregate posterior over the dataset, from
+    ``tcx.estimators.aggregate_information_full`` with ``dataset_size=N`` (the dataset's size:
+    minibatch stratified weights, so the values estimate the dataset's quantities whatever ``M``,
+    with ``I(Z;X) <= log N``; see its docstring for the bias), one posterior draw per point seeded
+    with ``seed``; ``num_scored`` scores a random subset. Without ``dataset_size`` (or when it is
+    smaller than ``M``) the ``M`` points are taken as the whole dataset (``I(Z;X) <= log M``).
+    ``<prefix>/gaussian_total_correlation``: the TC of the Gaussian fitted to the posterior means
+    (``tcx.estimators.gaussian_total_correlation``).
 
     Pictures: ``<prefix>/information``, per latent the rate ``E_x KL_j`` (``rate_per_latent``) and
     the estimate of ``I(Z_j;X)`` as bars, anchors orange and hatched; with factors or labels ``y``,
@@ -70,7 +74,8 @@ def information_media(
     n, d = mean.shape
     rate = rate_per_latent(mean, log_var)
     g = torch.Generator().manual_seed(seed)
-    agg = aggregate_information_full(mean, log_var, generator=g, num_scored=num_scored)
+    size = int(dataset_size) if dataset_size is not None and int(dataset_size) >= n else None
+    agg = aggregate_information_full(mean, log_var, generator=g, num_scored=num_scored, dataset_size=size)
     info = agg["mutual_info_per_latent"]
     mi, tc = float(agg["mutual_info"]), float(agg["total_correlation"])
     scalars = {f"{prefix}/mutual_info": mi, f"{prefix}/total_correlation": tc}
@@ -85,7 +90,8 @@ def information_media(
 
     def chart() -> Media:
         title = (
-            f"I(Z;X) = {mi:.2f} nats (at most log N = {math.log(n):.2f}),  TC(Z) = {tc:.2f} nats,  N = {n}"
+            f"I(Z;X) = {mi:.2f} nats (at most log N = {math.log(size or n):.2f}),  TC(Z) = {tc:.2f} nats,  "
+            f"{n} points" + (f" of N = {size}" if size else "")
         )
         fig = viz.information_chart(rate, info, anchors=anchors, title=title)
         caption = (
@@ -180,8 +186,19 @@ class InformationDiagnostics(MediaCallback):
             _report("tcx: InformationDiagnostics found no validation data (give the datamodule a "
                     "val_dataloader); nothing logged")
             return [], {}
-        names = factor_names_of(getattr(trainer, "datamodule", None), encoded.y)
+        dm = getattr(trainer, "datamodule", None)
+        names = factor_names_of(dm, encoded.y)
         num_scored = None if self.num_scored is None else min(self.num_scored, len(encoded))
         return information_media(
             pl_module, encoded, names, num_bins=self.num_bins, num_scored=num_scored, seed=self.seed,
+            dataset_size=_dataset_size(dm),
         )
+
+
+def _dataset_size(datamodule) -> int | None:
+    """The datamodule's declared ``dataset_size`` (tcx.datamodules.protocol), if any."""
+    try:
+        size = getattr(datamodule, "dataset_size", None) if datamodule is not None else None
+        return int(size) if size is not None and int(size) >= 1 else None
+    except (TypeError, ValueError):
+        return None

@@ -50,15 +50,18 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         checkpoint = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
         text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text or "Unsupported operand" in text:
-            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        if "Unsupported global" in text:
+            import re
+
+            found = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+            what = found.group(1) if found else "a Python object"
             raise CheckpointRefused(
                 f"checkpoint {str(p)!r} holds pickled Python objects that loading would run as code "
-                f"({first}); tcx loads only tensors and plain values. Use a checkpoint written by "
+                f"({what}); tcx loads only tensors and plain values. Use a checkpoint written by "
                 "`tcx fit`, or load this file yourself if you trust where it came from"
             ) from None
         raise ValueError(
-            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {exc}); the file is "
+            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {_first_line(exc)}); the file is "
             "truncated or not a PyTorch checkpoint: use another checkpoint of the run (e.g. last.ckpt)"
         ) from None
     if not isinstance(checkpoint, dict):
@@ -154,3 +157,9 @@ def _disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "Unsupported operand" in ln or "invalid load key" in ln]
+    return (useful or lines or [type(exc).__name__])[0].strip()
