@@ -212,9 +212,17 @@ def export_pictures(
     return files, failures, notes
 
 
-def main(argv: list[str], datamodules=()) -> int:
+def main(argv: list[str], datamodules=None) -> int:
     """Entry point of ``tcx traverse`` (dispatched by ``tcx.cli.main``, which passes the
     datamodule classes a user can name, ``datamodules``); returns the exit status."""
+    if datamodules is None:
+        # called directly rather than through tcx.cli: the same registered datamodules
+        import lightning.pytorch as pl
+
+        import tcx.datamodules as registered
+
+        datamodules = [c for c in (getattr(registered, n) for n in getattr(registered, "__all__", ()))
+                       if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
     parser = _parser()
     try:
         args = parser.parse_args(argv)

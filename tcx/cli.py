@@ -88,6 +88,15 @@ class TcxCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.init_args.input_shape", compute_fn=_input_shape_of, apply_on="instantiate")
 
+    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        # a file is data, never code: --ckpt_path loads with torch.load(weights_only=True)
+        try:
+            parser.set_defaults({"weights_only": True})
+        except Exception:  # a Lightning whose Trainer methods take no weights_only
+            pass
+        return parser
+
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         runtime.prepare_trainer(trainer)

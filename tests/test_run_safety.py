@@ -466,3 +466,28 @@ def test_rows7_16_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_co
     assert second.returncode == 0, second.stderr[-3000:]
     runs = sorted(p.name for p in tmp_path.glob("runs/wandb/offline-run-*"))
     assert len(runs) == 2 and all(r.endswith(f"-{run_id}") for r in runs), runs
+
+
+# --------------------------------------------------------------------------------------------
+# row 3: DDP gives the one-process metrics
+
+
+@pytest.mark.slow
+def test_row3_two_process_ddp_metrics_equal_one_process_on_the_same_checkpoint(tmp_path):
+    """A real 2-process CPU (gloo) fit logs every metrics/* and diagnostics/* value; the same
+    checkpoint in one process gives the same values (tests/ddp_equal_metrics.py)."""
+    import json
+
+    script = str(ROOT / "tests" / "ddp_equal_metrics.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    for mode in ("fit", "one"):
+        proc = subprocess.run([sys.executable, script, mode, str(tmp_path)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=540)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp.json").read_text())
+    one = json.loads((tmp_path / "one.json").read_text())
+    assert sorted(ddp) == sorted(one)
+    assert any(k.startswith("diagnostics/") for k in ddp) and "metrics/dci_disentanglement" in ddp
+    for key in sorted(ddp):
+        print(f"{key:48s} ddp {ddp[key]: .6f}   one process {one[key]: .6f}")
+        assert ddp[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
