@@ -281,6 +281,8 @@ def main(args=None) -> None:
     argv = [a for a in argv if a != "--debug"]
     _TERMINATION.received = False
     _TERMINATION.install()
+    # LightningCLI's notice that args= and sys.argv both exist: tcx passes its own argv on purpose
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
     try:
         _main(argv)
     except runtime.SIGTERMException:
