@@ -2,10 +2,12 @@
 
     tcx traverse --ckpt runs/tcx/<run>/checkpoints/last.ckpt --out pictures/
                  [--num-inputs 2] [--steps 9] [--seed 0] [--num-points 2000]
-                 [--quantile 0.05 | --limit 2.5] [--fps 4] [--scale 1] [--device cpu]
+                 [--quantile 0.05 | --limit 2.5] [--fps 4] [--scale 1] [--device cpu] [--trust]
 
 The model is rebuilt by ``tcx.models.load_model`` (any family). The datamodule is rebuilt from the
-checkpoint (``checkpoint["tcx_datamodule_class"]`` and ``checkpoint["datamodule_hyper_parameters"]``)
+checkpoint (``checkpoint["tcx_datamodule_class"]`` and ``checkpoint["datamodule_hyper_parameters"]``;
+the checkpoint is read with ``weights_only=True`` and its class paths are accepted only among tcx's
+model families and datamodules, or any subclass of theirs with ``--trust``)
 for the fixed inputs and the validation posteriors; without it (or if it cannot be built) the
 traversals start from the prior alone and sweep the prior's quantiles, and the pictures that need
 data are left out (the command says so).
