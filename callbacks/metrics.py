@@ -180,7 +180,7 @@ class DisentanglementMetrics(pl.Callback):
     def _block(self, trainer: pl.Trainer, total: int) -> tuple[int, int]:
         """This process's contiguous block ``[lo, hi)`` of a sample of ``total`` points: rank ``r``
         of ``W`` takes the ``r``-th of ``W`` consecutive blocks, so that the gather (rank by rank)
-        is the one-process sample in the same order (DESIGN.md, "Conventions")."""
+        is the one-process sample in the same order (docs/design.md, "Conventions")."""
         rank, world = int(trainer.global_rank), max(int(trainer.world_size), 1)
         per = -(-total // world)
         return min(rank * per, total), min((rank + 1) * per, total)

@@ -1,4 +1,4 @@
-"""Files are data, never code (DESIGN.md, "Conventions").
+"""Files are data, never code (docs/design.md, "Conventions").
 
 - :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)``: tensors,
   numbers, strings and containers only, so a pickled object whose ``__reduce__`` runs code is
