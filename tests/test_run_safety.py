@@ -211,7 +211,7 @@ def test_row11_a_yaml_syntax_error_names_the_file(tmp_path, monkeypatch, capsys)
     line = _cli_error(capsys, ["fit", "-c", str(bad)])
     assert str(bad) in line and "not valid YAML at line 3" in line
     line = _cli_error(capsys, ["fit", "--config", str(tmp_path / "missing.yaml")])
-    assert "missing.yaml" in line and "does not exist" in line
+    assert "missing.yaml" in line and "no config file" in line
 
 
 def test_row12_class_arguments_before_the_class_are_explained(tmp_path, monkeypatch, capsys):
