@@ -323,15 +323,13 @@ class CorExVAE(pl.LightningModule):
             )
         if stage == "fit" and self._input_entropy is None and not self._noted_no_entropy:
             self._noted_no_entropy = True
+            reason, how = "", "call model.attach_data(input_entropy=H) with H(X_i) per input in nats"
             if int(self.hparams.input_entropy_samples) == 0:
-                how = "input_entropy_samples=0; call model.attach_data(input_entropy=H) with H(X_i) per input in nats"
+                reason = " (input_entropy_samples=0: the datamodule is not asked)"
             elif self.hparams.likelihood == "bernoulli":
-                how = ("fit with a datamodule that declares pixel_entropy(num_samples=..., seed=...), or call "
-                       "model.attach_data(input_entropy=H) with H(X_i) per input in nats")
-            else:
-                how = "call model.attach_data(input_entropy=H) with H(X_i) per input in nats"
+                how = "fit with a datamodule that declares pixel_entropy(num_samples=..., seed=...), or " + how
             rank_zero_info(f"tcx: {type(self).__name__} has no input entropy H(X_i), so the CorEx bound "
-                           f"(*/corex_bound) is not reported; to report it, {how}")
+                           f"(*/corex_bound) is not reported{reason}; to report it, {how}")
 
     def step_terms(self, x: Tensor) -> StepOutput:
         """The bound's terms, the family's extra terms and the loss on ``x``: the one computation
