@@ -149,6 +149,13 @@ class InformationDiagnostics(MediaCallback):
 
     Logged scalars: ``diagnostics/mutual_info`` (``I(Z;X)``), ``diagnostics/total_correlation``
     (``TC(Z)``), ``diagnostics/info/z{j}`` (``I(Z_j;X)``), ``diagnostics/gaussian_total_correlation``.
+
+    Models with layers (``layer_information(x)``, :class:`tcx.models.HierarchicalVAE`): on every
+    validation batch, every epoch and on every process, the model's estimate of each layer's
+    ``I(X;Z^l)`` for the batch, as a sample of the training set of ``model.dataset_size`` points
+    (docs/math.md#layer-information), logged as the epoch mean ``diagnostics/layer{l}/mutual_info``
+    (nats, synced across processes). Without a ``dataset_size`` (from the datamodule or
+    ``model.attach_data``) it is skipped with a warning, once.
     Pictures (W&B keys; files ``<name>_step<N>.<ext>`` in ``media_dir(trainer)``):
 
     - ``diagnostics/information`` (``information_step{N}.png``): rate and ``I(Z_j;X)`` per latent;
@@ -179,6 +186,25 @@ class InformationDiagnostics(MediaCallback):
         self.num_scored = num_scored
         self.num_bins = _check_int("num_bins", num_bins, 2)
         self.seed = int(seed)
+        self._warned_no_size = False
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        estimate = getattr(pl_module, "layer_information", None)
+        if trainer.sanity_checking or not callable(estimate):
+            return
+        if getattr(pl_module, "dataset_size", None) is None:
+            if not self._warned_no_size:
+                self._warned_no_size = True
+                _report(f"tcx: {type(pl_module).__name__} has no dataset_size, so InformationDiagnostics does not "
+                        "log diagnostics/layer{l}/mutual_info; fit with a datamodule that declares `dataset_size` "
+                        "or call model.attach_data(dataset_size=N) (N the number of training examples)")
+            return
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not 2 <= x.shape[0] <= pl_module.dataset_size:
+            return  # a batch of one point, or more points than the dataset, has no estimate
+        for l, value in enumerate(estimate(x), start=1):
+            pl_module.log(f"diagnostics/layer{l}/mutual_info", value, on_step=False, on_epoch=True,
+                          batch_size=x.shape[0], sync_dist=True)
 
     def make_media(self, trainer, pl_module):
         encoded = shared_encoding(trainer, pl_module, self.num_points)

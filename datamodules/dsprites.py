@@ -381,7 +381,7 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
-        self.num_samples: int = NUM_IMAGES
+        self.num_images: int = NUM_IMAGES
         self._split: tuple[Tensor, Tensor] | None = None
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
         self.train_dataset: DSpritesDataset | None = None

@@ -309,9 +309,9 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.val_size, self.epoch_size, self.seed = val_size, epoch_size, seed
         self._images, classes, self._values, self._sizes = open_dsprites_npz(self.path, cache_dir)
-        self.num_samples: int = classes.shape[0]
-        if val_size >= self.num_samples:
-            raise ValueError(f"val_size must be in [1, {self.num_samples - 1}] for {str(self.path)!r}, got {val_size}")
+        self.num_images: int = classes.shape[0]
+        if val_size >= self.num_images:
+            raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _FileSource(self._images, self._sizes)
         self._split: tuple[Tensor, Tensor] | None = None
@@ -337,8 +337,8 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
 
     @property
     def dataset_size(self) -> int:
-        """Number of training images: ``num_samples - val_size``."""
-        return self.num_samples - self.val_size
+        """Number of training images: ``num_images - val_size``."""
+        return self.num_images - self.val_size
 
     def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """``[num, 6]`` long factor indices, each uniform and independent over the file's grid."""
@@ -380,7 +380,7 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
         """``(train_rows, val_rows)``: disjoint rows of the file, the same for the same seed (for
         the official file, the very indices ``DSprites(val_size, seed).split`` gives)."""
         if self._split is None:
-            self._split = seeded_split(self.num_samples, self.val_size, self.seed)
+            self._split = seeded_split(self.num_images, self.val_size, self.seed)
         return self._split
 
     def setup(self, stage: str | None = None) -> None:

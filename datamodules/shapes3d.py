@@ -226,9 +226,9 @@ class Shapes3D(LoaderMixin, pl.LightningDataModule):
         self.num_workers = 0 if (num_workers is None and self.in_memory) else num_workers
         self.val_size, self.epoch_size, self.seed = val_size, epoch_size, seed
         self._images, self._labels, self._sizes, self._table = open_shapes3d(self.path)
-        self.num_samples: int = self._labels.shape[0]
-        if val_size >= self.num_samples:
-            raise ValueError(f"val_size must be in [1, {self.num_samples - 1}] for {str(self.path)!r}, got {val_size}")
+        self.num_images: int = self._labels.shape[0]
+        if val_size >= self.num_images:
+            raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (3, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _Source(self._images, self._sizes)
         self._split: tuple[Tensor, Tensor] | None = None
@@ -250,7 +250,7 @@ class Shapes3D(LoaderMixin, pl.LightningDataModule):
 
     @property
     def dataset_size(self) -> int:
-        return self.num_samples - self.val_size
+        return self.num_images - self.val_size
 
     def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """``[num, 6]`` long factor indices, each uniform and independent over the file's grid."""
@@ -273,7 +273,7 @@ class Shapes3D(LoaderMixin, pl.LightningDataModule):
     def split(self) -> tuple[Tensor, Tensor]:
         """``(train_rows, val_rows)``: disjoint rows of the file, the same for the same seed."""
         if self._split is None:
-            self._split = seeded_split(self.num_samples, self.val_size, self.seed)
+            self._split = seeded_split(self.num_images, self.val_size, self.seed)
         return self._split
 
     def setup(self, stage: str | None = None) -> None:

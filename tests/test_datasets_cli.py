@@ -68,7 +68,7 @@ def test_mnist_and_synthetic_configs_train_offline(tmp_path, monkeypatch, capsys
     synthetic = tmp_path / "synthetic"
     synthetic.mkdir()
     out = _fit(synthetic, monkeypatch, capsys, ["-c", str(ROOT / "configs/vae_synthetic.yaml"),
-                                                "--data.num_samples", "200", "--data.val_size", "50",
+                                                "--data.num_points", "200", "--data.val_size", "50",
                                                 "--data.batch_size", "32"])
     assert "tcx fit summary: VAE" in out and "CorEx bound" in out
 

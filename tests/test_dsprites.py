@@ -309,7 +309,7 @@ def test_declarations_without_setup():
     assert isinstance(dm, GroundTruth) and is_ground_truth(dm)
     assert tuple(dm.factor_names) == FACTOR_NAMES and tuple(dm.factor_sizes) == FACTOR_SIZES
     assert dm.input_shape == (1, 64, 64)
-    assert dm.num_samples == 737_280
+    assert dm.num_images == 737_280
     assert dm.dataset_size == 737_280 - 1000
 
 
