@@ -306,3 +306,24 @@ def test_quality_metrics_measure_and_fitted_samples(tmp_path):
     trainer = SimpleNamespace(global_step=0, current_epoch=0)
     item = s._fitted_samples(trainer, model)
     assert item.key == "media/samples_fitted" and item.data.ndim == 3
+
+
+def test_metric_classes_accumulate_to_the_function_values():
+    from tcx.metrics import ClassDiversity, FrechetFeatureDistance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(200, 4, generator=g, dtype=torch.float64) * 1.5 + 1
+    m = FrechetFeatureDistance(4)
+    for chunk in a.split(64):
+        m.update(chunk, real=True)
+    for chunk in b.split(50):
+        m.update(chunk, real=False)
+    assert float(m.compute()) == pytest.approx(frechet_distance(a, b), rel=1e-9)
+    p = torch.softmax(torch.randn(90, 5, generator=g), 1)
+    c = ClassDiversity(5)
+    for chunk in p.split(40):
+        c.update(chunk)
+    out = c.compute()
+    assert float(out["entropy"]) == pytest.approx(class_entropy(p), rel=1e-6)
+    assert float(out["confidence"]) == pytest.approx(mean_confidence(p), rel=1e-6)
