@@ -33,9 +33,9 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 BUDGETS = {
-    # CPU: MLP encoder/decoder (512-256), 2 seeds; sized for ~50 minutes on 2 cores
+    # CPU: MLP encoder/decoder (512-256), 3 seeds; sized for ~50 minutes on 2 cores
     "small": dict(
-        network="mlp", hidden_dims=[512, 256], seeds=2, batch_size=128,
+        network="mlp", hidden_dims=[512, 256], seeds=3, batch_size=128,
         mnist_epochs=3, mnist_epoch_size=None,
         dsprites_epochs=3, dsprites_epoch_size=32768,
         num_points=2000, num_fit=5000, num_samples=2000, iwae_k=32, iwae_points=500,
