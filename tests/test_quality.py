@@ -327,3 +327,24 @@ def test_metric_classes_accumulate_to_the_function_values():
     out = c.compute()
     assert float(out["entropy"]) == pytest.approx(class_entropy(p), rel=1e-6)
     assert float(out["confidence"]) == pytest.approx(mean_confidence(p), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_quality_metrics_and_fitted_samples_in_a_training_run(tmp_path):
+    import lightning.pytorch as pl
+
+    from tcx.callbacks import QualityMetrics, Samples, media_files
+    from tcx.datamodules import MNIST
+    from tcx.models import AnchorVAE
+
+    dm = MNIST(source="embedded", val_size=200, batch_size=100, binarize=True)
+    model = AnchorVAE(latent_dim=4, anchors=2, input_shape=(1, 32, 32), network="mlp", hidden_dims=[32])
+    q = QualityMetrics(num_points=100, num_fit=300, num_samples=100, iwae_k=4, iwae_points=20,
+                       classifier_epochs=1, classifier_train=1000, cache_dir=str(tmp_path / "cache"))
+    s = Samples(num_samples=4, num_held=0, fitted_density=True, density_components=2, num_points=50)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, callbacks=[q, s],
+                         default_root_dir=str(tmp_path))
+    trainer.fit(model, datamodule=dm)
+    assert set(q.last) >= {"fd_prior", "fd_fitted", "probe_subset", "held", "iwae", "classifier_accuracy"}
+    assert "media/samples_fitted" in media_files(trainer)
