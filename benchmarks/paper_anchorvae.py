@@ -64,6 +64,8 @@ LATENT_DIM = 10
 # (key, row label, higher is better?) in the order of the table
 ROWS = [
     ("rate_subset", "rate of the 2 anchors (others: top-2 latents), nats", None),
+    ("info_subset", "sum of I(Z_j;X) over those 2 (aggregate-posterior estimate), nats", True),
+    ("prior_gap_subset", "sum of KL(q(z_j) || N(0,1)) over those 2 (prior gap), nats", None),
     ("rate_total", "rate of all 10 latents, nats", None),
     ("mi_samples_subset", "MI(those 2; class) on posterior samples, nats", True),
     ("mi_means_subset", "MI(those 2; class) on posterior means, nats", None),
@@ -208,9 +210,9 @@ def _better(results, dataset, model, ref, key, higher: bool) -> str:
 
 CLAIMS = [
     ("1. Anchors carry more information",
-     "the anchors' rate and their MI with the class on posterior samples are both higher than those of the "
-     "VAE's two most informative latents",
-     [("rate_subset", True), ("mi_samples_subset", True)]),
+     "the anchors' rate (an upper bound on their information) and their estimated information I(Z_j;X) "
+     "(rate minus the prior gap) are both higher than those of the VAE's two most informative latents",
+     [("rate_subset", True), ("info_subset", True)]),
     ("2. Anchors are more interpretable",
      "the class is read better from the 2 anchors than from the VAE's top-2 latents (linear probe) and holding "
      "the anchors keeps the class more often (intervention agreement, 'held')",
@@ -311,7 +313,8 @@ def write_report(results, args, budget, wall: float, done: int, total: int) -> N
         "held-out images, with the real-vs-real distance at the same size beside it. \"Fitted-anchor samples\" draw "
         "the 2 latents from a 10-component Gaussian mixture fitted to their aggregate posterior on training codes, "
         "the rest from N(0, I). MI is the 20-bin plug-in estimate (biased upwards by ~0.04 nats per latent at "
-        "2,000 points). IWAE and ELBO are of the binarized images, nats per image.",
+        "2,000 points). I(Z_j;X) and the prior gap are Chen et al.'s stratified estimates over the 2,000 "
+        "measured test points (I at most log 2000 = 7.6 nats per latent). IWAE and ELBO are of the binarized images, nats per image.",
         "",
     ]
     for ds in datasets:

@@ -38,7 +38,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from tcx.aggregate_density import AggregateDensity
-from tcx.estimators import rate_per_latent
+from tcx.estimators import aggregate_information_full, rate_per_latent
 from tcx.metrics.classifier import cached_classifier
 from tcx.metrics.intervention_agreement import intervention_agreement
 from tcx.metrics.latent_information import latent_label_information
@@ -193,6 +193,11 @@ class QualityMetrics(Callback):
         out: dict[str, float] = {"classifier_accuracy": float(clf.accuracy)}
         out["rate_subset"] = float(rates[subset].sum())
         out["rate_total"] = float(rates.sum())
+        # I(Z_j;X) and the prior gap KL(q(z_j) || r_j) of each latent, from the aggregate posterior of
+        # the measured points (rate = information + gap; the estimate of I is at most log num_points)
+        agg = aggregate_information_full(m_te, v_te, generator=g)
+        out["info_subset"] = float(agg["mutual_info_per_latent"][subset].sum())
+        out["prior_gap_subset"] = float(agg["dimension_wise_kl"][subset].sum())
         # interpretability
         out["probe_subset"] = float(linear_probe(m_tr, l_tr, m_te, l_te, subset)[0])
         out["probe_all"] = float(linear_probe(m_tr, l_tr, m_te, l_te)[0])

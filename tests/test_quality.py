@@ -294,7 +294,7 @@ def test_quality_metrics_measure_and_fitted_samples(tmp_path):
     q = QualityMetrics(num_points=100, num_fit=300, num_samples=100, iwae_k=4, iwae_points=20,
                        classifier_epochs=1, classifier_train=1000, cache_dir=str(tmp_path))
     out = q.measure(model, dm)
-    assert out["subset"] == "0,1"
+    assert out["subset"] == "0,1" and {"info_subset", "prior_gap_subset"} <= set(out)
     assert 0.0 <= out["probe_subset"] <= 1.0 and 0.0 <= out["held"] <= 1.0
     assert 0.0 <= out["entropy_prior"] <= math.log(10) + 1e-9
     assert out["iwae"] >= out["elbo"] - 1.0 and out["rate_subset"] >= 0 and out["fd_real"] >= 0
