@@ -17,7 +17,11 @@ from typing import Sequence
 import torch
 
 from tcx import visualize as viz
-from tcx.callbacks.media import Encoded, Media, MediaCallback, _attempt, _check_int, _report, shared_encoding
+from tcx.callbacks.encoding import Encoded, shared_encoding
+from tcx.callbacks.media import MediaCallback
+from tcx.callbacks.media_logging import Media, report
+from tcx.callbacks.pictures import attempt
+from tcx.validation import check_int
 from tcx.estimators import aggregate_information_full, gaussian_total_correlation, rate_per_latent
 
 __all__ = ["InformationDiagnostics", "information_media", "factor_names_of"]
@@ -84,7 +88,7 @@ def information_media(
         try:
             scalars[f"{prefix}/gaussian_total_correlation"] = gaussian_total_correlation(mean)
         except ValueError as exc:  # a constant or redundant code: infinite, not worth a stop
-            _report(f"tcx: {prefix}/gaussian_total_correlation not logged: {exc}")
+            report(f"tcx: {prefix}/gaussian_total_correlation not logged: {exc}")
 
     items: list[Media] = []
 
@@ -100,7 +104,7 @@ def information_media(
         )
         return Media(f"{prefix}/information", "image", viz.figure_to_array(fig), caption)
 
-    item = _attempt(f"{prefix}/information", failures, chart)
+    item = attempt(f"{prefix}/information", failures, chart)
     if item is not None:
         items.append(item)
 
@@ -123,7 +127,7 @@ def information_media(
             )
             return Media(f"{prefix}/mi_matrix", "image", viz.figure_to_array(fig), caption)
 
-        item = _attempt(f"{prefix}/mi_matrix", failures, heatmap)
+        item = attempt(f"{prefix}/mi_matrix", failures, heatmap)
         if item is not None:
             items.append(item)
 
@@ -180,11 +184,11 @@ class InformationDiagnostics(MediaCallback):
         seed: int = 0,
     ) -> None:
         super().__init__(every_n_epochs)
-        self.num_points = _check_int("num_points", num_points, 2)
+        self.num_points = check_int("num_points", num_points, 2)
         if num_scored is not None:
-            _check_int("num_scored", num_scored, 1)
+            check_int("num_scored", num_scored, 1)
         self.num_scored = num_scored
-        self.num_bins = _check_int("num_bins", num_bins, 2)
+        self.num_bins = check_int("num_bins", num_bins, 2)
         self.seed = int(seed)
         self._warned_no_size = False
 
@@ -195,7 +199,7 @@ class InformationDiagnostics(MediaCallback):
         if getattr(pl_module, "dataset_size", None) is None:
             if not self._warned_no_size:
                 self._warned_no_size = True
-                _report(f"tcx: {type(pl_module).__name__} has no dataset_size, so InformationDiagnostics does not "
+                report(f"tcx: {type(pl_module).__name__} has no dataset_size, so InformationDiagnostics does not "
                         "log diagnostics/layer{l}/mutual_info; fit with a datamodule that declares `dataset_size` "
                         "or call model.attach_data(dataset_size=N) (N the number of training examples)")
             return
@@ -209,7 +213,7 @@ class InformationDiagnostics(MediaCallback):
     def make_media(self, trainer, pl_module):
         encoded = shared_encoding(trainer, pl_module, self.num_points)
         if encoded is None or len(encoded) < 2:
-            _report("tcx: InformationDiagnostics found no validation data (give the datamodule a "
+            report("tcx: InformationDiagnostics found no validation data (give the datamodule a "
                     "val_dataloader); nothing logged")
             return [], {}
         dm = getattr(trainer, "datamodule", None)

@@ -31,7 +31,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from tcx.callbacks.media import evaluating
+from tcx.callbacks.encoding import evaluating
 from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
 from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised

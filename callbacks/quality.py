@@ -38,6 +38,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from tcx.aggregate_density import AggregateDensity
+from tcx.callbacks.encoding import encode_posteriors
 from tcx.estimators import aggregate_information_full, rate_per_latent
 from tcx.metrics.classifier import cached_classifier
 from tcx.metrics.intervention_agreement import intervention_agreement
@@ -45,16 +46,9 @@ from tcx.metrics.latent_information import latent_label_information
 from tcx.metrics.likelihood import model_iwae
 from tcx.metrics.probe import linear_probe
 from tcx.metrics.sample_quality import class_entropy, frechet_distance, mean_confidence
+from tcx.validation import check_int
 
 __all__ = ["QualityMetrics"]
-
-
-def _pos_int(name: str, value, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1{' or None' if allow_none else ''}, got {value!r}")
-    return value
 
 
 class QualityMetrics(Callback):
@@ -94,18 +88,18 @@ class QualityMetrics(Callback):
     ) -> None:
         super().__init__()
         self.subset = None if subset is None else [int(j) for j in subset]
-        self.num_top = _pos_int("num_top", num_top, allow_none=True)
+        self.num_top = check_int("num_top", num_top, 1, allow_none=True)
         self.label_factor = label_factor
-        self.num_points = _pos_int("num_points", num_points)
-        self.num_fit = _pos_int("num_fit", num_fit)
-        self.num_samples = _pos_int("num_samples", num_samples)
-        self.density_components = _pos_int("density_components", density_components)
-        self.iwae_k = _pos_int("iwae_k", iwae_k)
-        self.iwae_points = _pos_int("iwae_points", iwae_points)
-        self.classifier_epochs = _pos_int("classifier_epochs", classifier_epochs)
-        self.classifier_train = _pos_int("classifier_train", classifier_train, allow_none=True)
+        self.num_points = check_int("num_points", num_points, 1)
+        self.num_fit = check_int("num_fit", num_fit, 1)
+        self.num_samples = check_int("num_samples", num_samples, 1)
+        self.density_components = check_int("density_components", density_components, 1)
+        self.iwae_k = check_int("iwae_k", iwae_k, 1)
+        self.iwae_points = check_int("iwae_points", iwae_points, 1)
+        self.classifier_epochs = check_int("classifier_epochs", classifier_epochs, 1)
+        self.classifier_train = check_int("classifier_train", classifier_train, 1, allow_none=True)
         self.cache_dir = cache_dir
-        self.every_n_epochs = _pos_int("every_n_epochs", every_n_epochs)
+        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, 1)
         self.seed = int(seed)
         self.last: dict[str, float] = {}
         self._classifiers: dict[int, object] = {}
@@ -151,12 +145,8 @@ class QualityMetrics(Callback):
 
     @staticmethod
     def _encode(model, x: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
-        means, log_vars = [], []
-        for xb in x.split(batch_size):
-            post = model.encode(xb.to(model.device))
-            means.append(post.mean.float().cpu())
-            log_vars.append(post.log_var.float().cpu())
-        return torch.cat(means), torch.cat(log_vars)
+        parts = [encode_posteriors(model, xb) for xb in x.split(batch_size)]
+        return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
 
     def _subset(self, model, rates: Tensor) -> list[int]:
         if self.subset is not None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tcx.callbacks.diagnostics import information_media
-from tcx.callbacks.media import Encoded
+from tcx.callbacks.encoding import Encoded
 from tcx.estimators import aggregate_information, aggregate_information_full
 
 N_DATA = 737_280  # dSprites' size

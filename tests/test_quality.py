@@ -284,7 +284,7 @@ def test_full_mnist_installer_refuses_files_that_are_not_the_original(tmp_path):
 
 def test_quality_metrics_measure_and_fitted_samples(tmp_path):
     from tcx.callbacks import QualityMetrics, Samples
-    from tcx.callbacks.media import Encoded
+    from tcx.callbacks.encoding import SHARED_ENCODINGS, Encoded
     from tcx.datamodules import MNIST
     from tcx.models import AnchorVAE
 
@@ -302,8 +302,8 @@ def test_quality_metrics_measure_and_fitted_samples(tmp_path):
     # Samples(fitted_density=True) logs the fitted-density samples beside the prior ones
     s = Samples(num_samples=4, num_held=0, fitted_density=True, density_components=2, num_points=50)
     enc = Encoded(torch.randn(50, 4), torch.zeros(50, 4), None)
-    model.__dict__["_tcx_shared_encoding"] = ((0, 0), enc, True)
     trainer = SimpleNamespace(global_step=0, current_epoch=0)
+    SHARED_ENCODINGS.store(trainer, model, enc, exhausted=True)
     item = s._fitted_samples(trainer, model)
     assert item.key == "media/samples_fitted" and item.data.ndim == 3
 

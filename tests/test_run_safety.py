@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from tcx import runtime, safe_io
-from tcx.callbacks.export import main as traverse_main, rebuild_datamodule
+from tcx.cli import rebuild_datamodule, traverse_main
 from tcx.cli import main
 from tcx.datamodules import DSprites
 from tcx.models import VAE, load_model
