@@ -33,6 +33,8 @@ __all__ = [
     "grid_from_classes",
     "BatchDataset",
     "LoaderMixin",
+    "HoldoutMixin",
+    "StoredGridMixin",
     "default_num_workers",
     "default_pin_memory",
     "atomic_path",
@@ -270,6 +272,72 @@ def default_pin_memory(trainer: pl.Trainer | None) -> bool:
     from lightning.pytorch.accelerators import CUDAAccelerator
 
     return isinstance(getattr(trainer, "accelerator", None), CUDAAccelerator)
+
+
+class HoldoutMixin:
+    """A seeded validation holdout over the ``_num_stored()`` points of ``self._source`` (a
+    callable from row indices to ``(x, y)`` batches): ``split``, ``dataset_size`` and the train and
+    validation ``BatchDataset``s that ``setup`` builds. Needs ``val_size`` and ``seed``."""
+
+    val_size: int
+    seed: int
+    _split: tuple[Tensor, Tensor] | None = None
+    train_dataset: Dataset | None = None
+    val_dataset: Dataset | None = None
+
+    def _num_stored(self) -> int:  # pragma: no cover - each datamodule says how many it holds
+        raise NotImplementedError
+
+    @property
+    def dataset_size(self) -> int:
+        """Number of training points: all that are stored less the ``val_size`` held out."""
+        return self._num_stored() - self.val_size
+
+    @property
+    def split(self) -> tuple[Tensor, Tensor]:
+        """``(train_rows, val_rows)``: a seeded random holdout of ``val_size`` rows
+        (``seeded_split``), disjoint, the same for the same seed."""
+        if self._split is None:
+            self._split = seeded_split(self._num_stored(), self.val_size, self.seed)
+        return self._split
+
+    def _build_datasets(self) -> None:
+        if self.train_dataset is None:
+            train, val = self.split
+            self.train_dataset = BatchDataset(self._source, train)
+            self.val_dataset = BatchDataset(self._source, val)
+
+
+class StoredGridMixin:
+    """Ground truth of a file that stores one image per combination of factor values, in
+    row-major order over ``self._sizes`` (``factor_names`` from the class's ``FACTOR_NAMES``):
+    ``factor_sizes``, ``sample_factors``, ``factors_to_index`` and ``render``."""
+
+    FACTOR_NAMES: tuple[str, ...] = ()
+    _sizes: tuple[int, ...]
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        return tuple(self.FACTOR_NAMES)
+
+    @property
+    def factor_sizes(self) -> tuple[int, ...]:
+        """Read from the file."""
+        return self._sizes
+
+    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[num, K]`` long factor indices, each uniform and independent over the file's grid."""
+        return sample_grid_factors(num, self._sizes, generator)
+
+    def factors_to_index(self, factors: Tensor) -> Tensor:
+        """Row ``[N]`` of the file for factor indices ``[N, K]`` (row-major)."""
+        return grid_index(validate_grid_factors(factors, self.factor_names, self._sizes), self._sizes)
+
+    def render(self, factors: Tensor) -> Tensor:
+        """The file's images of factor indices ``[num, K]``, float in [0, 1], on the device of
+        ``factors``."""
+        rows = self.factors_to_index(factors)
+        return self._source(rows.cpu())[0].to(factors.device)
 
 
 class LoaderMixin:

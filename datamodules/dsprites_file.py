@@ -47,16 +47,14 @@ from torch import Tensor
 
 from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
-    BatchDataset,
+    HoldoutMixin,
     LoaderMixin,
+    StoredGridMixin,
     atomic_path,
     check_int,
     grid_factors,
     grid_from_classes,
     grid_index,
-    sample_grid_factors,
-    seeded_split,
-    validate_grid_factors,
 )
 from tcx.datamodules.dsprites import FACTOR_NAMES, FACTOR_SIZES, IMAGE_SIZE
 
@@ -268,7 +266,7 @@ class _FileSource:
         return x, grid_factors(rows, self.sizes)
 
 
-class DSpritesFile(LoaderMixin, pl.LightningDataModule):
+class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """dSprites from the official ``.npz``: batches ``(x [B, 1, 64, 64] in {0, 1}, y [B, 6] long)``.
 
     The same interface as the procedural ``DSprites`` (factor declarations, ``sample_factors``,
@@ -284,8 +282,11 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
         seed: seed of the split and the per-epoch subsets.
         cache_dir: where to keep the bit-packed images between runs (None: no cache).
 
-    Satisfies ``tcx.groundtruth.GroundTruth``.
+    Satisfies ``tcx.groundtruth.GroundTruth``. For the official file, ``split`` gives the very
+    indices ``DSprites(val_size, seed).split`` gives, and ``factors_to_index`` the same rows.
     """
+
+    FACTOR_NAMES = FACTOR_NAMES
 
     def __init__(
         self,
@@ -314,45 +315,15 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
             raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _FileSource(self._images, self._sizes)
-        self._split: tuple[Tensor, Tensor] | None = None
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
         self.train_dataset = self.val_dataset = None
 
     # -- declared ground truth ------------------------------------------------------------
 
     @property
-    def factor_names(self) -> tuple[str, ...]:
-        """``("color", "shape", "scale", "orientation", "posX", "posY")``."""
-        return FACTOR_NAMES
-
-    @property
-    def factor_sizes(self) -> tuple[int, ...]:
-        """Read from the file: ``(1, 3, 6, 40, 32, 32)`` for the official one."""
-        return self._sizes
-
-    @property
     def is_official_grid(self) -> bool:
         """True when the file holds the full official grid (then indices match ``DSprites``)."""
         return self._sizes == FACTOR_SIZES
-
-    @property
-    def dataset_size(self) -> int:
-        """Number of training images: ``num_images - val_size``."""
-        return self.num_images - self.val_size
-
-    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        """``[num, 6]`` long factor indices, each uniform and independent over the file's grid."""
-        return sample_grid_factors(num, self._sizes, generator)
-
-    def factors_to_index(self, factors: Tensor) -> Tensor:
-        """Row ``[N]`` of the file for factor indices ``[N, 6]`` (row-major, as ``DSprites``)."""
-        return grid_index(validate_grid_factors(factors, FACTOR_NAMES, self._sizes), self._sizes)
-
-    def render(self, factors: Tensor) -> Tensor:
-        """The file's images ``[num, 1, 64, 64]`` (float, 0. or 1.) of ``[num, 6]`` factor indices,
-        on the device of ``factors``."""
-        rows = self.factors_to_index(factors)
-        return self._source(rows.cpu())[0].to(factors.device)
 
     def latent_values(self, factors: Tensor) -> Tensor:
         """The file's ``latents_values`` ``[num, 6]`` (float64: color 1, shape 1..3, scale, orientation
@@ -375,17 +346,9 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
 
     # -- split and loaders -----------------------------------------------------------------
 
-    @property
-    def split(self) -> tuple[Tensor, Tensor]:
-        """``(train_rows, val_rows)``: disjoint rows of the file, the same for the same seed (for
-        the official file, the very indices ``DSprites(val_size, seed).split`` gives)."""
-        if self._split is None:
-            self._split = seeded_split(self.num_images, self.val_size, self.seed)
-        return self._split
+    def _num_stored(self) -> int:
+        return self.num_images
 
     def setup(self, stage: str | None = None) -> None:
         self._images.load()
-        train, val = self.split
-        if self.train_dataset is None:
-            self.train_dataset = BatchDataset(self._source, train)
-            self.val_dataset = BatchDataset(self._source, val)
+        self._build_datasets()

@@ -33,12 +33,11 @@ import torch
 from torch import Tensor
 
 from tcx.datamodules._common import (
-    BatchDataset,
+    HoldoutMixin,
     LoaderMixin,
     check_int,
     check_probability,
     sample_grid_factors,
-    seeded_split,
     validate_grid_factors,
 )
 
@@ -86,7 +85,7 @@ class _Source:
         return self.x[rows], self.y[rows]
 
 
-class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
+class SyntheticCorEx(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """Synthetic CorEx data (module docstring): batches ``(x [B, n] float in [0, 1], y [B, m] long)``
     with ``n = num_factors * copies_per_factor + num_noise_dims``.
 
@@ -154,8 +153,6 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
         self._render_generator = torch.Generator().manual_seed(int(seed) + 1)
         factors = self.sample_factors(num_points, g)
         self._source = _Source(self._observe(factors, g), factors)
-        self._split: tuple[Tensor, Tensor] | None = None
-        self.train_dataset = self.val_dataset = None
 
     # -- declared ground truth ------------------------------------------------------------
 
@@ -177,10 +174,6 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
     def noise_columns(self) -> tuple[int, ...]:
         """The pure-noise columns of ``x``."""
         return tuple((self.column_factor < 0).nonzero().squeeze(1).tolist())
-
-    @property
-    def dataset_size(self) -> int:
-        return self.num_points - self.val_size
 
     @property
     def data(self) -> tuple[Tensor, Tensor]:
@@ -242,15 +235,8 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
 
     # -- split and loaders -----------------------------------------------------------------
 
-    @property
-    def split(self) -> tuple[Tensor, Tensor]:
-        """``(train, val)`` positions, a seeded holdout of ``val_size``, the same for the same seed."""
-        if self._split is None:
-            self._split = seeded_split(self.num_points, self.val_size, self.seed)
-        return self._split
+    def _num_stored(self) -> int:
+        return self.num_points
 
     def setup(self, stage: str | None = None) -> None:
-        train, val = self.split
-        if self.train_dataset is None:
-            self.train_dataset = BatchDataset(self._source, train)
-            self.val_dataset = BatchDataset(self._source, val)
+        self._build_datasets()
