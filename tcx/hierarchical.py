@@ -170,25 +170,16 @@ def hierarchical_bound(
         w = as_weight_vector(w, r.numel(), f"weights for layer {i + 1}").to(device=r.device, dtype=r.dtype)
         weighted.append((r * w).sum())
     weighted_rate = torch.stack(weighted).sum()
-    elbo = reconstruction - rate
-    loss = weighted_rate - reconstruction
-
-    corex_bound = weighted_corex_bound = None
+    h = None
     if input_entropy is not None:
         h = torch.as_tensor(input_entropy, dtype=torch.float32, device=rate.device).sum()
-        corex_bound = h + elbo
-        weighted_corex_bound = h + reconstruction - weighted_rate
-
-    return HierarchicalTerms(
+    return HierarchicalTerms.assemble(
         reconstruction=reconstruction,
         informativeness=reconstruction,
         rate_per_latent=rates[int(layer) - 1],
         rate=rate,
         weighted_rate=weighted_rate,
-        elbo=elbo,
-        loss=loss,
-        corex_bound=corex_bound,
-        weighted_corex_bound=weighted_corex_bound,
+        input_entropy_sum=h,
         layer_informativeness=informativeness,
         layer_rate_per_latent=rates,
         layer_rate=layer_rate,

@@ -54,6 +54,43 @@ class CorExTerms:
     corex_bound: Tensor | None = None
     weighted_corex_bound: Tensor | None = None
 
+    @classmethod
+    def assemble(
+        cls,
+        *,
+        reconstruction: Tensor,
+        informativeness: Tensor,
+        rate_per_latent: Tensor,
+        rate: Tensor,
+        weighted_rate: Tensor,
+        input_entropy_sum: Tensor | None = None,
+        weighted_input_entropy: Tensor | None = None,
+        **extra,
+    ):
+        """The terms from their parts: ``elbo = reconstruction - rate``, ``loss = weighted_rate -
+        informativeness``, and, when the summed (and alpha-weighted) input entropies are given,
+        ``corex_bound = sum_i H(X_i) + elbo`` and ``weighted_corex_bound = sum_i alpha_i H(X_i) +
+        informativeness - weighted_rate``. The one place these identities are computed (the
+        hierarchical bound builds its terms here too); ``extra`` are a subclass's own fields."""
+        elbo = reconstruction - rate
+        corex_bound = weighted_corex_bound = None
+        if input_entropy_sum is not None:
+            corex_bound = input_entropy_sum + elbo
+            h_weighted = input_entropy_sum if weighted_input_entropy is None else weighted_input_entropy
+            weighted_corex_bound = h_weighted + informativeness - weighted_rate
+        return cls(
+            reconstruction=reconstruction,
+            informativeness=informativeness,
+            rate_per_latent=rate_per_latent,
+            rate=rate,
+            weighted_rate=weighted_rate,
+            elbo=elbo,
+            loss=weighted_rate - informativeness,
+            corex_bound=corex_bound,
+            weighted_corex_bound=weighted_corex_bound,
+            **extra,
+        )
+
     def scalars(self) -> dict[str, Tensor]:
         """The scalar terms by name (``rate_per_latent`` and absent bounds left out)."""
         out = {}
@@ -165,10 +202,7 @@ class CorExObjective(nn.Module):
         rate_per_latent = prior.kl(posterior).mean(dim=0)  # [D]
         rate = rate_per_latent.sum()
         weighted_rate = (rate_per_latent * self.beta).sum()
-        elbo = reconstruction - rate
-        loss = weighted_rate - informativeness
-
-        corex_bound = weighted_corex_bound = None
+        h_sum = h_weighted = None
         if input_entropy is not None:
             h = torch.as_tensor(input_entropy, dtype=torch.float32, device=rate.device)
             if h.ndim == 0:
@@ -186,17 +220,13 @@ class CorExObjective(nn.Module):
                 h = h.reshape(-1)
                 h_sum = h.sum()
                 h_weighted = h_sum if self._alpha_is_one else (h * self.alpha).sum()
-            corex_bound = h_sum + elbo
-            weighted_corex_bound = h_weighted + informativeness - weighted_rate
 
-        return CorExTerms(
+        return CorExTerms.assemble(
             reconstruction=reconstruction,
             informativeness=informativeness,
             rate_per_latent=rate_per_latent,
             rate=rate,
             weighted_rate=weighted_rate,
-            elbo=elbo,
-            loss=loss,
-            corex_bound=corex_bound,
-            weighted_corex_bound=weighted_corex_bound,
+            input_entropy_sum=h_sum,
+            weighted_input_entropy=h_weighted,
         )
