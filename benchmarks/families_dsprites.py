@@ -78,8 +78,7 @@ def score(model, eval_size: int, seed: int = 0) -> dict:
 
     dm = DSprites(batch_size=250, val_size=5000, seed=0)
     dm.setup("fit")
-    if hasattr(model, "dataset_size"):
-        model.dataset_size = dm.dataset_size
+    model.attach_data(dataset_size=dm.dataset_size)
     torch.manual_seed(seed)
     elbo = rate = 0.0
     count = 0
@@ -95,6 +94,9 @@ def score(model, eval_size: int, seed: int = 0) -> dict:
         rate += terms.rate.item() * n
         for k, v in model._reported.items():
             extra[k] = extra.get(k, 0.0) + v.item() * n
+        if hasattr(model, "layer_information"):  # the hierarchical VAE's diagnostic, per batch
+            for l, v in enumerate(model.layer_information(x), start=1):
+                extra[f"layer{l}/mutual_info"] = extra.get(f"layer{l}/mutual_info", 0.0) + v.item() * n
         codes.append(model.encode(x).mean)
         factors.append(y)
         count += n

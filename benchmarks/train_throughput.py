@@ -162,7 +162,7 @@ def bare_loop(precision: str, steps: int, warmup: int, compile: bool) -> tuple[f
         if i == warmup:
             start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            _, _, loss = model.compute_terms(x)
+            loss = model.step_terms(x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -6,14 +6,21 @@
   latent-by-factor mutual information (``tcx.callbacks.diagnostics``).
 - ``LatentTraversal``, ``Reconstructions``, ``Samples``: traversal grids and GIFs, inputs beside
   reconstructions, prior samples and anchor-held samples (``tcx.callbacks.media``).
+- ``QualityMetrics``: sample quality in tcx's own classifier's features, linear probes, MI on
+  posterior samples and means, intervention agreement, IWAE (``tcx.callbacks.quality``).
 - ``media_files(trainer)``: the latest picture file of every key, after fit.
 
-``tcx traverse`` (``tcx.callbacks.export``) makes the same pictures from a checkpoint.
+One module per job: ``media_logging`` sends pictures to the loggers and files, ``encoding`` runs
+the model on a fixed sample (and holds the encodings the callbacks share), ``pictures`` builds the
+pictures (also for ``tcx traverse``, which makes them from a checkpoint), and ``media``,
+``diagnostics``, ``metrics``, ``quality`` are the callbacks.
 """
 
 from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.metrics import DisentanglementMetrics
-from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, log_media, media_dir, media_files
+from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
+from tcx.callbacks.media_logging import log_media, media_dir
+from tcx.callbacks.quality import QualityMetrics
 
 __all__ = [
     "DisentanglementMetrics",
@@ -21,6 +28,7 @@ __all__ = [
     "LatentTraversal",
     "Reconstructions",
     "Samples",
+    "QualityMetrics",
     "MediaCallback",
     "log_media",
     "media_dir",

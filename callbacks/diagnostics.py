@@ -1,4 +1,4 @@
-"""Information diagnostics of a representation, in nats (MATH.md, "Estimators used for diagnostics").
+"""Information diagnostics of a representation, in nats (docs/math.md#estimators).
 
 ``InformationDiagnostics`` reads the representation through information: how much each latent
 tells about the data (the rate ``E_x KL_j``, the upper bound training uses, and an estimate of
@@ -17,7 +17,11 @@ from typing import Sequence
 import torch
 
 from tcx import visualize as viz
-from tcx.callbacks.media import Encoded, Media, MediaCallback, _attempt, _check_int, _report, shared_encoding
+from tcx.callbacks.encoding import Encoded, shared_encoding
+from tcx.callbacks.media import MediaCallback
+from tcx.callbacks.media_logging import Media, report
+from tcx.callbacks.pictures import attempt
+from tcx.validation import check_int
 from tcx.estimators import aggregate_information_full, gaussian_total_correlation, rate_per_latent
 
 __all__ = ["InformationDiagnostics", "information_media", "factor_names_of"]
@@ -48,15 +52,19 @@ def information_media(
     seed: int = 0,
     prefix: str = "diagnostics",
     failures: list[str] | None = None,
+    dataset_size: int | None = None,
 ) -> tuple[list[Media], dict[str, float]]:
-    """The information pictures and scalars of the posteriors ``encoded`` (``N`` points).
+    """The information pictures and scalars of the posteriors ``encoded`` (``M`` points).
 
     Scalars (nats): ``<prefix>/mutual_info`` ``I(Z;X)``, ``<prefix>/total_correlation`` ``TC(Z)``
-    and ``<prefix>/info/z{j}`` ``I(Z_j;X)``, from ``tcx.estimators.aggregate_information_full``
-    (the exact aggregate posterior of the ``N`` points, one posterior draw per point seeded with
-    ``seed``; ``num_scored`` scores a random subset; a finite-sample estimate, so ``I(Z;X) <=
-    log N``); ``<prefix>/gaussian_total_correlation``, the TC of the Gaussian fitted to the
-    posterior means (``tcx.estimators.gaussian_total_correlation``).
+    and ``<prefix>/info/z{j}`` ``I(Z_j;X)`` of the aggregate posterior over the dataset, from
+    ``tcx.estimators.aggregate_information_full`` with ``dataset_size=N`` (the dataset's size:
+    minibatch stratified weights, so the values estimate the dataset's quantities whatever ``M``,
+    with ``I(Z;X) <= log N``; see its docstring for the bias), one posterior draw per point seeded
+    with ``seed``; ``num_scored`` scores a random subset. Without ``dataset_size`` (or when it is
+    smaller than ``M``) the ``M`` points are taken as the whole dataset (``I(Z;X) <= log M``).
+    ``<prefix>/gaussian_total_correlation``: the TC of the Gaussian fitted to the posterior means
+    (``tcx.estimators.gaussian_total_correlation``).
 
     Pictures: ``<prefix>/information``, per latent the rate ``E_x KL_j`` (``rate_per_latent``) and
     the estimate of ``I(Z_j;X)`` as bars, anchors orange and hatched; with factors or labels ``y``,
@@ -70,7 +78,8 @@ def information_media(
     n, d = mean.shape
     rate = rate_per_latent(mean, log_var)
     g = torch.Generator().manual_seed(seed)
-    agg = aggregate_information_full(mean, log_var, generator=g, num_scored=num_scored)
+    size = int(dataset_size) if dataset_size is not None and int(dataset_size) >= n else None
+    agg = aggregate_information_full(mean, log_var, generator=g, num_scored=num_scored, dataset_size=size)
     info = agg["mutual_info_per_latent"]
     mi, tc = float(agg["mutual_info"]), float(agg["total_correlation"])
     scalars = {f"{prefix}/mutual_info": mi, f"{prefix}/total_correlation": tc}
@@ -79,13 +88,14 @@ def information_media(
         try:
             scalars[f"{prefix}/gaussian_total_correlation"] = gaussian_total_correlation(mean)
         except ValueError as exc:  # a constant or redundant code: infinite, not worth a stop
-            _report(f"tcx: {prefix}/gaussian_total_correlation not logged: {exc}")
+            report(f"tcx: {prefix}/gaussian_total_correlation not logged: {exc}")
 
     items: list[Media] = []
 
     def chart() -> Media:
         title = (
-            f"I(Z;X) = {mi:.2f} nats (at most log N = {math.log(n):.2f}),  TC(Z) = {tc:.2f} nats,  N = {n}"
+            f"I(Z;X) = {mi:.2f} nats (at most log N = {math.log(size or n):.2f}),  TC(Z) = {tc:.2f} nats,  "
+            f"{n} points" + (f" of N = {size}" if size else "")
         )
         fig = viz.information_chart(rate, info, anchors=anchors, title=title)
         caption = (
@@ -94,7 +104,7 @@ def information_media(
         )
         return Media(f"{prefix}/information", "image", viz.figure_to_array(fig), caption)
 
-    item = _attempt(f"{prefix}/information", failures, chart)
+    item = attempt(f"{prefix}/information", failures, chart)
     if item is not None:
         items.append(item)
 
@@ -117,7 +127,7 @@ def information_media(
             )
             return Media(f"{prefix}/mi_matrix", "image", viz.figure_to_array(fig), caption)
 
-        item = _attempt(f"{prefix}/mi_matrix", failures, heatmap)
+        item = attempt(f"{prefix}/mi_matrix", failures, heatmap)
         if item is not None:
             items.append(item)
 
@@ -143,6 +153,13 @@ class InformationDiagnostics(MediaCallback):
 
     Logged scalars: ``diagnostics/mutual_info`` (``I(Z;X)``), ``diagnostics/total_correlation``
     (``TC(Z)``), ``diagnostics/info/z{j}`` (``I(Z_j;X)``), ``diagnostics/gaussian_total_correlation``.
+
+    Models with layers (``layer_information(x)``, :class:`tcx.models.HierarchicalVAE`): on every
+    validation batch, every epoch and on every process, the model's estimate of each layer's
+    ``I(X;Z^l)`` for the batch, as a sample of the training set of ``model.dataset_size`` points
+    (docs/math.md#layer-information), logged as the epoch mean ``diagnostics/layer{l}/mutual_info``
+    (nats, synced across processes). Without a ``dataset_size`` (from the datamodule or
+    ``model.attach_data``) it is skipped with a warning, once.
     Pictures (W&B keys; files ``<name>_step<N>.<ext>`` in ``media_dir(trainer)``):
 
     - ``diagnostics/information`` (``information_step{N}.png``): rate and ``I(Z_j;X)`` per latent;
@@ -167,21 +184,51 @@ class InformationDiagnostics(MediaCallback):
         seed: int = 0,
     ) -> None:
         super().__init__(every_n_epochs)
-        self.num_points = _check_int("num_points", num_points, 2)
+        self.num_points = check_int("num_points", num_points, 2)
         if num_scored is not None:
-            _check_int("num_scored", num_scored, 1)
+            check_int("num_scored", num_scored, 1)
         self.num_scored = num_scored
-        self.num_bins = _check_int("num_bins", num_bins, 2)
+        self.num_bins = check_int("num_bins", num_bins, 2)
         self.seed = int(seed)
+        self._warned_no_size = False
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        estimate = getattr(pl_module, "layer_information", None)
+        if trainer.sanity_checking or not callable(estimate):
+            return
+        if getattr(pl_module, "dataset_size", None) is None:
+            if not self._warned_no_size:
+                self._warned_no_size = True
+                report(f"tcx: {type(pl_module).__name__} has no dataset_size, so InformationDiagnostics does not "
+                        "log diagnostics/layer{l}/mutual_info; fit with a datamodule that declares `dataset_size` "
+                        "or call model.attach_data(dataset_size=N) (N the number of training examples)")
+            return
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not 2 <= x.shape[0] <= pl_module.dataset_size:
+            return  # a batch of one point, or more points than the dataset, has no estimate
+        for l, value in enumerate(estimate(x), start=1):
+            pl_module.log(f"diagnostics/layer{l}/mutual_info", value, on_step=False, on_epoch=True,
+                          batch_size=x.shape[0], sync_dist=True)
 
     def make_media(self, trainer, pl_module):
         encoded = shared_encoding(trainer, pl_module, self.num_points)
         if encoded is None or len(encoded) < 2:
-            _report("tcx: InformationDiagnostics found no validation data (give the datamodule a "
+            report("tcx: InformationDiagnostics found no validation data (give the datamodule a "
                     "val_dataloader); nothing logged")
             return [], {}
-        names = factor_names_of(getattr(trainer, "datamodule", None), encoded.y)
+        dm = getattr(trainer, "datamodule", None)
+        names = factor_names_of(dm, encoded.y)
         num_scored = None if self.num_scored is None else min(self.num_scored, len(encoded))
         return information_media(
             pl_module, encoded, names, num_bins=self.num_bins, num_scored=num_scored, seed=self.seed,
+            dataset_size=_dataset_size(dm),
         )
+
+
+def _dataset_size(datamodule) -> int | None:
+    """The datamodule's declared ``dataset_size`` (tcx.datamodules.protocol), if any."""
+    try:
+        size = getattr(datamodule, "dataset_size", None) if datamodule is not None else None
+        return int(size) if size is not None and int(size) >= 1 else None
+    except (TypeError, ValueError):
+        return None

@@ -5,8 +5,8 @@ sample of the datamodule's data (posterior means), scores the codes against the 
 factors (or the labels) with :mod:`tcx.metrics`, and logs the scores under ``metrics/*`` through
 every logger the Trainer has. The metric functions are the single implementation: this callback
 gathers codes into the :mod:`tcx.metrics.accumulate` torchmetrics classes, which sync across
-processes, so under DDP each process encodes its share of the sample and all compute the same
-value.
+processes: under DDP each process encodes a contiguous block of the sample, so that the gathered
+codes are the one-process sample in the same order and every value equals the one-process value.
 
 What is computed depends on what the datamodule declares (``tcx.groundtruth``):
 
@@ -31,8 +31,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from tcx.callbacks.media import evaluating
-from tcx.groundtruth import is_ground_truth
+from tcx.callbacks.encoding import evaluating
+from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
 from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised
 
@@ -154,6 +154,12 @@ class DisentanglementMetrics(pl.Callback):
         dm = trainer.datamodule
         self.skipped = {}
         results: dict[str, float] = {}
+        if not is_ground_truth(dm) and not has_val_dataloader(dm):
+            reason = (f"the datamodule {type(dm).__name__} has no val_dataloader() and cannot render "
+                      "from factors: nothing to score; define val_dataloader()")
+            self.skipped = {name: reason for name in self.metrics}
+            rank_zero_info(f"DisentanglementMetrics: skipped all metrics: {reason}")
+            return {}
         with evaluating(model), trainer.precision_plugin.forward_context():
             if codes:
                 results.update(self._code_metrics(trainer, model, dm))
@@ -171,31 +177,40 @@ class DisentanglementMetrics(pl.Callback):
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
         return results
 
+    def _block(self, trainer: pl.Trainer, total: int) -> tuple[int, int]:
+        """This process's contiguous block ``[lo, hi)`` of a sample of ``total`` points: rank ``r``
+        of ``W`` takes the ``r``-th of ``W`` consecutive blocks, so that the gather (rank by rank)
+        is the one-process sample in the same order (docs/design.md, "Conventions")."""
+        rank, world = int(trainer.global_rank), max(int(trainer.world_size), 1)
+        per = -(-total // world)
+        return min(rank * per, total), min((rank + 1) * per, total)
+
     def _chunks(self, trainer: pl.Trainer, dm: Any, device: torch.device) -> Iterable[tuple[Tensor, Tensor]]:
-        """This process's share of the fixed sample, as ``(x, y)`` chunks."""
-        rank, world = trainer.global_rank, trainer.world_size
+        """This process's block of the fixed sample (``_block``), as ``(x, y)`` chunks."""
+        lo, hi = self._block(trainer, self.num_samples)
         if is_ground_truth(dm):
             factors = dm.sample_factors(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
             # a factor with one value (dSprites' color) carries nothing to score against; like
             # disentanglement_lib, score against the factors that vary
             varying = [k for k, size in enumerate(dm.factor_sizes) if int(size) > 1]
-            for i, start in enumerate(range(0, self.num_samples, self.batch_size)):
-                if i % world == rank:
-                    f = factors[start:start + self.batch_size]
-                    yield dm.render(f).to(device), f[:, varying]
+            for start in range(lo, hi, self.batch_size):
+                f = factors[start:min(start + self.batch_size, hi)]
+                yield dm.render(f).to(device), f[:, varying]
             return
-        loader = dm.val_dataloader() if dm is not None else None
-        if loader is None:
+        if not has_val_dataloader(dm):
             raise ValueError("DisentanglementMetrics needs a datamodule with a val_dataloader or a renderer")
+        loader = dm.val_dataloader()
+        # the sample is the first num_samples validation points, in the loader's order; every
+        # process reads the loader (the datamodule's own, not the sharded one) and keeps its block
         seen = 0
-        for i, batch in enumerate(loader):
+        for batch in loader:
             x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
-            take = min(x.shape[0], self.num_samples - seen)
-            if i % world == rank:
-                y = torch.zeros(take, 0, dtype=torch.long) if y is None else y[:take]
-                yield x[:take].to(device), y
-            seen += take
-            if seen >= self.num_samples:
+            n = x.shape[0]
+            a, b = max(lo - seen, 0), min(hi - seen, n)
+            if a < b:
+                yield x[a:b].to(device), (torch.zeros(b - a, 0, dtype=torch.long) if y is None else y[a:b])
+            seen += n
+            if seen >= hi:
                 break
 
     def _code_metrics(self, trainer: pl.Trainer, model: Any, dm: Any) -> dict[str, float]:

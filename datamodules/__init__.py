@@ -1,4 +1,4 @@
-"""tcx.datamodules: LightningDataModules with ground-truth factors (DESIGN.md, "How data flows").
+"""tcx.datamodules: LightningDataModules with ground-truth factors (docs/design.md#the-datamodule-protocol).
 
 What a datamodule must declare to work with tcx, and ``check_datamodule`` that says what one
 lacks: ``tcx.datamodules.protocol``.

@@ -7,7 +7,6 @@ Nothing here is public API; the datamodules re-export what users need.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import tempfile
 from contextlib import contextmanager
@@ -17,7 +16,9 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Subset
+
+from tcx.validation import check_choice, check_int, check_probability
 
 
 __all__ = [
@@ -32,42 +33,21 @@ __all__ = [
     "grid_from_classes",
     "BatchDataset",
     "LoaderMixin",
+    "HoldoutMixin",
+    "StoredGridMixin",
     "default_num_workers",
     "default_pin_memory",
     "atomic_path",
-    "bernoulli_entropy_of_mean",
+    "SPLITS",
 ]
+
+SPLITS = ("train", "val", "test")
 
 
 # ------------------------------------------------------------------------------------ arguments
 
 
-def check_int(name: str, value, low: int, high: int | None = None, allow_none: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int in ``[low, high]``."""
-    if value is None and allow_none:
-        return
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if allow_none:
-        allowed += " or None"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
-def check_choice(name: str, value, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-    return value
-
-
-def check_probability(name: str, value, low: float = 0.0, high: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low <= float(value) <= high):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
+# one implementation for all of tcx (tcx.validation), re-exported for the datamodules
 
 
 # ----------------------------------------------------------------------------------- factor grid
@@ -294,8 +274,75 @@ def default_pin_memory(trainer: pl.Trainer | None) -> bool:
     return isinstance(getattr(trainer, "accelerator", None), CUDAAccelerator)
 
 
+class HoldoutMixin:
+    """A seeded validation holdout over the ``_num_stored()`` points of ``self._source`` (a
+    callable from row indices to ``(x, y)`` batches): ``split``, ``dataset_size`` and the train and
+    validation ``BatchDataset``s that ``setup`` builds. Needs ``val_size`` and ``seed``."""
+
+    val_size: int
+    seed: int
+    _split: tuple[Tensor, Tensor] | None = None
+    train_dataset: Dataset | None = None
+    val_dataset: Dataset | None = None
+
+    def _num_stored(self) -> int:  # pragma: no cover - each datamodule says how many it holds
+        raise NotImplementedError
+
+    @property
+    def dataset_size(self) -> int:
+        """Number of training points: all that are stored less the ``val_size`` held out."""
+        return self._num_stored() - self.val_size
+
+    @property
+    def split(self) -> tuple[Tensor, Tensor]:
+        """``(train_rows, val_rows)``: a seeded random holdout of ``val_size`` rows
+        (``seeded_split``), disjoint, the same for the same seed."""
+        if self._split is None:
+            self._split = seeded_split(self._num_stored(), self.val_size, self.seed)
+        return self._split
+
+    def _build_datasets(self) -> None:
+        if self.train_dataset is None:
+            train, val = self.split
+            self.train_dataset = BatchDataset(self._source, train)
+            self.val_dataset = BatchDataset(self._source, val)
+
+
+class StoredGridMixin:
+    """Ground truth of a file that stores one image per combination of factor values, in
+    row-major order over ``self._sizes`` (``factor_names`` from the class's ``FACTOR_NAMES``):
+    ``factor_sizes``, ``sample_factors``, ``factors_to_index`` and ``render``."""
+
+    FACTOR_NAMES: tuple[str, ...] = ()
+    _sizes: tuple[int, ...]
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        return tuple(self.FACTOR_NAMES)
+
+    @property
+    def factor_sizes(self) -> tuple[int, ...]:
+        """Read from the file."""
+        return self._sizes
+
+    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[num, K]`` long factor indices, each uniform and independent over the file's grid."""
+        return sample_grid_factors(num, self._sizes, generator)
+
+    def factors_to_index(self, factors: Tensor) -> Tensor:
+        """Row ``[N]`` of the file for factor indices ``[N, K]`` (row-major)."""
+        return grid_index(validate_grid_factors(factors, self.factor_names, self._sizes), self._sizes)
+
+    def render(self, factors: Tensor) -> Tensor:
+        """The file's images of factor indices ``[num, K]``, float in [0, 1], on the device of
+        ``factors``."""
+        rows = self.factors_to_index(factors)
+        return self._source(rows.cpu())[0].to(factors.device)
+
+
 class LoaderMixin:
-    """Train/val/test/predict loaders for a datamodule with ``train_dataset``, ``val_dataset`` and
+    """Train/val/test/predict loaders, and ``split_dataset``/``split_data`` (the data of one split,
+    test distinct from validation), for a datamodule with ``train_dataset``, ``val_dataset`` and
     optionally ``test_dataset`` (``BatchDataset`` instances), ``batch_size``, ``num_workers``
     (``None`` = ``default_num_workers``), ``pin_memory`` (``None`` = ``default_pin_memory``),
     ``epoch_size`` and ``seed`` (for ``EpochSubsetSampler``)."""
@@ -341,12 +388,60 @@ class LoaderMixin:
         return self._loader(ds, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        self.setup("validate")
-        return self._loader(self.val_dataset)
+        return self._loader(self.split_dataset("val"))
 
     def test_dataloader(self) -> DataLoader:
-        self.setup("test")
-        return self._loader(self.test_dataset if self.test_dataset is not None else self.val_dataset)
+        return self._loader(self.split_dataset("test"))
+
+    def split_dataset(self, split: str) -> Dataset:
+        """The dataset of one split: ``"train"``, ``"val"`` or ``"test"``; validation and test
+        never share an item.
+
+        A datamodule with a test set of its own (MNIST's t10k, CelebA's official partition) keeps
+        it and validates on its whole validation holdout. One without (the procedural and
+        single-file sources, embedded MNIST) divides its seeded validation holdout, itself a
+        random subset, into two fixed halves: validation is the first ``ceil(n / 2)`` items,
+        test the last ``floor(n / 2)`` (so ``val_size`` >= 2 is needed for a test split).
+        ``train_dataset`` and ``val_dataset`` (the whole holdout) are unchanged.
+        """
+        check_choice("split", split, SPLITS)
+        if split == "train":
+            self.setup("fit")
+            return self.train_dataset
+        self.setup("test")  # builds a datamodule's own test set when it has one
+        own = getattr(self, "test_dataset", None)
+        holdout = self.val_dataset
+        if own is not None:
+            return holdout if split == "val" else own
+        n = len(holdout)
+        cut = n - n // 2
+        if split == "test" and cut == n:
+            raise ValueError(
+                f"{type(self).__name__} has no test set of its own and a validation holdout of {n} item; "
+                "set val_size >= 2 so that it can be divided into validation and test halves"
+            )
+        return Subset(holdout, range(0, cut) if split == "val" else range(cut, n))
+
+    def split_data(self, split: str, max_items: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(x, y)`` of one split (see ``split_dataset``) as CPU tensors, in the split's fixed
+        order: ``x [N, *input_shape]`` float, ``y`` the labels or factors (``[N]`` or ``[N, K]``).
+        ``max_items`` keeps only the first ``max_items`` (None: all)."""
+        check_int("max_items", max_items, 1, allow_none=True)
+        ds = self.split_dataset(split)
+        n = len(ds) if max_items is None else min(len(ds), max_items)
+        xs, ys = [], []
+        step = max(1, int(getattr(self, "batch_size", 256)))
+        for start in range(0, n, step):
+            positions = list(range(start, min(n, start + step)))
+            if callable(getattr(ds, "__getitems__", None)):
+                x, y = collate_rendered(ds.__getitems__(positions))
+            else:
+                x, y = collate_rendered([ds[i] for i in positions])
+            xs.append(x.cpu())
+            ys.append(y.cpu())
+        if not xs:
+            raise ValueError(f"{type(self).__name__}: the {split!r} split is empty")
+        return torch.cat(xs), torch.cat(ys)
 
     def predict_dataloader(self) -> DataLoader:
         self.setup("predict")
@@ -375,14 +470,3 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-
-
-def bernoulli_entropy_of_mean(mean: Tensor) -> Tensor:
-    """``H(p) = -p log p - (1 - p) log(1 - p)`` in nats at ``p = mean`` (``0 log 0 = 0``).
-
-    For binary pixels with frequency ``p`` this is the plug-in entropy ``H(X_i)``; for grey levels
-    in [0, 1] it is the cross-entropy of the best constant Bernoulli decoder (the one that ignores
-    ``z``), so that ``H(X_i) + E log q(x_i|z)`` stays the information the decoder draws from ``z``.
-    """
-    p = mean.double()
-    return -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))

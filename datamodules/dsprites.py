@@ -67,6 +67,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
     EpochSubsetSampler,
     LoaderMixin,
@@ -382,7 +383,7 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
-        self.num_samples: int = NUM_IMAGES
+        self.num_images: int = NUM_IMAGES
         self._split: tuple[Tensor, Tensor] | None = None
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
         self.train_dataset: DSpritesDataset | None = None
@@ -433,7 +434,7 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
             for chunk in factors.split(4096):
                 counts += render_dsprites(chunk).sum(dim=0, dtype=torch.float64)
             p = counts / num_samples
-            h = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
+            h = bernoulli_entropy(p)
             self._entropy_cache[key] = h.float()
         return self._entropy_cache[key].clone()
 

@@ -15,9 +15,10 @@ member              content                         used
 Rows are the row-major grid over ``(color, shape, scale, orientation, posX, posY)`` with sizes
 ``(1, 3, 6, 40, 32, 32)``, the order of the procedural ``tcx.datamodules.DSprites``, so the same
 factor indices address the same sprite (``factors_to_index``); the procedural renderer draws it
-to look alike, not bit for bit (see ``tests/test_datasets_files.py`` for the measured agreement,
-run with ``TCX_DSPRITES_NPZ`` set). Any file in this format whose ``latents_classes`` form a
-complete row-major grid is accepted; its factor sizes are read from it.
+to look alike, not bit for bit (``test_procedural_dsprites_agrees_with_the_official_file`` in
+``tests/test_datasets.py`` measures the agreement, run with ``TCX_DSPRITES_NPZ`` set). Any file
+in this format whose ``latents_classes`` form a complete row-major grid is accepted; its factor
+sizes are read from it.
 
 Memory. The official members are deflate-compressed, which cannot be memory-mapped. The images
 are then decompressed once, streamed in chunks, checked to be binary, and kept bit-packed
@@ -44,18 +45,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
-    BatchDataset,
+    HoldoutMixin,
     LoaderMixin,
+    StoredGridMixin,
     atomic_path,
-    bernoulli_entropy_of_mean,
     check_int,
     grid_factors,
     grid_from_classes,
     grid_index,
-    sample_grid_factors,
-    seeded_split,
-    validate_grid_factors,
 )
 from tcx.datamodules.dsprites import FACTOR_NAMES, FACTOR_SIZES, IMAGE_SIZE
 
@@ -267,7 +266,7 @@ class _FileSource:
         return x, grid_factors(rows, self.sizes)
 
 
-class DSpritesFile(LoaderMixin, pl.LightningDataModule):
+class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """dSprites from the official ``.npz``: batches ``(x [B, 1, 64, 64] in {0, 1}, y [B, 6] long)``.
 
     The same interface as the procedural ``DSprites`` (factor declarations, ``sample_factors``,
@@ -283,8 +282,11 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
         seed: seed of the split and the per-epoch subsets.
         cache_dir: where to keep the bit-packed images between runs (None: no cache).
 
-    Satisfies ``tcx.groundtruth.GroundTruth``.
+    Satisfies ``tcx.groundtruth.GroundTruth``. For the official file, ``split`` gives the very
+    indices ``DSprites(val_size, seed).split`` gives, and ``factors_to_index`` the same rows.
     """
+
+    FACTOR_NAMES = FACTOR_NAMES
 
     def __init__(
         self,
@@ -308,50 +310,20 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.val_size, self.epoch_size, self.seed = val_size, epoch_size, seed
         self._images, classes, self._values, self._sizes = open_dsprites_npz(self.path, cache_dir)
-        self.num_samples: int = classes.shape[0]
-        if val_size >= self.num_samples:
-            raise ValueError(f"val_size must be in [1, {self.num_samples - 1}] for {str(self.path)!r}, got {val_size}")
+        self.num_images: int = classes.shape[0]
+        if val_size >= self.num_images:
+            raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _FileSource(self._images, self._sizes)
-        self._split: tuple[Tensor, Tensor] | None = None
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
         self.train_dataset = self.val_dataset = None
 
     # -- declared ground truth ------------------------------------------------------------
 
     @property
-    def factor_names(self) -> tuple[str, ...]:
-        """``("color", "shape", "scale", "orientation", "posX", "posY")``."""
-        return FACTOR_NAMES
-
-    @property
-    def factor_sizes(self) -> tuple[int, ...]:
-        """Read from the file: ``(1, 3, 6, 40, 32, 32)`` for the official one."""
-        return self._sizes
-
-    @property
     def is_official_grid(self) -> bool:
         """True when the file holds the full official grid (then indices match ``DSprites``)."""
         return self._sizes == FACTOR_SIZES
-
-    @property
-    def dataset_size(self) -> int:
-        """Number of training images: ``num_samples - val_size``."""
-        return self.num_samples - self.val_size
-
-    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        """``[num, 6]`` long factor indices, each uniform and independent over the file's grid."""
-        return sample_grid_factors(num, self._sizes, generator)
-
-    def factors_to_index(self, factors: Tensor) -> Tensor:
-        """Row ``[N]`` of the file for factor indices ``[N, 6]`` (row-major, as ``DSprites``)."""
-        return grid_index(validate_grid_factors(factors, FACTOR_NAMES, self._sizes), self._sizes)
-
-    def render(self, factors: Tensor) -> Tensor:
-        """The file's images ``[num, 1, 64, 64]`` (float, 0. or 1.) of ``[num, 6]`` factor indices,
-        on the device of ``factors``."""
-        rows = self.factors_to_index(factors)
-        return self._source(rows.cpu())[0].to(factors.device)
 
     def latent_values(self, factors: Tensor) -> Tensor:
         """The file's ``latents_values`` ``[num, 6]`` (float64: color 1, shape 1..3, scale, orientation
@@ -369,22 +341,14 @@ class DSpritesFile(LoaderMixin, pl.LightningDataModule):
             counts = torch.zeros(self.input_shape, dtype=torch.float64)
             for chunk in rows.split(8192):
                 counts += self._source(chunk)[0].sum(dim=0, dtype=torch.float64)
-            self._entropy_cache[key] = bernoulli_entropy_of_mean(counts / num_samples).float()
+            self._entropy_cache[key] = bernoulli_entropy(counts / num_samples).float()
         return self._entropy_cache[key].clone()
 
     # -- split and loaders -----------------------------------------------------------------
 
-    @property
-    def split(self) -> tuple[Tensor, Tensor]:
-        """``(train_rows, val_rows)``: disjoint rows of the file, the same for the same seed (for
-        the official file, the very indices ``DSprites(val_size, seed).split`` gives)."""
-        if self._split is None:
-            self._split = seeded_split(self.num_samples, self.val_size, self.seed)
-        return self._split
+    def _num_stored(self) -> int:
+        return self.num_images
 
     def setup(self, stage: str | None = None) -> None:
         self._images.load()
-        train, val = self.split
-        if self.train_dataset is None:
-            self.train_dataset = BatchDataset(self._source, train)
-            self.val_dataset = BatchDataset(self._source, val)
+        self._build_datasets()

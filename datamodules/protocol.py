@@ -27,7 +27,7 @@ Input entropy (optional)
     ``pixel_entropy(num_samples=..., seed=...) -> [*input_shape]``: the per-input marginal entropy
     ``H(X_i)`` in nats (in [0, log 2] for binary inputs), estimated from ``num_samples`` points.
     With it, a model with the Bernoulli likelihood also reports the CorEx bound
-    ``sum_i H(X_i) + ELBO`` (MATH.md).
+    ``sum_i H(X_i) + ELBO`` (docs/math.md#pixel-entropy).
 
 No base class is needed. A minimal example (the data are vectors in [0, 1] with no labels)::
 
@@ -310,6 +310,14 @@ def check_datamodule(
     report = DataModuleReport(name=name, kind="plain", input_shape=shape or ())
     _check_ground_truth(dm, shape, report, likelihood, problems)
     _check_labelled(dm, report, problems)
+    from tcx.groundtruth import has_val_dataloader
+
+    if not has_val_dataloader(dm):
+        report.notes.append(
+            "no val_dataloader(): no validation terms, and the callbacks that read validation data "
+            "(InformationDiagnostics, the pictures from inputs, DisentanglementMetrics unless it can "
+            "render from factors) are skipped with a reason; define val_dataloader() to get them"
+        )
     if not callable(getattr(dm, "train_dataloader", None)):
         problems.append("no train_dataloader(): subclass lightning.pytorch.LightningDataModule and define it")
     elif check_batch:

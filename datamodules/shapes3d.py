@@ -35,15 +35,12 @@ import torch
 from torch import Tensor
 
 from tcx.datamodules._common import (
-    BatchDataset,
+    HoldoutMixin,
     LoaderMixin,
+    StoredGridMixin,
     check_int,
     grid_factors,
     grid_from_classes,
-    grid_index,
-    sample_grid_factors,
-    seeded_split,
-    validate_grid_factors,
 )
 
 __all__ = ["Shapes3D", "FACTOR_NAMES", "FACTOR_SIZES", "SHAPE_NAMES", "SHAPES3D_FILE_NAME", "SHAPES3D_URL", "H5Images"]
@@ -184,7 +181,7 @@ class _Source:
         return x, grid_factors(rows, self.sizes)
 
 
-class Shapes3D(LoaderMixin, pl.LightningDataModule):
+class Shapes3D(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """Shapes3D from the official ``.h5``: batches ``(x [B, 3, 64, 64] float in [0, 1], y [B, 6] long)``.
 
     Args:
@@ -202,6 +199,8 @@ class Shapes3D(LoaderMixin, pl.LightningDataModule):
     Satisfies ``tcx.groundtruth.GroundTruth``: ``render`` reads the file's image of each factor
     combination.
     """
+
+    FACTOR_NAMES = FACTOR_NAMES
 
     def __init__(
         self,
@@ -226,63 +225,28 @@ class Shapes3D(LoaderMixin, pl.LightningDataModule):
         self.num_workers = 0 if (num_workers is None and self.in_memory) else num_workers
         self.val_size, self.epoch_size, self.seed = val_size, epoch_size, seed
         self._images, self._labels, self._sizes, self._table = open_shapes3d(self.path)
-        self.num_samples: int = self._labels.shape[0]
-        if val_size >= self.num_samples:
-            raise ValueError(f"val_size must be in [1, {self.num_samples - 1}] for {str(self.path)!r}, got {val_size}")
+        self.num_images: int = self._labels.shape[0]
+        if val_size >= self.num_images:
+            raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (3, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _Source(self._images, self._sizes)
-        self._split: tuple[Tensor, Tensor] | None = None
-        self.train_dataset = self.val_dataset = None
-
-    @property
-    def factor_names(self) -> tuple[str, ...]:
-        return FACTOR_NAMES
-
-    @property
-    def factor_sizes(self) -> tuple[int, ...]:
-        """Read from the file: ``(10, 10, 10, 8, 4, 15)`` for the official one."""
-        return self._sizes
 
     @property
     def factor_value_table(self) -> tuple[Tensor, ...]:
         """For each factor, its values in index order (float64), as found in ``labels``."""
         return self._table
 
-    @property
-    def dataset_size(self) -> int:
-        return self.num_samples - self.val_size
-
-    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        """``[num, 6]`` long factor indices, each uniform and independent over the file's grid."""
-        return sample_grid_factors(num, self._sizes, generator)
-
-    def factors_to_index(self, factors: Tensor) -> Tensor:
-        """Row ``[N]`` of the file for factor indices ``[N, 6]`` (row-major)."""
-        return grid_index(validate_grid_factors(factors, FACTOR_NAMES, self._sizes), self._sizes)
-
-    def render(self, factors: Tensor) -> Tensor:
-        """The file's images ``[num, 3, 64, 64]`` (float in [0, 1]) of factor indices ``[num, 6]``."""
-        rows = self.factors_to_index(factors)
-        return self._source(rows.cpu())[0].to(factors.device)
-
     def latent_values(self, factors: Tensor) -> Tensor:
         """The file's ``labels`` ``[num, 6]`` (float64) of factor indices ``[num, 6]``."""
         return self._labels[self.factors_to_index(factors).cpu()]
 
-    @property
-    def split(self) -> tuple[Tensor, Tensor]:
-        """``(train_rows, val_rows)``: disjoint rows of the file, the same for the same seed."""
-        if self._split is None:
-            self._split = seeded_split(self.num_samples, self.val_size, self.seed)
-        return self._split
+    def _num_stored(self) -> int:
+        return self.num_images
 
     def setup(self, stage: str | None = None) -> None:
         if self.in_memory:
             self._images.load_all()
-        train, val = self.split
-        if self.train_dataset is None:
-            self.train_dataset = BatchDataset(self._source, train)
-            self.val_dataset = BatchDataset(self._source, val)
+        self._build_datasets()
 
     def teardown(self, stage: str | None = None) -> None:
         self._images.close()

@@ -33,12 +33,11 @@ import torch
 from torch import Tensor
 
 from tcx.datamodules._common import (
-    BatchDataset,
+    HoldoutMixin,
     LoaderMixin,
     check_int,
     check_probability,
     sample_grid_factors,
-    seeded_split,
     validate_grid_factors,
 )
 
@@ -86,11 +85,11 @@ class _Source:
         return self.x[rows], self.y[rows]
 
 
-class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
+class SyntheticCorEx(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """Synthetic CorEx data (module docstring): batches ``(x [B, n] float in [0, 1], y [B, m] long)``
     with ``n = num_factors * copies_per_factor + num_noise_dims``.
 
-    ``num_samples`` points are drawn once, seeded by ``seed``; a seeded random holdout of
+    ``num_points`` points are drawn once, seeded by ``seed``; a seeded random holdout of
     ``val_size`` of them is the validation (and test) set.
 
     Args:
@@ -99,7 +98,7 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
         factor_cardinality: values ``c`` of each factor (2: binary data).
         noise: the channel's probability ``e`` that a copy differs from its factor, in [0, 1].
         num_noise_dims: pure-noise columns ``d`` appended (or shuffled in).
-        num_samples: points drawn. val_size: held-out points.
+        num_points: points drawn, the whole dataset (training and held out). val_size: held-out points.
         shuffle_columns: permute the columns (seeded), so that groups are not contiguous.
         batch_size, num_workers, pin_memory, epoch_size: as for the other datamodules (the data
             is in memory: 0 workers).
@@ -115,7 +114,7 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
         factor_cardinality: int = 2,
         noise: float = 0.1,
         num_noise_dims: int = 0,
-        num_samples: int = 10000,
+        num_points: int = 10000,
         val_size: int = 1000,
         shuffle_columns: bool = False,
         batch_size: int = 256,
@@ -130,8 +129,8 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
         check_int("factor_cardinality", factor_cardinality, 2, 255)
         check_probability("noise", noise)
         check_int("num_noise_dims", num_noise_dims, 0)
-        check_int("num_samples", num_samples, 2)
-        check_int("val_size", val_size, 1, num_samples - 1)
+        check_int("num_points", num_points, 2)
+        check_int("val_size", val_size, 1, num_points - 1)
         check_int("batch_size", batch_size, 1)
         check_int("num_workers", num_workers, 0)
         check_int("epoch_size", epoch_size, 1, allow_none=True)
@@ -139,7 +138,7 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
         self.save_hyperparameters()
         self.num_factors, self.copies_per_factor = num_factors, copies_per_factor
         self.factor_cardinality, self.noise = factor_cardinality, float(noise)
-        self.num_noise_dims, self.num_samples, self.val_size = num_noise_dims, num_samples, val_size
+        self.num_noise_dims, self.num_points, self.val_size = num_noise_dims, num_points, val_size
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.epoch_size, self.seed = epoch_size, seed
         n = num_factors * copies_per_factor + num_noise_dims
@@ -152,10 +151,8 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
             column_factor = column_factor[torch.randperm(n, generator=g)]
         self.column_factor: Tensor = column_factor
         self._render_generator = torch.Generator().manual_seed(int(seed) + 1)
-        factors = self.sample_factors(num_samples, g)
+        factors = self.sample_factors(num_points, g)
         self._source = _Source(self._observe(factors, g), factors)
-        self._split: tuple[Tensor, Tensor] | None = None
-        self.train_dataset = self.val_dataset = None
 
     # -- declared ground truth ------------------------------------------------------------
 
@@ -179,12 +176,8 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
         return tuple((self.column_factor < 0).nonzero().squeeze(1).tolist())
 
     @property
-    def dataset_size(self) -> int:
-        return self.num_samples - self.val_size
-
-    @property
     def data(self) -> tuple[Tensor, Tensor]:
-        """All ``num_samples`` points: ``(x [N, n], factors [N, m])``."""
+        """All ``num_points`` points: ``(x [N, n], factors [N, m])``."""
         return self._source.x, self._source.y
 
     def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
@@ -242,15 +235,8 @@ class SyntheticCorEx(LoaderMixin, pl.LightningDataModule):
 
     # -- split and loaders -----------------------------------------------------------------
 
-    @property
-    def split(self) -> tuple[Tensor, Tensor]:
-        """``(train, val)`` positions, a seeded holdout of ``val_size``, the same for the same seed."""
-        if self._split is None:
-            self._split = seeded_split(self.num_samples, self.val_size, self.seed)
-        return self._split
+    def _num_stored(self) -> int:
+        return self.num_points
 
     def setup(self, stage: str | None = None) -> None:
-        train, val = self.split
-        if self.train_dataset is None:
-            self.train_dataset = BatchDataset(self._source, train)
-            self.val_dataset = BatchDataset(self._source, val)
+        self._build_datasets()

@@ -1,6 +1,6 @@
 """AnchorVAE: anchor latents with a smaller weight on their information (Gao et al. 2019, sec. 5).
 
-MATH.md, "Weighted bounds: beta-VAE and AnchorVAE": a chosen set ``A`` of anchor latents gets
+docs/math.md#anchorvae: a chosen set ``A`` of anchor latents gets
 ``beta_j = anchor_beta`` with ``0 <= anchor_beta < 1``, the others ``beta``. Equivalently the
 objective gains an information-maximization bonus ``gamma * sum_{j in A} I(Z_j;X)`` with
 ``anchor_beta = beta - gamma``, which pushes the anchors to carry more information about ``X``
@@ -78,6 +78,12 @@ class AnchorVAE(CorExVAE):
             )
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+        if not anchor_beta < beta:
+            raise ValueError(
+                f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "
+                "larger weight on their information than the other latents, a penalty instead of the "
+                "bonus anchoring means; choose anchor_beta < beta (e.g. anchor_beta 0.2 with beta 1)"
+            )
         self._anchors = resolve_anchors(anchors, int(latent_dim))
         self.anchor_beta = float(anchor_beta)
         self.beta = float(beta)

@@ -6,22 +6,22 @@ The rate is not weighted but pulled towards a target capacity ``C`` that grows d
     loss = -E log q(x|z) + gamma * | sum_j E_x KL(p(z_j|x) || r_j) - C(step) |
 
 with ``C`` rising linearly from 0 to ``capacity_max`` nats over ``capacity_steps`` optimizer
-steps (:func:`tcx.tc_penalties.linear_capacity`). The code is thereby allowed to carry more and
-more information about ``X`` (the rate is the training-time upper bound on ``I(Z;X)``, MATH.md,
-"The variational lower bound"), so the factors that explain most of the data enter first.
+steps (:func:`tcx.schedules.linear_capacity`). The code is thereby allowed to carry more and
+more information about ``X`` (the rate is the training-time upper bound on ``I(Z;X)``,
+docs/math.md#the-encoder-inequality), so the factors that explain most of the data enter first.
 """
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
 
+from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
-from tcx.tc_penalties import linear_capacity
+from tcx.schedules import linear_capacity
 
 __all__ = ["AnnealedVAE"]
 
@@ -53,14 +53,9 @@ class AnnealedVAE(CorExVAE):
         capacity_steps: int = 100000,
         **kwargs,
     ) -> None:
-        for name, value in (("gamma", gamma), ("capacity_max", capacity_max)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r} is not allowed: it must be a finite number >= 0")
-        if isinstance(capacity_steps, bool) or not isinstance(capacity_steps, int) or capacity_steps < 1:
-            raise ValueError(f"capacity_steps={capacity_steps!r} is not allowed: it must be an integer >= 1")
-        self.gamma = float(gamma)
-        self.capacity_max = float(capacity_max)
-        self.capacity_steps = int(capacity_steps)
+        self.gamma = check_real("gamma", gamma, 0.0)
+        self.capacity_max = check_real("capacity_max", capacity_max, 0.0)
+        self.capacity_steps = check_int("capacity_steps", capacity_steps, 1)
         super().__init__(**kwargs)
 
     def latent_weights(self) -> float:

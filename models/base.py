@@ -12,12 +12,18 @@ optimizer. A family changes the objective through hooks, not by rewriting the st
 - :meth:`CorExVAE.bound`: the bound itself (encode, sample, decode, evaluate), for a family whose
   generative model is not the flat one (the hierarchical VAE).
 
-Every stage shares one computation, :meth:`CorExVAE.forward_step` (terms, extra terms, loss), and
-the training stage one guarded, logged step, :meth:`CorExVAE.training_forward`: the automatic
+Every stage shares one computation, :meth:`CorExVAE.step_terms` (terms, extra terms, loss), and
+the training stage one guarded, logged step, :meth:`CorExVAE.training_terms`: the automatic
 ``training_step`` returns its loss, and a family with manual optimization (FactorVAE, whose
 discriminator has its own optimizer) calls it and then steps its optimizers itself.
 
-The interface the callbacks use (DESIGN.md, "How data flows", step 3): :meth:`encode`,
+What a model learns from its data besides ``input_shape`` goes through one hook,
+:meth:`CorExVAE.attach_data` (``input_entropy``, the ``H(X_i)`` of the CorEx bound, and
+``dataset_size``, the ``N`` of the aggregate-posterior estimators). :meth:`CorExVAE.setup` calls
+:meth:`CorExVAE.attach_datamodule` when the Trainer has a datamodule; with plain dataloaders call
+``model.attach_data(...)`` before ``trainer.fit``.
+
+The interface the callbacks use (docs/design.md#the-model-interface): :meth:`encode`,
 :meth:`decode`, :meth:`sample`, :attr:`latent_dim`, :attr:`anchor_indices`.
 """
 
@@ -28,11 +34,13 @@ from typing import Sequence
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.objective import CorExObjective, CorExTerms
+from tcx.validation import check_int
 
 __all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
 
@@ -42,7 +50,7 @@ DATAMODULE_CLASS_KEY = "tcx_datamodule_class"
 
 @dataclass
 class StepOutput:
-    """What one forward step computed (:meth:`CorExVAE.forward_step`), all in nats.
+    """What one forward step computed (:meth:`CorExVAE.step_terms`), all in nats.
 
     - ``posterior``, ``z``: the posterior the family's bound encoded and the reparameterized sample
       it decoded (for the hierarchical VAE, the layer that ``encode`` returns);
@@ -61,7 +69,7 @@ class StepOutput:
 
 
 class CorExVAE(pl.LightningModule):
-    """A VAE trained on the weighted CorEx bound (MATH.md, "Weighted bounds").
+    """A VAE trained on the weighted CorEx bound (docs/math.md#weighted-bounds).
 
     Args:
         latent_dim: number of latents ``D``.
@@ -77,8 +85,17 @@ class CorExVAE(pl.LightningModule):
             oneDNN and on GPUs with tensor cores; the numbers are the same).
         compile: ``torch.compile`` the encoder and decoder (the first steps pay the compile time).
         input_entropy_samples: how many data points the datamodule's ``pixel_entropy`` may use
-            to estimate ``H(X_i)`` for the CorEx bound (0 disables the bound).
+            to estimate ``H(X_i)`` for the CorEx bound (0: the datamodule is not asked).
+
+    What the model learns from its data besides ``input_shape`` (:meth:`attach_data`):
+    :attr:`input_entropy`, ``H(X_i)`` per input in nats, which turns on ``*/corex_bound``, and
+    :attr:`dataset_size`, the number ``N`` of training examples, which the aggregate-posterior
+    estimators need (:class:`tcx.models.BetaTCVAE` requires it; ``HierarchicalVAE.layer_information``
+    uses it). Fitting with a datamodule fills both from what it declares (:meth:`attach_datamodule`).
     """
+
+    #: whether the family cannot compute its loss without :attr:`dataset_size` (BetaTCVAE)
+    requires_dataset_size: bool = False
 
     def __init__(
         self,
@@ -117,6 +134,8 @@ class CorExVAE(pl.LightningModule):
             self.encoder.compile()
             self.decoder.compile()
         self._input_entropy: Tensor | None = None
+        self._dataset_size: int | None = None
+        self._noted_no_entropy = False
         self._checked_data = False
         self._reported: dict[str, Tensor] = {}
 
@@ -137,7 +156,7 @@ class CorExVAE(pl.LightningModule):
         """Record a named diagnostic of the current step, logged as ``{stage}/{name}`` beside the
         bound's terms but not added to the loss (e.g. BetaTCVAE's unweighted ``total_correlation``
         in nats). Call it from :meth:`extra_loss` or :meth:`bound`; the record is cleared at the
-        start of every :meth:`forward_step`."""
+        start of every :meth:`step_terms`."""
         value = torch.as_tensor(value, device=self.device)
         self._reported[str(name)] = value.detach().float()
 
@@ -187,9 +206,14 @@ class CorExVAE(pl.LightningModule):
         return self.likelihood.mean(self.decode_params(z))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Decoded means of ``n`` draws from the prior."""
+    def sample(self, n: int, generator: torch.Generator | None = None, density=None) -> Tensor:
+        """Decoded means of ``n`` draws from the prior; with ``density`` (a fitted
+        ``tcx.aggregate_density.AggregateDensity``) its latents are drawn from it instead and the
+        others from the prior (the prior draws come first from ``generator``, so they are the same
+        draws with and without it)."""
         z = self.prior.sample(n, device=self.device, generator=generator)
+        if density is not None:
+            z[:, list(density.indices)] = density.sample(n, generator=generator).to(z.device, z.dtype)
         return self.decode(z)
 
     @torch.no_grad()
@@ -201,22 +225,118 @@ class CorExVAE(pl.LightningModule):
         """Posterior means of ``x`` (the codes the metrics use)."""
         return self.encode(x).mean
 
-    # ------------------------------------------------------------------- objective
-    def setup(self, stage: str) -> None:
-        if self._input_entropy is not None or int(self.hparams.input_entropy_samples) == 0:
-            return
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        entropy_fn = getattr(dm, "pixel_entropy", None)
-        if callable(entropy_fn) and self.hparams.likelihood == "bernoulli":
-            h = torch.as_tensor(entropy_fn(num_samples=int(self.hparams.input_entropy_samples)), dtype=torch.float32)
+    # ------------------------------------------------------------- data the model needs
+    @property
+    def input_entropy(self) -> Tensor | None:
+        """``H(X_i)`` per input, ``[*input_shape]`` in nats, or ``None``: the constant that turns the
+        ELBO into the CorEx bound (docs/math.md#pixel-entropy). Set by :meth:`attach_data`."""
+        return self._input_entropy
+
+    @property
+    def dataset_size(self) -> int | None:
+        """The number ``N`` of training examples, or ``None``: the dataset the aggregate-posterior
+        estimators weight a batch against. Set by :meth:`attach_data`."""
+        return self._dataset_size
+
+    @dataset_size.setter
+    def dataset_size(self, value: int | None) -> None:
+        # `model.dataset_size = N` was the documented route before attach_data; same checks
+        if value is None:
+            self._dataset_size = None
+        else:
+            self.attach_data(dataset_size=value)
+
+    def attach_data(self, *, input_entropy=None, dataset_size: int | None = None) -> None:
+        """Give the model what it learns from its data besides ``input_shape``.
+
+        The one route for it: :meth:`setup` calls it through :meth:`attach_datamodule` when the
+        model is fitted with a datamodule; with plain dataloaders call it before ``trainer.fit``.
+        An argument left ``None`` keeps what the model has.
+
+        Args:
+            input_entropy: ``H(X_i)`` of each input in nats, a tensor or array with one entry per
+                input (``prod(input_shape)`` entries, e.g. ``[*input_shape]``), finite. With it the
+                model logs ``*/corex_bound`` and ``*/weighted_corex_bound``
+                (docs/math.md#pixel-entropy; ``tcx.estimators.binary_pixel_entropy(x)`` computes
+                it from binary data).
+            dataset_size: the number ``N`` of training examples (an integer >= 1), for the
+                aggregate-posterior estimators (BetaTCVAE's loss, the hierarchical VAE's
+                per-layer information).
+        """
+        if input_entropy is not None:
+            h = torch.as_tensor(input_entropy).detach().to("cpu", torch.float32)
             if h.numel() != self.objective.num_inputs:
                 raise ValueError(
-                    f"the datamodule's pixel_entropy has {h.numel()} entries, the model's input has "
-                    f"{self.objective.num_inputs} (input_shape={self.input_shape})"
+                    f"input_entropy has {h.numel()} entries (shape {tuple(h.shape)}), the model's input has "
+                    f"{self.objective.num_inputs} (input_shape={self.input_shape}): give H(X_i) per input, in nats"
+                )
+            if not torch.isfinite(h).all():
+                raise ValueError(
+                    f"input_entropy holds {int((~torch.isfinite(h)).sum())} NaN or inf entries: give a "
+                    "finite H(X_i) per input, in nats"
                 )
             self._input_entropy = h.reshape(self.input_shape)
+        if dataset_size is not None:
+            self._dataset_size = check_int("dataset_size (the number of training examples)", dataset_size, 1)
 
-    def forward_step(self, x: Tensor) -> StepOutput:
+    def attach_datamodule(self, datamodule) -> None:
+        """Read what ``datamodule`` declares (docs/design.md#the-datamodule-protocol) and hand it
+        to :meth:`attach_data`: its ``dataset_size``, and, for the Bernoulli likelihood, its
+        ``pixel_entropy(num_samples=input_entropy_samples)`` unless the model already has an
+        :attr:`input_entropy` or ``input_entropy_samples`` is 0. Called by :meth:`setup`."""
+        name = type(datamodule).__name__
+        size = getattr(datamodule, "dataset_size", None)
+        if size is not None:
+            try:
+                self.attach_data(dataset_size=size)
+            except ValueError as exc:
+                raise ValueError(f"the dataset_size declared by {name}: {exc}") from None
+        samples = int(self.hparams.input_entropy_samples)
+        entropy_fn = getattr(datamodule, "pixel_entropy", None)
+        if self._input_entropy is None and samples > 0 and callable(entropy_fn) and self.hparams.likelihood == "bernoulli":
+            try:
+                self.attach_data(input_entropy=entropy_fn(num_samples=samples))
+            except ValueError as exc:
+                raise ValueError(f"{name}.pixel_entropy(num_samples={samples}): {exc}") from None
+
+    def _attached_trainer(self) -> "pl.Trainer | None":
+        # LightningModule.trainer raises RuntimeError when no Trainer is attached; Lightning has
+        # no public "is attached" property, so ask and catch
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
+    def setup(self, stage: str) -> None:
+        """Attach what the Trainer's datamodule declares (:meth:`attach_datamodule`), then check
+        that the family has what it needs: a family with :attr:`requires_dataset_size` fails here,
+        at the start of fit, validate or test, never at a later step; a fit without
+        :attr:`input_entropy` says once that the CorEx bound is not reported."""
+        trainer = self._attached_trainer()
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if datamodule is not None:
+            self.attach_datamodule(datamodule)
+        if self.requires_dataset_size and self._dataset_size is None and stage != "predict":
+            source = f"the datamodule ({type(datamodule).__name__}) does not declare it" if datamodule is not None \
+                else "there is no datamodule to declare it"
+            raise ValueError(
+                f"{type(self).__name__} needs the number of training examples N (dataset_size) for its "
+                f"aggregate-posterior estimators, and {source}: give the datamodule an attribute or property "
+                "`dataset_size` (the size of its training set, as tcx.datamodules.DSprites does) and fit with "
+                "`trainer.fit(model, datamodule=...)`, or call `model.attach_data(dataset_size=N)` before "
+                "fitting with plain dataloaders"
+            )
+        if stage == "fit" and self._input_entropy is None and not self._noted_no_entropy:
+            self._noted_no_entropy = True
+            reason, how = "", "call model.attach_data(input_entropy=H) with H(X_i) per input in nats"
+            if int(self.hparams.input_entropy_samples) == 0:
+                reason = " (input_entropy_samples=0: the datamodule is not asked)"
+            elif self.hparams.likelihood == "bernoulli":
+                how = "fit with a datamodule that declares pixel_entropy(num_samples=..., seed=...), or " + how
+            rank_zero_info(f"tcx: {type(self).__name__} has no input entropy H(X_i), so the CorEx bound "
+                           f"(*/corex_bound) is not reported{reason}; to report it, {how}")
+
+    def step_terms(self, x: Tensor) -> StepOutput:
         """The bound's terms, the family's extra terms and the loss on ``x``: the one computation
         that training (automatic or manual optimization), validation and testing share."""
         self._reported = {}
@@ -226,15 +346,6 @@ class CorExVAE(pl.LightningModule):
         for value in extra.values():
             loss = loss + value
         return StepOutput(posterior, z, terms, extra, loss, dict(self._reported))
-
-    def compute_terms(self, x: Tensor) -> tuple[CorExTerms, dict[str, Tensor], Tensor]:
-        """Encode, sample, decode and evaluate the objective on ``x``.
-
-        Returns ``(terms, extra, loss)``: the objective's terms, the family's extra loss terms and
-        the total loss to minimize (:meth:`forward_step` has the rest of the step's output).
-        """
-        out = self.forward_step(x)
-        return out.terms, out.extra, out.loss
 
     def _unpack(self, batch) -> Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -293,53 +404,78 @@ class CorExVAE(pl.LightningModule):
     def _logging_step(self) -> bool:
         """Whether this training step's terms are logged: the steps the Trainer's loggers write
         (every ``log_every_n_steps``), and the last step of each epoch and of the run."""
-        trainer = self._trainer
+        trainer = self._attached_trainer()
         if trainer is None:
             return True
-        connector = getattr(trainer, "_logger_connector", None)
-        if bool(getattr(connector, "should_update_logs", True)):
+        every = int(trainer.log_every_n_steps)
+        if every == 0:
+            return False
+        # the Trainer's own rule: batch k (from 0, across epochs) is written when (k + 1) % every == 0
+        if (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % every == 0 or trainer.should_stop:
             return True
         # and the last step of every epoch and of the run, so the final values are always there
         last_of_run = 0 < trainer.max_steps <= self.global_step + 1
-        return bool(getattr(trainer, "is_last_batch", False)) or last_of_run
+        return bool(trainer.is_last_batch) or last_of_run
 
-    def check_finite(self, value: Tensor, terms: CorExTerms | None = None, what: str = "the loss") -> None:
-        """Stop training with a clear error when ``value`` is not finite, before any update."""
+    def check_finite(self, value: Tensor, terms: CorExTerms | None = None, what: str = "the loss",
+                     x: Tensor | None = None) -> None:
+        """Stop training with a clear error when ``value`` is not finite, before any update.
+
+        The check itself costs one reduction per step; only when it fails is the batch ``x``
+        looked at, so NaN or inf in the data, on any batch, is reported as the data's fault. The
+        advice for a diverged loss depends on the precision in use."""
         if torch.isfinite(value).all():
             return
+        if x is not None and not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise FloatingPointError(
+                f"{type(self).__name__}: the data batch at global step {self.global_step} holds {bad} NaN or "
+                f"inf values (x of shape {tuple(x.shape)}), so {what} is {value.item()}: the data, not the "
+                "optimizer, is at fault. Fix or filter the datamodule's data (tcx.datamodules.check_datamodule "
+                "checks a datamodule); no weights were updated."
+            )
         detail = ""
         if terms is not None:
             detail = f" (reconstruction={terms.reconstruction.item():.4g}, rate={terms.rate.item():.4g} nats)"
+        trainer = self._attached_trainer()
+        precision = str(trainer.precision) if trainer is not None else "32-true"
+        if "16" in precision:
+            advice = (f"Lower the learning rate (--model.lr, now {self.hparams.lr:g}) or train in "
+                      f"precision='32-true' (now {precision!r}).")
+        else:
+            advice = (f"Lower the learning rate (--model.lr, now {self.hparams.lr:g}) or clip the gradients "
+                      f"(--trainer.gradient_clip_val 1.0); the precision ({precision!r}) is already full.")
         raise FloatingPointError(
             f"{type(self).__name__}: {what} is {value.item()} at global step {self.global_step}{detail}. "
             "Training stopped before the weights were updated; checkpoints already written are "
-            "intact. Lower the learning rate or train in precision='32-true'."
+            f"intact. {advice}"
         )
 
-    def training_forward(self, batch) -> StepOutput:
-        """One training step up to the loss: check the data, :meth:`forward_step`, stop on a
-        non-finite loss (before any update), log. ``training_step`` returns its loss; a family
-        with manual optimization calls it and then steps its own optimizers."""
+    def training_terms(self, batch) -> StepOutput:
+        """One training step up to the loss: check the data, :meth:`step_terms`, stop on a
+        non-finite loss (before any update), log ``train/*``. ``training_step`` returns its loss; a
+        family with manual optimization (FactorVAE) calls it and then steps its own optimizers."""
         x = self._unpack(batch)
-        out = self.forward_step(x)
-        self.check_finite(out.loss, out.terms)
+        out = self.step_terms(x)
+        self.check_finite(out.loss, out.terms, x=x)
         self._log_terms("train", out.terms, out.extra, out.loss, x.shape[0], out.reported)
         return out
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self.training_forward(batch).loss
+        return self.training_terms(batch).loss
 
-    def _eval_step(self, stage: str, batch) -> Tensor:
+    def _evaluation_terms(self, stage: str, batch) -> Tensor:
+        # validation and test: the same step_terms, logged as epoch means under `stage`
         x = self._unpack(batch)
-        out = self.forward_step(x)
+        out = self.step_terms(x)
         self._log_terms(stage, out.terms, out.extra, out.loss, x.shape[0], out.reported)
         return out.loss
 
     def validation_step(self, batch, batch_idx: int) -> Tensor:
-        return self._eval_step("val", batch)
+        return self._evaluation_terms("val", batch)
 
     def test_step(self, batch, batch_idx: int) -> Tensor:
-        return self._eval_step("test", batch)
+        return self._evaluation_terms("test", batch)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
         """The posterior (``mean``, ``log_var``) of each input, and its labels or factors if any."""
@@ -354,7 +490,8 @@ class CorExVAE(pl.LightningModule):
         # the family and the datamodule's class travel with the weights, so that
         # tcx.models.load_model (and `tcx traverse`) can rebuild any checkpoint on its own
         checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        trainer = self._attached_trainer()
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None:
             checkpoint[DATAMODULE_CLASS_KEY] = f"{type(dm).__module__}.{type(dm).__qualname__}"
 
@@ -362,26 +499,23 @@ class CorExVAE(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-def load_model(path, map_location="cpu") -> CorExVAE:
+def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
     """Load a tcx checkpoint of any model family, in eval mode.
 
-    The family is read from the checkpoint (written by :meth:`CorExVAE.on_save_checkpoint`).
+    The file is read as data (``torch.load(weights_only=True)``, :func:`tcx.safe_io.load_checkpoint`):
+    a checkpoint holding pickled code is refused, never run. The family is read from the checkpoint
+    (written by :meth:`CorExVAE.on_save_checkpoint`) and must be one of ``tcx.models``' families;
+    ``trust=True`` also accepts any importable :class:`CorExVAE` subclass (a user's own family).
     A missing, truncated or foreign file gets an error that says which and what to do.
     """
-    import importlib
     from pathlib import Path
 
+    import tcx.models as families
+    from tcx.safe_io import load_checkpoint, resolve_class
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
-    try:
-        checkpoint = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
-        raise ValueError(
-            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {exc}); the file is "
-            "truncated or not a PyTorch checkpoint: use another checkpoint of the run (e.g. last.ckpt)"
-        ) from exc
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    checkpoint = load_checkpoint(p, map_location=map_location)
+    if "state_dict" not in checkpoint:
         raise ValueError(f"{str(p)!r} is not a Lightning checkpoint (no 'state_dict')")
     class_path = checkpoint.get(CLASS_KEY)
     if not class_path:
@@ -389,11 +523,11 @@ def load_model(path, map_location="cpu") -> CorExVAE:
             f"{str(p)!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
             "written by a tcx model; load it with YourModel.load_from_checkpoint instead"
         )
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{str(p)!r} was written by {class_path}, which cannot be imported here: {exc}") from exc
-    model = cls.load_from_checkpoint(p, map_location=map_location)
+    known = [getattr(families, n) for n in getattr(families, "__all__", ())]
+    known = [c for c in known if isinstance(c, type) and issubclass(c, CorExVAE)]
+    cls = resolve_class(class_path, known, CorExVAE, what="model family", source=f"checkpoint {str(p)!r}",
+                        trust=trust)
+    del checkpoint
+    model = cls.load_from_checkpoint(p, map_location=map_location, weights_only=True)
     model.eval()
     return model

@@ -1,8 +1,8 @@
 """beta-TCVAE (R. T. Q. Chen, X. Li, R. Grosse, D. Duvenaud, "Isolating Sources of Disentanglement
 in Variational Autoencoders", NeurIPS 2018, section 3, eq. 2 and section 4).
 
-The rate splits, in expectation over the data, into three terms (Chen et al. eq. 2; MATH.md,
-"Total correlation" and "Estimators used for diagnostics"):
+The rate splits, in expectation over the data, into three terms (Chen et al. eq. 2;
+docs/math.md#beta-tcvae):
 
     E_x KL(p(z|x) || r(z)) = I(Z;X) + TC(Z) + sum_j KL(q(z_j) || r_j)
                            = index-code MI + total correlation + dimension-wise KL
@@ -22,11 +22,10 @@ closed-form KL).
 
 from __future__ import annotations
 
-import math
-from numbers import Integral
 
 from torch import Tensor
 
+from tcx.validation import check_real
 from tcx.distributions import DiagonalGaussian
 from tcx.estimators import aggregate_information
 from tcx.models.base import CorExVAE
@@ -60,10 +59,11 @@ class BetaTCVAE(CorExVAE):
               :mod:`tcx.estimators`).
         **kwargs: the arguments of :class:`tcx.models.base.CorExVAE`.
 
-    The estimators need the number ``N`` of training examples. It is read from the datamodule at
-    :meth:`setup` (``trainer.datamodule.dataset_size``, which e.g. :class:`tcx.datamodules.DSprites`
-    declares); it is never a hyperparameter of the model. Outside a Trainer set the attribute
-    ``model.dataset_size = N`` before computing the loss.
+    The estimators need the number ``N`` of training examples, :attr:`dataset_size`; it is never a
+    hyperparameter of the model. Fitted with a datamodule, the model reads the datamodule's
+    ``dataset_size`` (which e.g. :class:`tcx.datamodules.DSprites` declares) at ``setup``; with plain
+    dataloaders, or outside a Trainer, call ``model.attach_data(dataset_size=N)`` first. A fit,
+    validation or test without it fails at ``setup``, before the first step.
 
     The CorEx rate weights are 0 (``latent_weights``): the rate enters the loss through the three
     weighted terms. Logged besides the base's terms, in nats: ``*/mutual_info``,
@@ -72,6 +72,8 @@ class BetaTCVAE(CorExVAE):
     weighted terms added to the loss). Validation batches are scored with the same ``N`` (the
     aggregate posterior is the training set's).
     """
+
+    requires_dataset_size = True
 
     def __init__(
         self,
@@ -82,8 +84,7 @@ class BetaTCVAE(CorExVAE):
         **kwargs,
     ) -> None:
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r} is not allowed: it must be a finite number >= 0")
+            check_real(name, value, 0.0)
         key = str(estimator).lower()
         if key not in ESTIMATORS:
             raise ValueError(
@@ -94,40 +95,17 @@ class BetaTCVAE(CorExVAE):
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.estimator = key
-        self.dataset_size: int | None = None
         super().__init__(**kwargs)
 
     def latent_weights(self) -> float:
         return 0.0
 
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        size = getattr(dm, "dataset_size", None)
-        if size is None:
-            # prediction only encodes; the estimators (and N) are needed to compute the loss
-            if self.dataset_size is not None or stage == "predict":
-                return
-            name = type(dm).__name__ if dm is not None else "no datamodule"
-            raise ValueError(
-                f"BetaTCVAE needs the number of training examples N for its aggregate-posterior "
-                f"estimators, and the datamodule ({name}) does not declare it: give the datamodule "
-                "an attribute or property `dataset_size` (the size of its training set), as "
-                "tcx.datamodules.DSprites does, and fit with `trainer.fit(model, datamodule=...)`"
-            )
-        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-            raise ValueError(
-                f"the datamodule {type(dm).__name__} declares dataset_size={size!r}; it must be the "
-                "number of training examples, an integer >= 1"
-            )
-        self.dataset_size = int(size)
-
     def extra_loss(self, x: Tensor, posterior: DiagonalGaussian, z: Tensor, terms: CorExTerms) -> dict[str, Tensor]:
         if self.dataset_size is None:
             raise RuntimeError(
                 "BetaTCVAE.dataset_size is not set: fit the model with a datamodule that declares "
-                "`dataset_size`, or set `model.dataset_size = N` (the number of training examples) "
-                "before computing the loss outside a Trainer"
+                "`dataset_size`, or call `model.attach_data(dataset_size=N)` (N the number of training "
+                "examples) before computing the loss"
             )
         info = aggregate_information(posterior.mean, posterior.log_var, self.dataset_size, method=self.estimator, z=z)
         mutual_info = info["mutual_info"].float()

@@ -1,4 +1,4 @@
-"""The beta-VAE: one weight ``beta`` on every latent's information (MATH.md, "Weighted bounds")."""
+"""The beta-VAE: one weight ``beta`` on every latent's information (docs/math.md#beta-vae)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ identity, the covariance of the ``N(0, I)`` prior (:mod:`tcx.tc_penalties`):
   aggregate posterior (eq. 7).
 
 Decorrelated latents are independent in the Gaussian case, so the off-diagonal term is a
-second-order surrogate for ``TC(Z)`` (MATH.md, "Total correlation"; the Gaussian total
-correlation of MATH.md, "Estimators used for diagnostics", is 0 exactly when ``C`` is diagonal).
+second-order surrogate for ``TC(Z)`` (docs/math.md#dip-vae; the Gaussian total
+correlation of docs/math.md#gaussian-total-correlation is 0 exactly when ``C`` is diagonal).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """FactorVAE (H. Kim, A. Mnih, "Disentangling by Factorising", ICML 2018, section 3).
 
 The VAE's loss plus ``gamma`` times a density-ratio estimate of the total correlation
-``TC(Z) = KL(q(z) || prod_j q(z_j))`` (MATH.md, "Total correlation"):
+``TC(Z) = KL(q(z) || prod_j q(z_j))`` (docs/math.md#total-correlation):
 
     loss = -ELBO + gamma * E_q[ log D(z) / (1 - D(z)) ]
 
@@ -59,7 +59,7 @@ class FactorVAE(CorExVAE):
         **kwargs: the arguments of :class:`tcx.models.base.CorExVAE` (``lr`` and ``weight_decay``
             are the VAE's optimizer; all rate weights are 1).
 
-    One training step (manual optimization; the base's :meth:`training_forward` computes, guards
+    One training step (manual optimization; the base's :meth:`training_terms` computes, guards
     and logs the VAE's loss): the VAE's encoder and decoder take one step on
     ``-ELBO + gamma * TC`` with the discriminator frozen, then the discriminator takes one step
     on its cross-entropy between the codes of the first half of the batch (samples of ``q(z)``)
@@ -108,7 +108,7 @@ class FactorVAE(CorExVAE):
         opt_vae, opt_disc = self.optimizers()
         # the VAE's step: the discriminator is frozen (requires_grad off), z carries the gradient
         self.toggle_optimizer(opt_vae)
-        out = self.training_forward(batch)
+        out = self.training_terms(batch)
         opt_vae.zero_grad()
         self.manual_backward(out.loss)
         opt_vae.step()

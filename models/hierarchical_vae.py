@@ -1,5 +1,5 @@
-"""The hierarchical VAE read as hierarchical CorEx (Gao et al. 2019, section 4; MATH.md,
-"Hierarchical CorEx and the hierarchical VAE").
+"""The hierarchical VAE read as hierarchical CorEx (Gao et al. 2019, section 4;
+docs/math.md#hierarchical-corex).
 
 Stochastic layers ``Z^1, ..., Z^L`` of configurable sizes: a bottom-up Markov encoder
 ``p(z^l|z^{l-1})`` and a top-down generative chain ``q(z^{l-1}|z^l)`` with the standard normal
@@ -10,14 +10,12 @@ prior on the top layer. Training maximizes the ELBO of this Markov hierarchical 
 
 from __future__ import annotations
 
-import math
-from numbers import Integral
 from typing import Sequence
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian, StandardNormal
 from tcx.estimators import aggregate_information
 from tcx.hierarchical import HierarchicalTerms, hierarchical_bound, mixture_information
@@ -48,8 +46,8 @@ class HierarchicalVAE(CorExVAE):
         encode_layer: the layer (from 1) that :meth:`encode`, :meth:`decode`, :attr:`latent_dim`
             and :attr:`anchor_indices` refer to, i.e. what the callbacks see; ``None`` for the top.
             It can be changed after construction (``model.encode_layer = 1``).
-        information_samples: ``K``, the chains per input used to estimate each layer's
-            ``I(X;Z^l)`` in validation and test (:func:`tcx.hierarchical.mixture_information`);
+        information_samples: ``K``, the chains per input :meth:`layer_information` uses to
+            estimate each layer's ``I(X;Z^l)`` (:func:`tcx.hierarchical.mixture_information`);
             0 turns the estimate off.
         **kwargs: the arguments of :class:`tcx.models.base.CorExVAE` except ``latent_dim`` (the
             sizes are ``layer_sizes``).
@@ -61,11 +59,13 @@ class HierarchicalVAE(CorExVAE):
     cancelling between the layer and the one above).
 
     Logged besides the base's terms (nats): ``*/layer{l}/informativeness``
-    (``E log q(z^{l-1}|z^l)``), ``*/layer{l}/rate`` and ``*/layer{l}/rate/z{j}`` for every layer,
-    and in validation and test ``*/layer{l}/mutual_info``, the estimate of ``I(X;Z^l)``, when the
-    datamodule declares ``dataset_size`` (the training set's size ``N``; without it the estimate
-    is skipped with a warning). ``*/rate`` is the rate of all layers; ``*/rate/z{j}`` are the units
-    of ``encode_layer``.
+    (``E log q(z^{l-1}|z^l)``), ``*/layer{l}/rate`` and ``*/layer{l}/rate/z{j}`` for every layer.
+    ``*/rate`` is the rate of all layers; ``*/rate/z{j}`` are the units of ``encode_layer``. The
+    estimate of each layer's ``I(X;Z^l)`` is a diagnostic, not part of the loss:
+    :meth:`layer_information` computes it for a batch, and the callback
+    :class:`tcx.callbacks.InformationDiagnostics` logs it as ``diagnostics/layer{l}/mutual_info``
+    in validation when the model has a :attr:`dataset_size` (the training set's size ``N``, from
+    the datamodule or ``attach_data``).
 
     For ``l >= 2`` the posterior ``p(z^l|x)`` is a mixture over the layers below; :meth:`encode`
     returns the Gaussian ``p(z^l|z^{l-1})`` along the path of posterior means below ``l`` (exact
@@ -98,26 +98,21 @@ class HierarchicalVAE(CorExVAE):
         hidden = tuple(int(h) for h in layer_hidden_dims)
         if any(h < 1 for h in hidden):
             raise ValueError(f"layer_hidden_dims must be positive, got {list(hidden)}")
-        if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
-            raise ValueError(f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1)")
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
-        if isinstance(information_samples, bool) or not isinstance(information_samples, Integral) or information_samples < 0:
-            raise ValueError(f"information_samples={information_samples!r} must be an integer >= 0")
+        check_real("anchor_beta", anchor_beta, 0.0, 1.0, high_open=True)
+        check_real("beta", beta, 0.0)
+        check_int("information_samples", information_samples, 0)
         self.layer_sizes = sizes
         self._anchors = self._resolve_layer_anchors(anchors, sizes)
         self.anchor_beta = float(anchor_beta)
         self.beta = float(beta)
         self.information_samples = int(information_samples)
-        self.dataset_size: int | None = None
-        self._warned_no_size = False
         self._encode_layer = len(sizes)
         self.encode_layer = encode_layer  # validated by the setter
         super().__init__(latent_dim=sizes[0], **kwargs)
         # latent_dim is derived from layer_sizes: keep it out of the saved hyperparameters so that
-        # a checkpoint rebuilds the model from layer_sizes alone
-        self._hparams.pop("latent_dim", None)
-        self._hparams_initial.pop("latent_dim", None)
+        # a checkpoint rebuilds the model from layer_sizes alone (`ignore` drops a hyperparameter
+        # the base class saved, from both hparams and the hparams_initial the loggers record)
+        self.save_hyperparameters(ignore=["latent_dim"])
         self.up = nn.ModuleList(MLPEncoder((sizes[i - 1],), sizes[i], hidden) for i in range(1, len(sizes)))
         self.down = nn.ModuleList(MLPEncoder((sizes[i],), sizes[i - 1], hidden) for i in range(1, len(sizes)))
         self.top_prior = StandardNormal(sizes[-1])
@@ -162,9 +157,7 @@ class HierarchicalVAE(CorExVAE):
         num = len(self.layer_sizes)
         if layer is None:
             return num
-        if isinstance(layer, bool) or not isinstance(layer, Integral) or not 1 <= layer <= num:
-            raise ValueError(f"layer={layer!r} is out of range: this model's layers are numbered 1 .. {num} (bottom to top)")
-        return int(layer)
+        return check_int("layer (this model's layers are numbered from the bottom)", layer, 1, num)
 
     @property
     def latent_dim(self) -> int:
@@ -244,17 +237,8 @@ class HierarchicalVAE(CorExVAE):
         return self.likelihood.mean(self.decoder(z))
 
     # ------------------------------------------------------------------- objective
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        size = getattr(dm, "dataset_size", None)
-        if isinstance(size, Integral) and not isinstance(size, bool) and size >= 1:
-            self.dataset_size = int(size)
-
-    def bound(self, x: Tensor) -> tuple[DiagonalGaussian, Tensor, HierarchicalTerms]:
-        """One sample of the bottom-up chain, the top-down conditionals at it, and the terms of
-        :func:`tcx.hierarchical.hierarchical_bound`. Returns the posterior and sample of
-        :attr:`encode_layer` with the terms."""
+    def _sample_chain(self, x: Tensor) -> tuple[list[DiagonalGaussian], list[Tensor]]:
+        """One sample of the bottom-up chain: the posterior of every layer and its sample, bottom first."""
         self._check_input(x)
         post = DiagonalGaussian(*self.encoder(self._prepare(x)))
         z = post.rsample()
@@ -264,6 +248,13 @@ class HierarchicalVAE(CorExVAE):
             z = post.rsample()
             posteriors.append(post)
             samples.append(z)
+        return posteriors, samples
+
+    def bound(self, x: Tensor) -> tuple[DiagonalGaussian, Tensor, HierarchicalTerms]:
+        """One sample of the bottom-up chain, the top-down conditionals at it, and the terms of
+        :func:`tcx.hierarchical.hierarchical_bound`. Returns the posterior and sample of
+        :attr:`encode_layer` with the terms."""
+        posteriors, samples = self._sample_chain(x)
         params = self.decoder(samples[0])
         conditionals = [DiagonalGaussian(*self.down[i](samples[i + 1])) for i in range(self.num_layers - 1)]
         entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
@@ -272,24 +263,46 @@ class HierarchicalVAE(CorExVAE):
             weights=[w.to(x.device) for w in self.layer_weights()], input_entropy=entropy,
             layer=self._encode_layer,
         )
-        if not self.training and self.information_samples > 0:
-            self._report_layer_information(posteriors, samples)
         sel = self._encode_layer - 1
         return posteriors[sel], samples[sel], terms
 
+    # ------------------------------------------------------------------- diagnostics
     @torch.no_grad()
-    def layer_information(self, posteriors: list[DiagonalGaussian], samples: list[Tensor], dataset_size: int) -> list[Tensor]:
-        """Estimates of ``I(X;Z^l)`` in nats for every layer, from one sample of the chain
-        (``posteriors``, ``samples`` as :meth:`bound` draws them) and ``K = information_samples``
-        chains per input: minibatch stratified sampling over a dataset of ``dataset_size`` for the
-        Gaussian layer 1 (:func:`tcx.estimators.aggregate_information`), the mixture estimate of
-        :func:`tcx.hierarchical.mixture_information` above it."""
+    def layer_information(self, x: Tensor) -> list[Tensor]:
+        """Estimates of ``I(X;Z^l)`` in nats for every layer, bottom first, on the batch ``x``
+        (``M`` points, ``2 <= M <= dataset_size``) taken as a sample of the training set of
+        :attr:`dataset_size` points (docs/math.md#layer-information).
+
+        One sample of the chain per input and ``K = information_samples`` chains per input:
+        minibatch stratified sampling for the Gaussian layer 1
+        (:func:`tcx.estimators.aggregate_information`), the mixture estimate of
+        :func:`tcx.hierarchical.mixture_information` above it. An empty list when
+        ``information_samples`` is 0. Used by :class:`tcx.callbacks.InformationDiagnostics`.
+        """
+        if self.information_samples == 0:
+            return []
+        if self.dataset_size is None:
+            raise ValueError(
+                "HierarchicalVAE.layer_information needs the training set's size N: fit with a datamodule "
+                "that declares `dataset_size`, or call `model.attach_data(dataset_size=N)`"
+            )
+        m = int(x.shape[0])
+        if not 2 <= m <= self.dataset_size:
+            raise ValueError(
+                f"HierarchicalVAE.layer_information takes a batch of 2 to dataset_size={self.dataset_size} "
+                f"points, got {m}"
+            )
+        posteriors, samples = self._sample_chain(x)
+        return self._layer_information(posteriors, samples, self.dataset_size)
+
+    def _layer_information(self, posteriors: list[DiagonalGaussian], samples: list[Tensor], dataset_size: int) -> list[Tensor]:
+        # the estimate from one sample of the chain (posteriors, samples as _sample_chain draws them)
         info = [aggregate_information(posteriors[0].mean, posteriors[0].log_var, dataset_size, "mss", z=samples[0])["mutual_info"].float()]
         if self.num_layers == 1:
             return info
         k = max(1, self.information_samples)
         m = samples[0].shape[0]
-        # K chains per input; chain 0 is the one the step sampled, the others are fresh
+        # K chains per input; chain 0 is the one sampled for the estimate, the others are fresh
         fresh = posteriors[0].mean.unsqueeze(1) + posteriors[0].std.unsqueeze(1) * torch.randn(
             m, k - 1, self.layer_sizes[0], device=samples[0].device
         )
@@ -302,18 +315,3 @@ class HierarchicalVAE(CorExVAE):
             step = DiagonalGaussian(mean[:, 1:], log_var[:, 1:]).rsample()
             chains = torch.cat([samples[i + 1].unsqueeze(1), step], dim=1)
         return info
-
-    def _report_layer_information(self, posteriors, samples) -> None:
-        if self.dataset_size is None:
-            if not self._warned_no_size and self._trainer is not None:
-                rank_zero_warn(
-                    "HierarchicalVAE: the datamodule does not declare `dataset_size`, so the "
-                    "per-layer estimates of I(X;Z^l) are not logged; give the datamodule an "
-                    "attribute `dataset_size` (its number of training examples) to get them"
-                )
-                self._warned_no_size = True
-            return
-        if samples[0].shape[0] < 2 or samples[0].shape[0] > self.dataset_size:
-            return
-        for l, value in enumerate(self.layer_information(posteriors, samples, self.dataset_size), start=1):
-            self.report(f"layer{l}/mutual_info", value)

@@ -1,4 +1,4 @@
-"""The VAE: the CorEx bound with all weights 1 (MATH.md, "Weighted bounds")."""
+"""The VAE: the CorEx bound with all weights 1 (docs/math.md#weighted-bounds)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """The ``tcx`` command: LightningCLI over tcx's models, datamodules and callbacks.
 
-This module is the composition root (DESIGN.md, "The house"): it alone imports models,
+This module is the composition root (docs/design.md#dependency-direction): it alone imports models,
 datamodules and callbacks together, and nothing imports it.
 
     tcx fit                                  # the default: AnchorVAE on procedural dSprites
-    tcx fit -c configs/anchorvae_dsprites.yaml
+    tcx fit -c configs/anchorvae_dsprites.yaml   # a YAML file, or a packaged experiment by name:
+    tcx fit -c anchorvae_dsprites
+    tcx configs                              # list the packaged experiments
     tcx fit --model BetaVAE --model.beta 4 --data DSprites
     tcx fit --model tcx.models.VAE --trainer.max_epochs 3
     tcx fit --print_config                   # the full configuration, ready to edit
@@ -18,6 +20,7 @@ in ``~/.netrc``, or ``WANDB_MODE`` set), so a run never fails for want of a W&B 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
@@ -32,13 +35,16 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import lightning.pytorch as pl  # noqa: E402
+import torch  # noqa: E402
 from lightning.pytorch.cli import LightningCLI
 
 import tcx.callbacks  # noqa: F401  (registers callback classes for short names in configs)
 import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
+from tcx import runtime
 from tcx.callbacks import media_files
 from tcx.hardware import default_precision
+from tcx.experiments import describe_experiments, resolve_config_args
 from tcx.models.base import CorExVAE
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
@@ -96,10 +102,28 @@ class TcxCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         self.precision_note = resolve_precision(config)
 
+    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        # a file is data, never code: --ckpt_path loads with torch.load(weights_only=True)
+        try:
+            parser.set_defaults({"weights_only": True})
+        except Exception:  # a Lightning whose Trainer methods take no weights_only
+            pass
+        return parser
+
+    def instantiate_trainer(self, **kwargs) -> pl.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        runtime.prepare_trainer(trainer)
+        return trainer
+
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
+        runtime.check_loggers_writable(self.trainer)
+        runtime.resume_wandb_run(self.trainer, self.config_init.get(self.subcommand, {}).get("ckpt_path"))
+        _TERMINATION.in_fit = True
 
     def after_fit(self) -> None:
+        _TERMINATION.in_fit = False
         if not self.trainer.is_global_zero:
             return
         print(fit_summary(self.trainer, self.model, time.perf_counter() - getattr(self, "_fit_started", time.perf_counter()),
@@ -201,6 +225,11 @@ def _known_classes(module, base) -> dict[str, str]:
         for name in getattr(module, "__all__", ())
         if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), base)
     }
+
+
+def _registered(module, base) -> list[type]:
+    """The classes of ``module.__all__`` that subclass ``base``: what ``--model``/``--data`` name."""
+    return [getattr(module, name) for name in _known_classes(module, base)]
 
 
 def check_class_names(argv: list[str]) -> None:
@@ -321,17 +350,64 @@ def quiet_known_warnings() -> None:
     wandb.termwarn = filtered_termwarn
 
 
-def main(args=None) -> None:
-    """Entry point of the ``tcx`` console script."""
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] == "traverse":
-        # pictures from a checkpoint, without training (tcx.callbacks.export)
-        from tcx.callbacks.export import main as traverse_main
+_TERMINATION = runtime.TerminationWatch()
 
-        raise SystemExit(traverse_main(argv[1:]))
+
+def main(args=None) -> None:
+    """Entry point of the ``tcx`` console script.
+
+    A user's error (a bad value, a missing file, a bad config, a diverged run, a full disk) is
+    printed as one paragraph and exits with status 2; ``--debug`` or ``TCX_DEBUG=1`` shows the
+    traceback instead. SIGTERM exits with 143 after writing ``interrupted.ckpt`` (``RunGuard``).
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv or os.environ.get("TCX_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    _TERMINATION.received = False
+    _TERMINATION.install()
+    # LightningCLI's notice that args= and sys.argv both exist: tcx passes its own argv on purpose
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+    try:
+        _main(argv)
+    except runtime.SIGTERMException:
+        raise SystemExit(143) from None
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("tcx: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        message = None if debug else runtime.describe_error(exc)
+        if message is None:
+            raise
+        print(f"tcx: error: {message}", file=sys.stderr)
+        if os.environ.get("TCX_DEBUG") is None:
+            print("(run with --debug or TCX_DEBUG=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
+    if _TERMINATION.received:
+        raise SystemExit(143)
+
+
+def _main(argv: list[str]) -> None:
+    if argv and argv[0] == "traverse":
+        # pictures from a checkpoint, without training (traverse_main below)
+        raise SystemExit(traverse_main(argv[1:], datamodules=_registered(tcx.datamodules, pl.LightningDataModule)))
+    if argv and argv[0] == "configs":
+        print(describe_experiments())
+        raise SystemExit(0)
+    try:
+        argv = resolve_config_args(argv)
+    except FileNotFoundError as err:
+        print(f"tcx: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_wandb_mode()
+    runtime.settle_wandb_mode()
     quiet_known_warnings()
     check_class_names(argv)
+    runtime.check_argument_order(argv)
+    runtime.check_config_files(argv)
     argv = with_default_classes(argv)
     TcxCLI(
         model_class=CorExVAE,
@@ -342,6 +418,209 @@ def main(args=None) -> None:
         save_config_kwargs={"overwrite": True},
         args=argv,
     )
+
+# --------------------------------------------------------------------------------------------
+# tcx traverse
+#
+# ``tcx traverse``: the pictures of a trained model, from its checkpoint, without training.
+#
+#     tcx traverse --ckpt runs/tcx/<run>/checkpoints/last.ckpt --out pictures/
+#                  [--num-inputs 2] [--steps 9] [--seed 0] [--num-points 2000]
+#                  [--quantile 0.05 | --limit 2.5] [--fps 4] [--scale 1] [--device cpu] [--trust]
+#
+# The model is rebuilt by ``tcx.models.load_model`` (any family). The datamodule is rebuilt from the
+# checkpoint (``checkpoint["tcx_datamodule_class"]`` and ``checkpoint["datamodule_hyper_parameters"]``;
+# the checkpoint is read with ``weights_only=True`` and its class paths are accepted only among tcx's
+# model families and datamodules, or any subclass of theirs with ``--trust``)
+# for the fixed inputs and the validation posteriors; without it (or if it cannot be built) the
+# traversals start from the prior alone and sweep the prior's quantiles, and the pictures that need
+# data are left out (the command says so).
+#
+# Files written to ``--out`` (the same pictures the callbacks log during training; see
+# ``tcx.callbacks.media`` and ``tcx.callbacks.diagnostics``):
+#
+# - ``traversal.png`` and ``traversal_z{j}.gif`` (one per latent): ``LatentTraversal``;
+# - ``samples.png``, and for models with anchors ``anchor_samples_held.png``, ``others_held.png``:
+#   ``Samples``;
+# - with data: ``reconstructions.png`` (``Reconstructions``), ``information.png``,
+#   ``latent_table.csv`` and, for data with factors or labels, ``mi_matrix.png``
+#   (``InformationDiagnostics``).
+#
+# Exit status: 0 when every picture was written; 1 when some failed (each is reported); 2 for bad
+# input (a missing or unreadable checkpoint, an output path that is a file, a bad option), with a
+# one-line message and no traceback.
+
+PROG = "tcx traverse"
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Write latent traversals (PNG grid and a GIF per latent), samples, reconstructions "
+        "and the information chart of a trained tcx model, from its checkpoint.",
+    )
+    p.add_argument("--ckpt", required=True, help="a checkpoint written by `tcx fit` (e.g. .../checkpoints/last.ckpt)")
+    p.add_argument("--out", required=True, help="folder for the pictures (created if missing)")
+    p.add_argument("--num-inputs", type=int, default=2, help="fixed inputs to traverse from, besides the prior (default 2)")
+    p.add_argument("--steps", type=int, default=9, help="values per latent in a traversal (default 9)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed inputs and the samples (default 0)")
+    p.add_argument("--num-points", type=int, default=2000, help="validation points for quantiles and information (default 2000)")
+    p.add_argument("--quantile", type=float, default=0.05, help="sweep q(z_j) from this quantile to 1 - it (default 0.05)")
+    p.add_argument("--limit", type=float, default=None, help="sweep [-LIMIT, LIMIT] instead of quantiles")
+    p.add_argument("--fps", type=float, default=4.0, help="frames per second of the GIFs (default 4)")
+    p.add_argument("--scale", type=int, default=1, help="enlarge every tile this many times (default 1)")
+    p.add_argument("--device", default="cpu", help="torch device to run the model on (default cpu)")
+    p.add_argument("--trust", action="store_true",
+                   help="build a model family or datamodule class the checkpoint names even when it is not "
+                   "one of tcx's (your own classes; the checkpoint is still read as data only)")
+    return p
+
+
+def _check_args(args) -> None:
+    checks = [
+        (args.num_inputs >= 0, f"--num-inputs must be >= 0, got {args.num_inputs}"),
+        (args.steps >= 2, f"--steps must be >= 2, got {args.steps}"),
+        (args.num_points >= 2, f"--num-points must be >= 2, got {args.num_points}"),
+        (0.0 <= args.quantile < 0.5, f"--quantile must be in [0, 0.5), got {args.quantile}"),
+        (args.limit is None or args.limit > 0, f"--limit must be > 0, got {args.limit}"),
+        (args.fps > 0, f"--fps must be > 0, got {args.fps}"),
+        (args.scale >= 1, f"--scale must be >= 1, got {args.scale}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise _UsageError(message)
+    ckpt = Path(args.ckpt)
+    if not ckpt.exists():
+        raise _UsageError(f"--ckpt {str(ckpt)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
+    if not ckpt.is_file():
+        raise _UsageError(f"--ckpt {str(ckpt)!r} is a directory; give the path of a .ckpt file inside it")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
+    try:
+        torch.device(args.device)
+    except (RuntimeError, TypeError) as exc:
+        raise _UsageError(f"--device {args.device!r} is not a torch device ({exc}); use e.g. cpu or cuda") from None
+
+
+def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
+    """The datamodule a checkpoint was trained with, or ``(None, reason)``.
+
+    Built from ``checkpoint["tcx_datamodule_class"]`` (written by ``CorExVAE.on_save_checkpoint``)
+    with ``checkpoint["datamodule_hyper_parameters"]`` (Lightning's copy of its ``__init__``
+    arguments) when present. The class path is data from a file: it is built only when it is one
+    of ``known`` (the datamodules a user could name with ``--data``; ``tcx traverse`` passes tcx's
+    registered ones), or, with ``trust`` (``tcx traverse --trust``), any importable
+    ``LightningDataModule`` subclass. Returns ``(datamodule, None)`` or ``(None, why not)``.
+    """
+    import lightning.pytorch as pl
+
+    from tcx.models.base import DATAMODULE_CLASS_KEY
+    from tcx.safe_io import CheckpointRefused, resolve_class
+
+    class_path = checkpoint.get(DATAMODULE_CLASS_KEY)
+    if not class_path:
+        return None, "the checkpoint names no datamodule"
+    try:
+        cls = resolve_class(class_path, known, pl.LightningDataModule, what="datamodule", source="the checkpoint",
+                            trust=trust)
+    except CheckpointRefused as exc:
+        return None, str(exc)
+    hparams = _init_arguments(cls, dict(checkpoint.get("datamodule_hyper_parameters") or {}))
+    try:
+        dm = cls(**hparams)
+        dm.setup("validate")
+    except Exception as exc:
+        return None, f"its datamodule {class_path} could not be built ({type(exc).__name__}: {exc})"
+    return dm, None
+
+
+def _init_arguments(cls, hparams: dict) -> dict:
+    """The saved hyperparameters ``cls.__init__`` takes: LightningCLI's bookkeeping entries
+    (``_class_path``, ``_instantiator``) dropped, and, unless it takes ``**kwargs``, only the names
+    it declares."""
+    import inspect
+
+    hparams = {k: v for k, v in hparams.items() if not str(k).startswith("_")}
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return hparams
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return hparams
+    return {k: v for k, v in hparams.items() if k in params}
+
+
+def traverse_main(argv: list[str], datamodules=None) -> int:
+    """Entry point of ``tcx traverse`` (dispatched by :func:`main`, which passes the datamodule
+    classes a user can name, ``datamodules``); returns the exit status."""
+    if datamodules is None:
+        # called directly rather than through tcx.cli: the same registered datamodules
+        import lightning.pytorch as pl
+
+        import tcx.datamodules as registered
+
+        datamodules = [c for c in (getattr(registered, n) for n in getattr(registered, "__all__", ()))
+                       if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage and the error (2), or the help (0)
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        _check_args(args)
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+    from tcx.callbacks.pictures import export_pictures
+    from tcx.models import load_model
+    from tcx.safe_io import load_checkpoint
+
+    try:
+        model = load_model(args.ckpt, map_location="cpu", trust=args.trust)
+        checkpoint = load_checkpoint(args.ckpt, map_location="cpu")
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a checkpoint whose model cannot be rebuilt
+        print(f"{PROG}: error: {args.ckpt!r} could not be loaded as a tcx model ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+    try:
+        model = model.to(args.device)
+    except Exception as exc:
+        print(f"{PROG}: error: cannot move the model to --device {args.device!r} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+
+    datamodule, why = rebuild_datamodule(checkpoint, known=datamodules, trust=args.trust)
+    del checkpoint
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{PROG}: error: cannot create --out {str(out)!r}: {exc}", file=sys.stderr)
+        return 2
+    files, failures, notes = export_pictures(
+        model, out, datamodule, num_inputs=args.num_inputs, steps=args.steps, seed=args.seed,
+        num_points=args.num_points, quantile=args.quantile, limit=args.limit, fps=args.fps, scale=args.scale,
+    )
+    anchors = tuple(getattr(model, "anchor_indices", ()))
+    print(f"{PROG}: {type(model).__name__}, {model.latent_dim} latents" + (f", anchors {list(anchors)}" if anchors else ""))
+    if why:
+        print(f"{PROG}: no data ({why}): traversals start from the prior only")
+    for note in notes:
+        print(f"{PROG}: {note}")
+    print(f"{PROG}: wrote {len(files)} files to {out}:")
+    for path in files.values():
+        print(f"  {path}")
+    if failures:
+        print(f"{PROG}: could not make {', '.join(sorted(set(failures)))} (see the warnings above)", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

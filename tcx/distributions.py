@@ -1,6 +1,6 @@
 """Distributions of the CorEx/VAE objective, all log-densities in nats.
 
-MATH.md, "Notation": the encoder ``p(z|x) = prod_j p(z_j|x)`` is a diagonal Gaussian, the prior
+docs/math.md#notation: the encoder ``p(z|x) = prod_j p(z_j|x)`` is a diagonal Gaussian, the prior
 ``r(z) = prod_j r_j(z_j)`` a standard normal, and the decoder ``q(x|z) = prod_i q(x_i|z)`` factorizes
 over inputs (Bernoulli or Gaussian here). Every method returns per-element terms (one per latent or
 per input) so that the objective can weight them (alpha per input, beta per latent).
@@ -38,13 +38,20 @@ def gaussian_kl_standard_normal(mean: Tensor, log_var: Tensor) -> Tensor:
     """Elementwise ``KL( N(mean, exp(log_var)) || N(0, 1) )`` in nats.
 
     Closed form ``0.5 * (mean^2 + exp(log_var) - log_var - 1)``: the rate of one latent for one
-    input (MATH.md, "The variational lower bound": ``KL_j = KL(p(z_j|x) || r_j(z_j))``).
+    input (docs/math.md#the-encoder-inequality: ``KL_j = KL(p(z_j|x) || r_j(z_j))``).
     """
     return 0.5 * (mean.pow(2) + torch.exp(log_var) - log_var - 1.0)
 
 
 def bernoulli_entropy(p: Tensor) -> Tensor:
-    """Elementwise entropy ``-p log p - (1-p) log(1-p)`` of a Bernoulli(p), in nats (0 log 0 = 0)."""
+    """Elementwise entropy ``-p log p - (1-p) log(1-p)`` of a Bernoulli(p), in nats (0 log 0 = 0).
+
+    The one implementation of this quantity in tcx. At ``p`` = a pixel's frequency of 1 it is the
+    plug-in marginal entropy ``H(X_i)`` of a binary pixel; at ``p`` = the mean grey level it is the
+    cross-entropy of the best constant Bernoulli decoder (one that ignores ``z``), so that
+    ``H(X_i) + E log q(x_i|z)`` stays the information the decoder draws from ``z``. Integer input
+    is computed in float64; floating input keeps its dtype.
+    """
     if not torch.is_floating_point(p):
         p = p.double()
     return -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))

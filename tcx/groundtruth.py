@@ -1,4 +1,4 @@
-"""What tcx needs of data with ground-truth factors (DESIGN.md, "How data flows", step 1).
+"""What tcx needs of data with ground-truth factors (docs/design.md#the-datamodule-protocol).
 
 A ground-truth source (the procedural dSprites datamodule, the file-backed ones, a user's own)
 declares its factors and can sample them and render observations from them. The intervention-based
@@ -13,7 +13,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["GroundTruth", "LabelledData", "is_ground_truth"]
+__all__ = ["GroundTruth", "LabelledData", "is_ground_truth", "has_val_dataloader"]
 
 
 @runtime_checkable
@@ -58,3 +58,13 @@ class LabelledData(Protocol):
 def is_ground_truth(obj) -> bool:
     """True when ``obj`` declares factors and can sample and render them."""
     return isinstance(obj, GroundTruth)
+
+
+def has_val_dataloader(obj) -> bool:
+    """True when ``obj`` (a datamodule) defines its own ``val_dataloader()``: Lightning's
+    ``LightningDataModule`` has one that only raises, which does not count."""
+    if obj is None or not callable(getattr(obj, "val_dataloader", None)):
+        return False
+    defined = getattr(type(obj), "val_dataloader", None)
+    owner = getattr(defined, "__qualname__", "").split(".")[0]
+    return owner != "DataHooks"

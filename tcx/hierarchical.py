@@ -1,6 +1,6 @@
 """The hierarchical CorEx bound: the ELBO of a Markov hierarchical VAE, layer by layer, in nats.
 
-MATH.md, "Hierarchical CorEx and the hierarchical VAE". Layers ``Z^0 = X, Z^1, ..., Z^L``; a
+docs/math.md#hierarchical-corex. Layers ``Z^0 = X, Z^1, ..., Z^L``; a
 bottom-up Markov encoder ``p(z^l|z^{l-1})`` (diagonal Gaussian, factorized over the units of each
 layer); a top-down generative chain ``q(z^{l-1}|z^l)`` (the data likelihood ``q(x|z^1)`` at the
 bottom, diagonal Gaussians between latent layers) with the prior ``r(z^L)`` on the top layer.
@@ -37,16 +37,16 @@ only the total.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from numbers import Integral
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from tcx.validation import check_int
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal, gaussian_log_density
 from tcx.estimators import mss_log_weights
-from tcx.objective import CorExTerms
+from tcx.objective import CorExTerms, as_weight_vector
 
 __all__ = ["HierarchicalTerms", "hierarchical_bound", "mixture_information"]
 
@@ -78,11 +78,7 @@ class HierarchicalTerms(CorExTerms):
     def scalars(self) -> dict[str, Tensor]:
         """The base scalars, plus ``layer{l}/informativeness``, ``layer{l}/rate`` and
         ``layer{l}/rate/z{j}`` for every layer ``l`` (from 1) and unit ``j`` (from 0)."""
-        out = {}
-        for f in fields(CorExTerms):
-            value = getattr(self, f.name)
-            if value is not None and value.ndim == 0:
-                out[f.name] = value
+        out = super().scalars()
         for i in range(self.num_layers):
             l = i + 1
             out[f"layer{l}/informativeness"] = self.layer_informativeness[i]
@@ -129,7 +125,7 @@ def hierarchical_bound(
     input_entropy: Tensor | float | None = None,
     layer: int | None = None,
 ) -> HierarchicalTerms:
-    """The hierarchical bound's terms (module docstring; MATH.md, "Hierarchical CorEx"), in nats.
+    """The hierarchical bound's terms (module docstring; docs/math.md#hierarchical-corex), in nats.
 
     Args:
         x: the batch ``[B, ...]``; ``params``: the likelihood's parameters from ``z^1``.
@@ -171,32 +167,19 @@ def hierarchical_bound(
     rate = torch.stack(layer_rate).sum()
     weighted = []
     for i, (w, r) in enumerate(zip(weights, rates)):
-        w = torch.as_tensor(w, dtype=r.dtype, device=r.device)
-        if w.ndim > 0 and w.shape != r.shape:
-            raise ValueError(f"weights for layer {i + 1} have shape {tuple(w.shape)}, the layer has {r.numel()} units")
-        if bool((w < 0).any()):
-            raise ValueError(f"weights for layer {i + 1} must be non-negative, got {w.tolist()}")
+        w = as_weight_vector(w, r.numel(), f"weights for layer {i + 1}").to(device=r.device, dtype=r.dtype)
         weighted.append((r * w).sum())
     weighted_rate = torch.stack(weighted).sum()
-    elbo = reconstruction - rate
-    loss = weighted_rate - reconstruction
-
-    corex_bound = weighted_corex_bound = None
+    h = None
     if input_entropy is not None:
         h = torch.as_tensor(input_entropy, dtype=torch.float32, device=rate.device).sum()
-        corex_bound = h + elbo
-        weighted_corex_bound = h + reconstruction - weighted_rate
-
-    return HierarchicalTerms(
+    return HierarchicalTerms.assemble(
         reconstruction=reconstruction,
         informativeness=reconstruction,
         rate_per_latent=rates[int(layer) - 1],
         rate=rate,
         weighted_rate=weighted_rate,
-        elbo=elbo,
-        loss=loss,
-        corex_bound=corex_bound,
-        weighted_corex_bound=weighted_corex_bound,
+        input_entropy_sum=h,
         layer_informativeness=informativeness,
         layer_rate_per_latent=rates,
         layer_rate=layer_rate,
@@ -231,8 +214,7 @@ def mixture_information(z: Tensor, mean: Tensor, log_var: Tensor, dataset_size: 
     m, k, d = mean.shape
     if z.shape != (m, d):
         raise ValueError(f"z must be [M, D] = [{m}, {d}], got {tuple(z.shape)}")
-    if isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral):
-        raise ValueError(f"dataset_size must be an integer >= the batch size, got {dataset_size!r}")
+    check_int("dataset_size (at least the batch size)", dataset_size, m)
     with torch.no_grad():
         zd, mu, lv = z.double(), mean.double(), log_var.double()
         log_w = mss_log_weights(m, int(dataset_size)).to(zd.device)  # [M, M]

@@ -1,13 +1,13 @@
 """The weighted CorEx bound: one objective for VAE, beta-VAE and AnchorVAE.
 
-MATH.md, "Weighted bounds: beta-VAE and AnchorVAE":
+docs/math.md#weighted-bounds:
 
     L_{alpha,beta} = sum_i alpha_i I(X_i;Z) - sum_j beta_j I(Z_j;X)
                   >= sum_i alpha_i H(X_i) + E[ sum_i alpha_i log q(x_i|z) ] - sum_j beta_j E_x KL_j
 
 with ``KL_j = KL(p(z_j|x) || r_j(z_j))``. With all weights 1 the right-hand side is
-``sum_i H(X_i) + ELBO``, the bound on the CorEx objective ``L`` (MATH.md, "The variational lower
-bound, and why it is the VAE"). Training minimizes ``loss = -(informativeness - weighted_rate)``;
+``sum_i H(X_i) + ELBO``, the bound on the CorEx objective ``L`` (docs/math.md#the-elbo).
+Training minimizes ``loss = -(informativeness - weighted_rate)``;
 the constant ``sum_i alpha_i H(X_i)`` does not change the gradients and is only reported.
 
 Everything is in nats, averaged over the batch (an estimate of the expectation over ``x``), with
@@ -54,12 +54,49 @@ class CorExTerms:
     corex_bound: Tensor | None = None
     weighted_corex_bound: Tensor | None = None
 
+    @classmethod
+    def assemble(
+        cls,
+        *,
+        reconstruction: Tensor,
+        informativeness: Tensor,
+        rate_per_latent: Tensor,
+        rate: Tensor,
+        weighted_rate: Tensor,
+        input_entropy_sum: Tensor | None = None,
+        weighted_input_entropy: Tensor | None = None,
+        **extra,
+    ):
+        """The terms from their parts: ``elbo = reconstruction - rate``, ``loss = weighted_rate -
+        informativeness``, and, when the summed (and alpha-weighted) input entropies are given,
+        ``corex_bound = sum_i H(X_i) + elbo`` and ``weighted_corex_bound = sum_i alpha_i H(X_i) +
+        informativeness - weighted_rate``. The one place these identities are computed (the
+        hierarchical bound builds its terms here too); ``extra`` are a subclass's own fields."""
+        elbo = reconstruction - rate
+        corex_bound = weighted_corex_bound = None
+        if input_entropy_sum is not None:
+            corex_bound = input_entropy_sum + elbo
+            h_weighted = input_entropy_sum if weighted_input_entropy is None else weighted_input_entropy
+            weighted_corex_bound = h_weighted + informativeness - weighted_rate
+        return cls(
+            reconstruction=reconstruction,
+            informativeness=informativeness,
+            rate_per_latent=rate_per_latent,
+            rate=rate,
+            weighted_rate=weighted_rate,
+            elbo=elbo,
+            loss=weighted_rate - informativeness,
+            corex_bound=corex_bound,
+            weighted_corex_bound=weighted_corex_bound,
+            **extra,
+        )
+
     def scalars(self) -> dict[str, Tensor]:
         """The scalar terms by name (``rate_per_latent`` and absent bounds left out)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and value.ndim == 0:
+            if isinstance(value, Tensor) and value.ndim == 0:
                 out[f.name] = value
         return out
 
@@ -67,7 +104,7 @@ class CorExTerms:
 def as_weight_vector(value, size: int, name: str) -> Tensor:
     """Validate a weight (a number, or one per element) and return it as a float ``[size]`` vector.
 
-    The bound of MATH.md holds only for non-negative weights, so negative, non-finite or
+    The bound (docs/math.md#weighted-bounds) holds only for non-negative weights, so negative, non-finite or
     mis-shaped weights are refused here, at the boundary.
     """
     w = torch.as_tensor(value, dtype=torch.float32).detach().clone()
@@ -89,7 +126,7 @@ def as_weight_vector(value, size: int, name: str) -> Tensor:
 
 
 class CorExObjective(nn.Module):
-    """The weighted CorEx lower bound (MATH.md, "Weighted bounds") as a reusable module.
+    """The weighted CorEx lower bound (docs/math.md#weighted-bounds) as a reusable module.
 
     Args:
         latent_dim: number of latents ``D``.
@@ -165,10 +202,7 @@ class CorExObjective(nn.Module):
         rate_per_latent = prior.kl(posterior).mean(dim=0)  # [D]
         rate = rate_per_latent.sum()
         weighted_rate = (rate_per_latent * self.beta).sum()
-        elbo = reconstruction - rate
-        loss = weighted_rate - informativeness
-
-        corex_bound = weighted_corex_bound = None
+        h_sum = h_weighted = None
         if input_entropy is not None:
             h = torch.as_tensor(input_entropy, dtype=torch.float32, device=rate.device)
             if h.ndim == 0:
@@ -186,17 +220,13 @@ class CorExObjective(nn.Module):
                 h = h.reshape(-1)
                 h_sum = h.sum()
                 h_weighted = h_sum if self._alpha_is_one else (h * self.alpha).sum()
-            corex_bound = h_sum + elbo
-            weighted_corex_bound = h_weighted + informativeness - weighted_rate
 
-        return CorExTerms(
+        return CorExTerms.assemble(
             reconstruction=reconstruction,
             informativeness=informativeness,
             rate_per_latent=rate_per_latent,
             rate=rate,
             weighted_rate=weighted_rate,
-            elbo=elbo,
-            loss=loss,
-            corex_bound=corex_bound,
-            weighted_corex_bound=weighted_corex_bound,
+            input_entropy_sum=h_sum,
+            weighted_input_entropy=h_weighted,
         )

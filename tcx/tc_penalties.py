@@ -10,8 +10,8 @@ test can check them against an independent computation.
 - :func:`permute_dims`, :func:`density_ratio_tc`, :func:`discriminator_loss`: FactorVAE's
   density-ratio estimate of the total correlation (H. Kim, A. Mnih, "Disentangling by
   Factorising", ICML 2018, section 3, algorithm 2).
-- :func:`linear_capacity`: the capacity schedule of the annealed beta-VAE (C. P. Burgess et al.,
-  "Understanding disentangling in beta-VAE", 2018, section 5, eq. 8).
+
+The annealed beta-VAE's capacity schedule is not a penalty: it is in :mod:`tcx.schedules`.
 
 Beta-TCVAE's decomposition (Chen et al. 2018) needs no function here: its three terms are
 :func:`tcx.estimators.aggregate_information`'s ``mutual_info``, ``total_correlation`` and
@@ -31,7 +31,6 @@ __all__ = [
     "permute_dims",
     "density_ratio_tc",
     "discriminator_loss",
-    "linear_capacity",
 ]
 
 DIP_TYPES = ("i", "ii")
@@ -124,11 +123,3 @@ def discriminator_loss(logits_joint: Tensor, logits_permuted: Tensor) -> Tensor:
     zeros = torch.zeros(logits_joint.shape[0], dtype=torch.long, device=logits_joint.device)
     ones = torch.ones(logits_permuted.shape[0], dtype=torch.long, device=logits_permuted.device)
     return 0.5 * (F.cross_entropy(logits_joint.float(), zeros) + F.cross_entropy(logits_permuted.float(), ones))
-
-
-def linear_capacity(step: int, capacity_max: float, capacity_steps: int) -> float:
-    """The annealed capacity ``C(step) = capacity_max * min(1, step / capacity_steps)`` in nats
-    (Burgess et al. 2018, section 5: ``C`` grows linearly from 0 to ``C_max``, then stays)."""
-    if capacity_steps < 1:
-        raise ValueError(f"capacity_steps must be >= 1, got {capacity_steps}")
-    return float(capacity_max) * min(1.0, max(0, int(step)) / int(capacity_steps))

@@ -3,7 +3,7 @@
 Plain torch, numpy, Pillow and matplotlib (no Lightning, no pyplot state): every function takes
 tensors or arrays and returns an array, a list of frames, GIF bytes or a matplotlib ``Figure``.
 The callbacks in ``tcx.callbacks`` and ``tcx traverse`` build on these; a user can call them on
-any model that has a ``decode`` (DESIGN.md, "How data flows", step 3).
+any model that has a ``decode`` (docs/design.md#the-model-interface).
 
 Conventions:
 
@@ -13,7 +13,7 @@ Conventions:
   ``n`` is a square number and as a strip ``8 x n`` otherwise (``as_image_batch``).
 - A *picture* is a ``uint8`` array ``[height, width, 3]`` (RGB), ready for ``wandb.Image``,
   TensorBoard's ``add_image(..., dataformats="HWC")`` or ``save_png``.
-- Information is in nats (MATH.md, "Estimators used for diagnostics").
+- Information is in nats (docs/math.md#estimators).
 
 The traversal of latent ``j`` (Higgins et al. 2017's latent traversal plots) replaces column ``j``
 of a base code by each of ``K`` values and decodes: only latent ``j`` of the decoder's input

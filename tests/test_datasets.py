@@ -374,7 +374,7 @@ def test_dsprites_file_reads_the_official_format(tmp_path, compressed):
     path = tmp_path / "dsprites.npz"
     write_dsprites_npz(path, compressed=compressed)
     dm = DSpritesFile(path=str(path), val_size=8, batch_size=16)
-    assert dm.factor_sizes == SMALL_SIZES and not dm.is_official_grid and dm.num_samples == 72
+    assert dm.factor_sizes == SMALL_SIZES and not dm.is_official_grid and dm.num_images == 72
     assert is_ground_truth(dm) and dm.input_shape == (1, 64, 64) and dm.dataset_size == 64
     dm.setup()
     assert isinstance(dm._images.array, np.memmap) == (not compressed)
@@ -496,7 +496,7 @@ def test_procedural_dsprites_agrees_with_the_official_file(capsys):
     per shape. The procedural sprites are drawn to look alike, not bit for bit (its orientations
     are 2 pi k / 40 where the file's are linspace(0, 2 pi, 40), and its outlines are analytic)."""
     dm = DSpritesFile(path=os.environ["TCX_DSPRITES_NPZ"])
-    assert dm.is_official_grid and dm.num_samples == NUM_IMAGES
+    assert dm.is_official_grid and dm.num_images == NUM_IMAGES
     factors = dm.sample_factors(4000, torch.Generator().manual_seed(0))
     official = torch.cat([dm.render(f) for f in factors.split(500)]) > 0.5
     procedural = torch.cat([render_dsprites(f) for f in factors.split(500)]) > 0.5
@@ -551,8 +551,8 @@ def test_shapes3d_in_worker_processes(tmp_path):
     dm = Shapes3D(path=str(path), val_size=16, batch_size=16, num_workers=1)
     dm.setup()
     dm.render(torch.zeros(1, 6, dtype=torch.long))  # opens the file in this process first
-    xs = [x for x, _ in dm.val_dataloader()]
-    assert sum(len(x) for x in xs) == 16
+    xs = [x for loader in (dm.val_dataloader(), dm.test_dataloader()) for x, _ in loader]
+    assert sum(len(x) for x in xs) == 16  # validation and test halves of the holdout
     state = pickle.loads(pickle.dumps(dm._images))
     assert state._file is None
 
@@ -680,17 +680,17 @@ def plugin_entropy(rows: torch.Tensor) -> float:
 
 
 def test_synthetic_tc_known_answers():
-    assert SyntheticCorEx(num_factors=3, copies_per_factor=4, noise=0.0, num_samples=100, val_size=10).true_tc == pytest.approx(3 * 3 * math.log(2))
-    assert SyntheticCorEx(num_factors=2, copies_per_factor=3, factor_cardinality=3, noise=0.0, num_samples=100, val_size=10).true_tc == pytest.approx(2 * 2 * math.log(3))
-    assert SyntheticCorEx(noise=0.5, num_samples=100, val_size=10).true_tc == pytest.approx(0.0, abs=1e-12)
-    assert SyntheticCorEx(factor_cardinality=3, noise=2 / 3, num_samples=100, val_size=10).true_tc == pytest.approx(0.0, abs=1e-12)
+    assert SyntheticCorEx(num_factors=3, copies_per_factor=4, noise=0.0, num_points=100, val_size=10).true_tc == pytest.approx(3 * 3 * math.log(2))
+    assert SyntheticCorEx(num_factors=2, copies_per_factor=3, factor_cardinality=3, noise=0.0, num_points=100, val_size=10).true_tc == pytest.approx(2 * 2 * math.log(3))
+    assert SyntheticCorEx(noise=0.5, num_points=100, val_size=10).true_tc == pytest.approx(0.0, abs=1e-12)
+    assert SyntheticCorEx(factor_cardinality=3, noise=2 / 3, num_points=100, val_size=10).true_tc == pytest.approx(0.0, abs=1e-12)
     for r, c, e in ((4, 2, 0.1), (3, 3, 0.25), (2, 4, 0.4), (5, 2, 0.9)):
         assert group_entropy(r, c, e) == pytest.approx(brute_group_entropy(r, c, e), rel=1e-12)
     assert channel_entropy(2, 0.1) == pytest.approx(-(0.9 * math.log(0.9) + 0.1 * math.log(0.1)))
 
 
 def test_synthetic_data_follows_its_structure():
-    dm = SyntheticCorEx(num_factors=3, copies_per_factor=3, noise=0.1, num_noise_dims=2, num_samples=40000,
+    dm = SyntheticCorEx(num_factors=3, copies_per_factor=3, noise=0.1, num_noise_dims=2, num_points=40000,
                         val_size=1000, shuffle_columns=True, seed=4)
     x, f = dm.data
     assert dm.input_shape == (11,) and x.shape == (40000, 11) and f.shape == (40000, 3) and f.dtype == torch.long
@@ -714,17 +714,17 @@ def test_synthetic_data_follows_its_structure():
 
 
 def test_synthetic_render_split_and_protocol():
-    dm = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.2, num_samples=500, val_size=100, seed=1)
-    again = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.2, num_samples=500, val_size=100, seed=1)
+    dm = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.2, num_points=500, val_size=100, seed=1)
+    again = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.2, num_points=500, val_size=100, seed=1)
     assert torch.equal(dm.data[0], again.data[0]) and torch.equal(dm.split[1], again.split[1])
-    other = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.2, num_samples=500, val_size=100, seed=2)
+    other = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.2, num_points=500, val_size=100, seed=2)
     assert not torch.equal(dm.data[0], other.data[0])
     f = dm.sample_factors(6, torch.Generator().manual_seed(0))
     a = dm.render(f, torch.Generator().manual_seed(9))
     b = dm.render(f, torch.Generator().manual_seed(9))
     assert torch.equal(a, b) and a.shape == (6, 8)
     assert torch.equal(dm.render(f), again.render(f)), "the default render generator is seeded"
-    exact = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.0, num_samples=500, val_size=100)
+    exact = SyntheticCorEx(num_factors=4, copies_per_factor=2, noise=0.0, num_points=500, val_size=100)
     assert torch.equal(exact.render(f), f.repeat_interleave(2, dim=1).float())
     report = check_datamodule(dm, network="mlp")
     assert report.kind == "ground_truth" and report.factor_sizes == (2, 2, 2, 2) and report.has_pixel_entropy
@@ -732,7 +732,7 @@ def test_synthetic_render_split_and_protocol():
     with pytest.raises(ValueError, match=r"noise must be a number in \[0.0, 1.0\], got 1.5"):
         SyntheticCorEx(noise=1.5)
     with pytest.raises(ValueError, match=r"val_size must be an integer in \[1, 99\], got 100"):
-        SyntheticCorEx(num_samples=100, val_size=100)
+        SyntheticCorEx(num_points=100, val_size=100)
 
 
 # ================================================================================= protocol

@@ -72,7 +72,7 @@ def test_mnist_and_synthetic_configs_train_offline(tmp_path, monkeypatch, capsys
     synthetic = tmp_path / "synthetic"
     synthetic.mkdir()
     out = _fit(synthetic, monkeypatch, capsys, ["-c", str(ROOT / "configs/vae_synthetic.yaml"),
-                                                "--data.num_samples", "200", "--data.val_size", "50",
+                                                "--data.num_points", "200", "--data.val_size", "50",
                                                 "--data.batch_size", "32"])
     assert "tcx fit summary: VAE" in out and "CorEx bound" in out
 
@@ -133,8 +133,11 @@ def test_bad_data_for_the_chosen_model_is_explained(tmp_path, monkeypatch, capsy
     monkeypatch.syspath_prepend(str(USER_MODULE_DIR))
     monkeypatch.chdir(tmp_path)
     # x in 0..255 for a Bernoulli likelihood
-    with pytest.raises(ValueError, match=r"Bernoulli likelihood needs x in \[0, 1\], got values in \[0, 255\].*rescale"):
+    # (tcx prints a user's error as one paragraph and exits 2)
+    with pytest.raises(SystemExit) as info:
         main(["fit", "--data", "my_module.ByteDataModule", "--model", "VAE", "--model.network", "mlp", *QUICK])
+    assert info.value.code == 2
+    assert re.search(r"Bernoulli likelihood needs x in \[0, 1\], got values in \[0, 255\].*rescale", capsys.readouterr().err)
     # 28 x 28 MNIST for the convolutional network
     path = tmp_path / "mnist.csv.gz"
     write_embedded_csv(path, n=20)

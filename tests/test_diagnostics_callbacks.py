@@ -14,8 +14,10 @@ from PIL import Image, ImageSequence
 
 from tcx import visualize as viz
 from tcx.callbacks import InformationDiagnostics, LatentTraversal, Reconstructions, Samples, media_files
-from tcx.callbacks.export import main as traverse_main
-from tcx.callbacks.media import Encoded, MediaCallback, sample_media, traversal_media
+from tcx.callbacks.encoding import Encoded
+from tcx.callbacks.media import MediaCallback
+from tcx.callbacks.pictures import sample_media, traversal_media
+from tcx.cli import traverse_main
 from tcx.datamodules import DSprites
 from tcx.distributions import DiagonalGaussian
 from tcx.models import AnchorVAE, BetaVAE, VAE

@@ -309,7 +309,7 @@ def test_declarations_without_setup():
     assert isinstance(dm, GroundTruth) and is_ground_truth(dm)
     assert tuple(dm.factor_names) == FACTOR_NAMES and tuple(dm.factor_sizes) == FACTOR_SIZES
     assert dm.input_shape == (1, 64, 64)
-    assert dm.num_samples == 737_280
+    assert dm.num_images == 737_280
     assert dm.dataset_size == 737_280 - 1000
 
 
@@ -346,9 +346,11 @@ def test_train_batches_match_rendering_and_split():
 def test_val_test_predict_cover_holdout_once():
     dm = DSprites(batch_size=128, val_size=300, seed=2)
     train, val = dm.split
-    for loader in (dm.val_dataloader(), dm.test_dataloader(), dm.predict_dataloader()):
-        ys = torch.cat([y for _, y in loader])
-        assert torch.equal(factors_to_index(ys), val)
+    # validation and test are the two halves of the holdout (no test set of its own); predict is all of it
+    halves = [torch.cat([y for _, y in loader]) for loader in (dm.val_dataloader(), dm.test_dataloader())]
+    assert torch.equal(factors_to_index(torch.cat(halves)), val) and len(halves[1]) == 150
+    ys = torch.cat([y for _, y in dm.predict_dataloader()])
+    assert torch.equal(factors_to_index(ys), val)
 
 
 def test_loader_with_worker_process():

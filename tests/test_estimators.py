@@ -1,4 +1,4 @@
-"""Known-answer tests of tcx.estimators (MATH.md, "Estimators used for diagnostics").
+"""Known-answer tests of tcx.estimators (docs/math.md#estimators).
 
 The reference model is a linear-Gaussian encoder: x ~ N(0, I_k), p(z|x) = N(W x, diag(sigma^2)), so
 the population aggregate posterior is q(z) = N(0, C) with C = W W^T + diag(sigma^2), and
@@ -395,17 +395,19 @@ def test_gaussian_tc_from_samples_and_invariance():
     assert gaussian_total_correlation(codes.float()) == pytest.approx(gaussian_total_correlation(codes), abs=1e-4)
 
 
-def test_gaussian_tc_bad_input():
+def test_gaussian_tc_edge_cases_and_bad_input():
     g = torch.Generator().manual_seed(14)
-    with pytest.raises(ValueError, match="at least 2 codes"):
-        gaussian_total_correlation(torch.randn(10, 1, generator=g))
+    assert gaussian_total_correlation(torch.randn(10, 1, generator=g)) == 0.0  # one code: nothing to correlate
     with pytest.raises(ValueError, match="N > D"):
         gaussian_total_correlation(torch.randn(3, 3, generator=g))
     codes = torch.randn(20, 3, generator=g, dtype=F64)
-    with pytest.raises(ValueError, match="constant column"):
-        gaussian_total_correlation(torch.cat([codes, torch.ones(20, 1, dtype=F64)], 1))
-    with pytest.raises(ValueError, match="singular"):
-        gaussian_total_correlation(torch.cat([codes, codes[:, :1] * 2 - codes[:, 1:2]], 1))
+    # a constant code is independent of the rest: left out, the TC is the other codes'
+    with_constant = torch.cat([codes[:, :1], torch.full((20, 1), 0.1, dtype=F64), codes[:, 1:]], 1)
+    assert gaussian_total_correlation(with_constant) == pytest.approx(gaussian_total_correlation(codes), abs=1e-12)
+    # an exact linear dependence: the TC is infinite
+    assert gaussian_total_correlation(torch.cat([codes, codes[:, :1] * 2 - codes[:, 1:2]], 1)) == math.inf
+    # arrays are accepted, with the same value
+    assert gaussian_total_correlation(codes.numpy()) == gaussian_total_correlation(codes)
     bad = codes.clone()
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="codes"):

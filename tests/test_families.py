@@ -30,7 +30,8 @@ from tcx.models import (
     load_model,
 )
 from tcx.models.factor_vae import Discriminator
-from tcx.tc_penalties import density_ratio_tc, dip_covariance, dip_penalty, discriminator_loss, linear_capacity, permute_dims
+from tcx.schedules import linear_capacity
+from tcx.tc_penalties import density_ratio_tc, dip_covariance, dip_penalty, discriminator_loss, permute_dims
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -88,7 +89,7 @@ def test_beta_tcvae_terms_match_brute_force_sums(method):
     z = mean + torch.exp(0.5 * log_var) * torch.randn(6, 3, generator=g, dtype=F64)
     n = 40
     m = BetaTCVAE(latent_dim=3, alpha=0.5, beta=6.0, gamma=2.0, estimator=method, **SMALL)
-    m.dataset_size = n
+    m.attach_data(dataset_size=n)
     extra = m.extra_loss(None, DiagonalGaussian(mean, log_var), z.float(), None)
 
     zd = z.float().double()  # the model scores the float32 sample
@@ -112,10 +113,10 @@ def test_beta_tcvae_terms_match_brute_force_sums(method):
 def test_beta_tcvae_loss_is_reconstruction_plus_weighted_decomposition():
     torch.manual_seed(0)
     m = BetaTCVAE(latent_dim=3, alpha=1.0, beta=6.0, gamma=1.0, **SMALL)
-    m.dataset_size = 100
+    m.attach_data(dataset_size=100)
     x = _x(8)
     torch.manual_seed(3)
-    out = m.forward_step(x)
+    out = m.step_terms(x)
     post = m.encode(x)
     z = out.z.detach().double()
     joint, marg = _brute_log_q(z, post.mean.detach().double(), post.log_var.detach().double(), 100, "mss")
@@ -132,16 +133,33 @@ def test_beta_tcvae_loss_is_reconstruction_plus_weighted_decomposition():
 def test_beta_tcvae_refuses_bad_arguments_and_a_missing_dataset_size(tmp_path):
     with pytest.raises(ValueError, match="estimator='full' is not known"):
         BetaTCVAE(estimator="full")
-    with pytest.raises(ValueError, match="beta=-1"):
+    with pytest.raises(ValueError, match=r"beta must be a number in \[0.0, inf\), got -1"):
         BetaTCVAE(beta=-1)
     m = BetaTCVAE(latent_dim=2, **SMALL)
     with pytest.raises(RuntimeError, match="dataset_size is not set"):
-        m.compute_terms(_x(4))
-    with pytest.raises(ValueError, match="does not declare it: give the datamodule an attribute or property `dataset_size`"):
+        m.step_terms(_x(4))
+    with pytest.raises(ValueError, match=r"does not declare it: give the datamodule an attribute or property `dataset_size`.*"
+                                         r"model.attach_data\(dataset_size=N\)"):
         _fit(BetaTCVAE(latent_dim=2, **SMALL), tmp_path, _Vectors())
     m = BetaTCVAE(latent_dim=2, **SMALL)
     _fit(m, tmp_path, _Vectors(dataset_size=1000), steps=1)
     assert m.dataset_size == 1000
+
+
+def test_beta_tcvae_with_plain_dataloaders_needs_attach_data_at_setup(tmp_path):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(_x(16, seed=3), torch.zeros(16, 0)), batch_size=8)
+
+    def fit(model):
+        pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   enable_checkpointing=False, default_root_dir=tmp_path).fit(model, train_dataloaders=loader)
+
+    m = BetaTCVAE(latent_dim=2, **SMALL)
+    with pytest.raises(ValueError, match=r"there is no datamodule to declare it.*model.attach_data\(dataset_size=N\)"):
+        fit(m)
+    assert m.global_step == 0  # failed at setup, before any step
+    m.attach_data(dataset_size=1000)
+    fit(m)
+    assert m.global_step == 1 and m.dataset_size == 1000
 
 
 # ---------------------------------------------------------------------- TC estimators
@@ -170,7 +188,7 @@ def test_beta_tcvae_tc_estimate_is_near_zero_for_independent_codes_and_positive_
     assert true_tc > 0.4 and tc_cor == pytest.approx(true_tc, abs=0.07), (tc_cor, true_tc)
     # the model's own loss term sees the same thing on a batch
     m = BetaTCVAE(latent_dim=2, **SMALL)
-    m.dataset_size = 10**6
+    m.attach_data(dataset_size=10**6)
     m.extra_loss(None, DiagonalGaussian(mean.float(), log_var.float()), z.float(), None)
     assert m._reported["total_correlation"].item() == pytest.approx(tc_cor, abs=1e-3)
 
@@ -221,7 +239,7 @@ def test_factor_vae_loss_terms_match_an_independent_computation():
     m = FactorVAE(latent_dim=3, gamma=7.0, discriminator_hidden_dims=[16, 16], **SMALL)
     x = _x(8)
     torch.manual_seed(4)
-    out = m.forward_step(x)
+    out = m.step_terms(x)
     post = m.encode(x)
     probs = torch.softmax(m.discriminator(out.z), dim=1)
     tc = torch.log(probs[:, 0] / (1 - probs[:, 0])).mean()
@@ -281,7 +299,7 @@ def test_dip_vae_defaults_and_loss(dip_type, lambda_d):
     assert m.lambda_d == lambda_d  # Kumar et al.: lambda_d = 10 lambda_od (I), lambda_od (II)
     x = _x(8)
     torch.manual_seed(5)
-    out = m.forward_step(x)
+    out = m.step_terms(x)
     post = m.encode(x)
     mu = post.mean.detach().double().numpy()
     cov = np.cov(mu.T, bias=True)
@@ -307,14 +325,14 @@ def test_annealed_vae_capacity_schedule_and_loss(monkeypatch):
     for step in (0, 40):
         monkeypatch.setattr(AnnealedVAE, "global_step", property(lambda self, s=step: s))
         torch.manual_seed(6)
-        out = m.forward_step(x)
+        out = m.step_terms(x)
         post = m.encode(x)
         kl = _kl(post.mean, post.log_var).sum()
         c = 25.0 * step / 100
         expected = -_recon(m.decoder(out.z), x) + 100.0 * (kl - c).abs()
         assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
         assert out.reported["capacity"].item() == pytest.approx(c)
-    with pytest.raises(ValueError, match="capacity_steps=0"):
+    with pytest.raises(ValueError, match="capacity_steps must be an integer >= 1, got 0"):
         AnnealedVAE(capacity_steps=0)
 
 
@@ -328,9 +346,11 @@ def test_hierarchical_with_one_layer_is_exactly_the_vae():
     hier.load_state_dict(vae.state_dict())  # the same parameter names: encoder.*, decoder.*
     x = (torch.rand(5, 1, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.8).float()
     torch.manual_seed(2)
-    t_vae, _, loss_vae = vae.compute_terms(x)
+    out_vae = vae.step_terms(x)
+    t_vae, loss_vae = out_vae.terms, out_vae.loss
     torch.manual_seed(2)
-    t_hier, _, loss_hier = hier.compute_terms(x)
+    out_hier = hier.step_terms(x)
+    t_hier, loss_hier = out_hier.terms, out_hier.loss
     assert loss_hier.item() == pytest.approx(loss_vae.item(), rel=1e-6, abs=0)
     assert t_hier.elbo.item() == pytest.approx(t_vae.elbo.item(), rel=1e-6)
     assert torch.allclose(t_hier.rate_per_latent, t_vae.rate_per_latent, rtol=1e-6, atol=0)
@@ -342,7 +362,7 @@ def test_hierarchical_terms_add_up_to_an_independently_computed_elbo():
     m = HierarchicalVAE(layer_sizes=[4, 3, 2], layer_hidden_dims=[8], anchors=[[1], [], 1], anchor_beta=0.25, beta=2.0, **SMALL)
     x = _x(7)
     torch.manual_seed(7)
-    out = m.forward_step(x)
+    out = m.step_terms(x)
     t = out.terms
 
     # replay the chain with the same noise, through torch.distributions
@@ -362,7 +382,7 @@ def test_hierarchical_terms_add_up_to_an_independently_computed_elbo():
     rate1 = (p[0].log_prob(zs[0]) - q[0].log_prob(zs[0])).mean(0)
     rate2 = (p[1].log_prob(zs[1]) - q[1].log_prob(zs[1])).mean(0)
     rate3 = kl_divergence(p[2], Normal(0.0, 1.0)).mean(0)
-    # MATH.md: E[log q(x|z1) + log q(z1|z2) + log q(z2|z3) + log r(z3) - sum_l log p(z^l|z^(l-1))],
+    # docs/math.md: E[log q(x|z1) + log q(z1|z2) + log q(z2|z3) + log r(z3) - sum_l log p(z^l|z^(l-1))],
     # with E[log r(z3) - log p(z3|z2)] in closed form (-KL) as for the flat VAE
     elbo = recon + inf2 + inf3 - p[0].log_prob(zs[0]).sum(1).mean() - p[1].log_prob(zs[1]).sum(1).mean() - rate3.sum()
 
@@ -393,6 +413,13 @@ def test_hierarchical_bound_refuses_mismatched_layers():
         hierarchical_bound(x, x, BernoulliLikelihood(), [post, post], [post.mean, post.mean], [], StandardNormal(3))
     with pytest.raises(ValueError, match="layer=3 is out of range"):
         hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), layer=3)
+    # the layer weights go through the objective's one validation (tcx.objective.as_weight_vector)
+    with pytest.raises(ValueError, match="weights for layer 1 must be non-negative"):
+        hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), weights=[-1.0])
+    with pytest.raises(ValueError, match="weights for layer 1 must be a number or a vector of length 3"):
+        hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), weights=[[1.0, 2.0]])
+    with pytest.raises(ValueError, match="weights for layer 1 must be finite"):
+        hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), weights=[float("nan")])
 
 
 def test_mixture_information_matches_mss_and_a_brute_force_sum():
@@ -435,17 +462,47 @@ def test_hierarchical_layer_interface():
     m.encode_layer = 1
     assert m.latent_dim == 5 and m.anchor_indices == (0, 2) and m.encode(x).mean.shape == (4, 5)
     assert m.decode(torch.zeros(2, 5)).shape == (2, 16)
-    with pytest.raises(ValueError, match="layer=3 is out of range"):
+    with pytest.raises(ValueError, match=r"layer .* must be an integer in \[1, 2\], got 3"):
         m.encode(x, layer=3)
     with pytest.raises(ValueError, match="takes layer_sizes"):
         HierarchicalVAE(latent_dim=4)
     with pytest.raises(ValueError, match="anchors has 1 entries for 2 layers"):
         HierarchicalVAE(layer_sizes=[4, 2], anchors=[[0]])
-    # the per-layer information estimates appear in evaluation when the dataset size is known
-    m.dataset_size = 1000
-    out = m.forward_step(_x(16))
-    assert {"layer1/mutual_info", "layer2/mutual_info"} <= set(out.reported)
-    assert all(v.item() >= -0.05 for v in out.reported.values())
+    # the per-layer information estimate is a diagnostic outside the loss: layer_information
+    # computes it when the dataset size is known, the step no longer reports it
+    with pytest.raises(ValueError, match=r"attach_data\(dataset_size=N\)"):
+        m.layer_information(_x(16))
+    m.attach_data(dataset_size=1000)
+    info = m.layer_information(_x(16))
+    assert len(info) == 2 and all(v.item() >= -0.05 for v in info)
+    assert not any(k.endswith("mutual_info") for k in m.step_terms(_x(16)).reported)
+    with pytest.raises(ValueError, match="batch of 2 to dataset_size=1000 points, got 1"):
+        m.layer_information(_x(1))
+
+
+def test_information_diagnostics_logs_the_layer_information_of_a_hierarchical_model(tmp_path):
+    from tcx.callbacks import InformationDiagnostics
+
+    def loader(seed):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(_x(32, seed=seed), torch.zeros(32, 0)), batch_size=16)
+
+    def fit(model):
+        trainer = pl.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                             enable_checkpointing=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+                             callbacks=[InformationDiagnostics(num_points=32, num_scored=None)])
+        trainer.fit(model, train_dataloaders=loader(3), val_dataloaders=loader(4))
+        return trainer.callback_metrics
+
+    torch.manual_seed(0)
+    m = HierarchicalVAE(layer_sizes=[5, 3], layer_hidden_dims=[8], **SMALL)
+    with pytest.warns(RuntimeWarning, match=r"HierarchicalVAE has no dataset_size.*attach_data\(dataset_size=N\)"):
+        metrics = fit(m)
+    assert not any(k.startswith("diagnostics/layer") for k in metrics)
+    m.attach_data(dataset_size=1000)
+    metrics = fit(m)
+    info = [metrics[f"diagnostics/layer{l}/mutual_info"].item() for l in (1, 2)]
+    # the epoch mean of two noisy batch estimates (16 points each) of a barely trained model
+    assert all(math.isfinite(v) and v > -0.5 for v in info), info
 
 
 # ------------------------------------------------------------- CLI: training, checkpoints
@@ -485,6 +542,9 @@ FAMILIES = [
 ]
 
 
+DIAGNOSTICS = '[{"class_path": "tcx.callbacks.InformationDiagnostics", "init_args": {"num_points": 64, "num_scored": null}}]'
+
+
 @pytest.mark.parametrize("config, cls", FAMILIES, ids=[c.split("_")[0] for c, _ in FAMILIES])
 def test_family_trains_from_the_cli_and_its_checkpoint_loads_back(config, cls, tmp_path, monkeypatch, capsys):
     from tcx.cli import TcxCLI, main
@@ -502,7 +562,8 @@ def test_family_trains_from_the_cli_and_its_checkpoint_loads_back(config, cls, t
         "fit", "-c", str(ROOT / "configs" / config),
         "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false", "--trainer.log_every_n_steps", "1",
-        "--trainer.callbacks", "[]",
+        # the hierarchical VAE's per-layer information is a diagnostic: InformationDiagnostics logs it
+        "--trainer.callbacks", DIAGNOSTICS if cls is HierarchicalVAE else "[]",
         "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path),
         "--data.batch_size", "32", "--data.epoch_size", "320", "--data.val_size", "64",
         "--model.input_entropy_samples", "500",
@@ -518,7 +579,10 @@ def test_family_trains_from_the_cli_and_its_checkpoint_loads_back(config, cls, t
     val = {k for r in rows for k, v in r.items() if v and k.startswith("val/")}
     assert {"val/elbo", "val/reconstruction", "val/rate", "val/rate/z0", "val/loss"} <= val
     if cls is HierarchicalVAE:
-        assert {"val/layer1/mutual_info", "val/layer2/mutual_info", "val/layer2/informativeness"} <= val
+        assert {"val/layer2/informativeness"} <= val and not any(k.endswith("mutual_info") for k in val)
+        info = {k: float(v) for r in rows for k, v in r.items() if v and k.startswith("diagnostics/layer")}
+        assert set(info) == {"diagnostics/layer1/mutual_info", "diagnostics/layer2/mutual_info"}, info
+        assert all(v >= -0.05 for v in info.values()), info
     if cls is BetaTCVAE:
         assert {"val/total_correlation", "val/loss/total_correlation"} <= val
         assert model.dataset_size == 737280 - 64

@@ -350,7 +350,11 @@ def test_irs_known_answers():
 def test_gaussian_scores_closed_form():
     rho = 0.6
     cov = np.array([[1.0, rho], [rho, 1.0]])
-    assert M.gaussian_total_correlation(cov) == pytest.approx(-0.5 * math.log(1 - rho**2))
+    # codes whose sample covariance is exactly cov: whitened noise, then coloured
+    x = np.random.default_rng(1).normal(size=(50, 2))
+    x = x - x.mean(0)
+    x = x @ np.linalg.inv(np.linalg.cholesky(np.cov(x, rowvar=False))).T @ np.linalg.cholesky(cov).T
+    assert M.gaussian_total_correlation(x) == pytest.approx(-0.5 * math.log(1 - rho**2), abs=1e-12)
     w2 = 4.0 - 2.0 * (math.sqrt(1 + rho) + math.sqrt(1 - rho))
     assert M.gaussian_wasserstein_correlation(cov) == pytest.approx(w2)
     # disentanglement_lib's form: 2 tr S - 2 tr sqrtm(S * diag(S)[:, None])

@@ -32,9 +32,11 @@ def test_anchor_loss_differs_from_vae_only_by_the_anchor_rates():
     anchor.load_state_dict(vae.state_dict())
     x = _x()
     torch.manual_seed(1)
-    t_vae, _, loss_vae = vae.compute_terms(x)
+    out_vae = vae.step_terms(x)
+    t_vae, loss_vae = out_vae.terms, out_vae.loss
     torch.manual_seed(1)
-    t_anc, _, loss_anc = anchor.compute_terms(x)
+    out_anc = anchor.step_terms(x)
+    t_anc, loss_anc = out_anc.terms, out_anc.loss
     assert torch.allclose(t_vae.rate_per_latent, t_anc.rate_per_latent)
     expected = loss_vae - 0.7 * t_vae.rate_per_latent[:2].sum()
     assert loss_anc.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -143,11 +145,11 @@ def test_training_lowers_the_loss_and_checkpoint_round_trips(tmp_path):
     x = _x(32, seed=3)
     with torch.no_grad():
         torch.manual_seed(5)
-        before = m.compute_terms(x)[2].item()
+        before = m.step_terms(x).loss.item()
     trainer = _fit(m, tmp_path, steps=40)
     with torch.no_grad():
         torch.manual_seed(5)
-        after = m.compute_terms(x)[2].item()
+        after = m.step_terms(x).loss.item()
     assert after < before - 100, (before, after)
 
     path = tmp_path / "model.ckpt"
@@ -185,3 +187,65 @@ def test_corex_bound_uses_the_datamodule_pixel_entropy(tmp_path):
     assert metrics["train/corex_bound"].item() == pytest.approx(
         4096 * math.log(2) + metrics["train/elbo"].item(), rel=1e-5
     )
+
+
+def test_attach_data_is_the_route_for_plain_dataloaders(tmp_path, caplog):
+    """What the model learns from its data besides input_shape goes through attach_data: with
+    plain dataloaders the CorEx bound is reported once it is attached, and a fit without it says
+    so in one line, once."""
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(_x(16, seed=3), torch.zeros(16, 0)), batch_size=8)
+
+    def fit(model):
+        trainer = pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                             default_root_dir=tmp_path, log_every_n_steps=1)
+        trainer.fit(model, train_dataloaders=loader)
+        return trainer
+
+    torch.manual_seed(0)
+    m = VAE(latent_dim=3, network="mlp", hidden_dims=[16])
+    with caplog.at_level("INFO"):
+        metrics = fit(m).callback_metrics
+        fit(m)
+    notices = [r.getMessage() for r in caplog.records if "CorEx bound" in r.getMessage()]
+    assert len(notices) == 1 and "attach_data(input_entropy=" in notices[0] and "\n" not in notices[0], notices
+    assert "train/corex_bound" not in metrics
+
+    m.attach_data(input_entropy=torch.full((1, 64, 64), math.log(2)), dataset_size=16)
+    assert m.input_entropy.shape == (1, 64, 64) and m.dataset_size == 16
+    metrics = fit(m).callback_metrics
+    assert metrics["train/corex_bound"].item() == pytest.approx(4096 * math.log(2) + metrics["train/elbo"].item(), abs=2e-3)
+
+
+def test_attach_data_checks_its_arguments():
+    m = VAE(latent_dim=3, network="mlp", hidden_dims=[16])
+    with pytest.raises(ValueError, match=r"input_entropy has 3 entries \(shape \(3,\)\), the model's input has 4096"):
+        m.attach_data(input_entropy=torch.ones(3))
+    with pytest.raises(ValueError, match="input_entropy holds 1 NaN or inf entries"):
+        m.attach_data(input_entropy=torch.full((4096,), float("nan")).index_fill(0, torch.arange(1, 4096), 0.5))
+    with pytest.raises(ValueError, match=r"dataset_size \(the number of training examples\) must be an integer >= 1, got 0"):
+        m.attach_data(dataset_size=0)
+    with pytest.raises(ValueError, match="must be an integer >= 1, got True"):
+        m.dataset_size = True
+    assert m.input_entropy is None and m.dataset_size is None
+    m.attach_data(input_entropy=torch.zeros(4096))  # one entry per input, any shape: kept as [*input_shape]
+    assert m.input_entropy.shape == (1, 64, 64)
+
+
+def test_a_datamodule_with_a_bad_declaration_is_named(tmp_path):
+    def fit(datamodule):
+        trainer = pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                             default_root_dir=tmp_path)
+        trainer.fit(VAE(latent_dim=3, network="mlp", hidden_dims=[16]), datamodule=datamodule)
+
+    class BadEntropy(_Tiny):
+        def pixel_entropy(self, num_samples=0, seed=0):
+            return torch.ones(10)
+
+    with pytest.raises(ValueError, match=r"BadEntropy.pixel_entropy\(num_samples=20000\): input_entropy has 10 entries"):
+        fit(BadEntropy())
+
+    class BadSize(_Tiny):
+        dataset_size = -1
+
+    with pytest.raises(ValueError, match="the dataset_size declared by BadSize: .* must be an integer >= 1, got -1"):
+        fit(BadSize())

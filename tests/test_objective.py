@@ -1,4 +1,4 @@
-"""The weighted CorEx bound against independent computations (MATH.md, "Weighted bounds")."""
+"""The weighted CorEx bound against independent computations (docs/math.md#weighted-bounds)."""
 
 import math
 

@@ -4,7 +4,10 @@ Every metric is a pure function of codes ``[N, D]`` (float) and factors ``[N, K]
 ``[N]`` class label is a factor with K = 1), torch tensors or numpy arrays, returning a float or a
 dict of floats; the intervention scores sample from a ground-truth source instead. Definitions
 follow disentanglement_lib (Locatello et al. 2019) so that values are comparable with the
-literature; every deviation is documented where it is made. :mod:`tcx.metrics.accumulate` holds
+literature; every deviation is documented where it is made. The sample-quality, probe,
+intervention-agreement and likelihood measures (``sample_quality``, ``probe``,
+``latent_information``, ``intervention_agreement``, ``likelihood``, with ``classifier``) take
+codes, features or a model's ``decode`` instead. :mod:`tcx.metrics.accumulate` holds
 the torchmetrics classes that gather batches (and processes) and call these functions; they are
 imported on first use (``tcx.metrics.MIG``), so the functions do not pay torchmetrics' import.
 """
@@ -18,6 +21,11 @@ from .mig import mig
 from .modularity import modularity_explicitness, modularity_from_mi
 from .mutual_info import discrete_entropy, histogram_discretize, mutual_info_matrix
 from .sap import sap, sap_score_matrix
+from .sample_quality import class_entropy, frechet_distance, frechet_distance_gaussians, mean_confidence
+from .probe import linear_probe
+from .latent_information import latent_label_information
+from .intervention_agreement import intervention_agreement
+from .likelihood import iwae_bound, log_importance_weights, model_iwae
 from .unsupervised import (
     gaussian_total_correlation,
     gaussian_wasserstein_correlation,
@@ -42,6 +50,18 @@ __all__ = [
     "gaussian_wasserstein_correlation",
     "factor_vae_score",
     "beta_vae_score",
+    "frechet_distance",
+    "frechet_distance_gaussians",
+    "class_entropy",
+    "mean_confidence",
+    "linear_probe",
+    "latent_label_information",
+    "intervention_agreement",
+    "iwae_bound",
+    "log_importance_weights",
+    "model_iwae",
+    "FrechetFeatureDistance",
+    "ClassDiversity",
     "DisentanglementMetric",
     "MIG",
     "DCI",
@@ -56,6 +76,10 @@ _ACCUMULATORS = {"DisentanglementMetric", "MIG", "DCI", "SAP", "ModularityExplic
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("FrechetFeatureDistance", "ClassDiversity"):
+        from . import accumulate_quality
+
+        return getattr(accumulate_quality, name)
     if name in _ACCUMULATORS:
         from . import accumulate
 

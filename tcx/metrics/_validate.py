@@ -1,4 +1,4 @@
-"""Input checks shared by the metric functions (DESIGN.md, "Conventions": bad input gets a clear
+"""Input checks shared by the metric functions (docs/design.md#conventions: bad input gets a clear
 error at the boundary, naming the argument, the value and the fix).
 
 Every public metric accepts torch tensors (any device, with or without grad) and numpy arrays

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tcx.validation import check_int
+
 __all__ = ["factor_vae_score", "beta_vae_score"]
 
 RepresentationFn = Callable[[Tensor], Tensor]
@@ -49,8 +51,7 @@ def _check_ground_truth(ground_truth: Any) -> list[int]:
 
 def _check_counts(**counts: int) -> None:
     for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_int(name, value, 1)
 
 
 def _encode(representation_fn: RepresentationFn, ground_truth: Any, factors: Tensor,

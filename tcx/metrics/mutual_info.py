@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tcx.validation import check_int
+
 from ._validate import as_codes, as_factors, check_same_n
 
 __all__ = ["histogram_discretize", "mutual_info_matrix", "discrete_entropy"]
 
 
 def _check_num_bins(num_bins: int) -> int:
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
-        raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}.")
-    return int(num_bins)
+    return check_int("num_bins", num_bins, 2)
 
 
 def histogram_discretize(codes: Any, num_bins: int = 20) -> Tensor:

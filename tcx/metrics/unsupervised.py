@@ -4,7 +4,7 @@ As disentanglement_lib's ``evaluation/metrics/unsupervised_metrics.py`` (Locatel
 "Challenging Common Assumptions in the Unsupervised Learning of Disentangled Representations",
 ICML 2019, Section 5 / Appendix): the Gaussian total correlation and the Gaussian Wasserstein
 correlation of the codes' covariance, and the mean pairwise discretised mutual information.
-MATH.md, "Estimators used for diagnostics".
+docs/metrics.md#unsupervised-scores; docs/math.md#gaussian-total-correlation.
 """
 
 from __future__ import annotations
@@ -13,20 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from tcx.estimators import gaussian_total_correlation
+
 from ._validate import as_codes
 from .mutual_info import _check_num_bins, _discrete_mi, _discretize
 
 __all__ = ["unsupervised", "gaussian_total_correlation", "gaussian_wasserstein_correlation"]
 
-
-def gaussian_total_correlation(cov: np.ndarray) -> float:
-    """``TC = KL( N(0, S) || N(0, diag S) ) = 0.5 * (sum_d log S_dd - log det S)`` in nats.
-
-    Infinite for a singular ``S`` (e.g. a duplicated code)."""
-    sign, logdet = np.linalg.slogdet(cov)
-    if sign <= 0:
-        return float("inf")
-    return float(0.5 * (np.sum(np.log(np.diag(cov))) - logdet))
+# re-exported: the one implementation is tcx.estimators.gaussian_total_correlation
 
 
 def gaussian_wasserstein_correlation(cov: np.ndarray) -> float:
@@ -47,8 +41,8 @@ def gaussian_wasserstein_correlation(cov: np.ndarray) -> float:
 def unsupervised(codes: Any, num_bins: int = 20) -> dict[str, float]:
     """Unsupervised scores of codes ``[N, D]`` (``D >= 2``); lower means less correlated codes.
 
-    - ``gaussian_total_correlation`` (nats): :func:`gaussian_total_correlation` of the codes'
-      sample covariance ``S`` (``ddof=1``).
+    - ``gaussian_total_correlation`` (nats): :func:`tcx.estimators.gaussian_total_correlation`
+      of the codes (their sample covariance ``S``, ``ddof=1``; ``inf`` when ``S`` is singular).
     - ``gaussian_wasserstein_correlation``: :func:`gaussian_wasserstein_correlation` of ``S``.
     - ``gaussian_wasserstein_correlation_norm``: that divided by ``tr S``, the sum of the
       codes' variances (dimensionless).
@@ -69,7 +63,7 @@ def unsupervised(codes: Any, num_bins: int = 20) -> dict[str, float]:
     if keep.sum() == 0:
         tc = wc = wc_norm = 0.0
     else:
-        tc = gaussian_total_correlation(cov_k)
+        tc = gaussian_total_correlation(z)
         wc = gaussian_wasserstein_correlation(cov_k)
         wc_norm = wc / float(np.trace(cov_k))
     zd = _discretize(z, num_bins)

@@ -21,16 +21,16 @@ def _two_factor_data(n: int, seed: int):
 
 
 class MyDataModule(pl.LightningDataModule):
-    def __init__(self, batch_size: int = 32, num_samples: int = 256, seed: int = 0):
+    def __init__(self, batch_size: int = 32, num_points: int = 256, seed: int = 0):
         super().__init__()
         self.batch_size = batch_size
         self.input_shape = (16,)  # tcx builds the model's networks from this
         self.factor_names = ("a", "b")
         self.factor_sizes = (2, 2)
-        self.dataset_size = num_samples
-        x, y = _two_factor_data(num_samples, seed)
-        self.train_set = TensorDataset(x[: num_samples * 3 // 4], y[: num_samples * 3 // 4])
-        self.val_set = TensorDataset(x[num_samples * 3 // 4 :], y[num_samples * 3 // 4 :])
+        x, y = _two_factor_data(num_points, seed)
+        self.train_set = TensorDataset(x[: num_points * 3 // 4], y[: num_points * 3 // 4])
+        self.val_set = TensorDataset(x[num_points * 3 // 4 :], y[num_points * 3 // 4 :])
+        self.dataset_size = len(self.train_set)  # the number of training points
 
     def sample_factors(self, num, generator=None):
         return torch.randint(0, 2, (num, 2), generator=generator)

@@ -1,0 +1,203 @@
+"""Sending pictures, animations and tables to the Trainer's loggers, and to files.
+
+``log_media`` is the one place that does it: W&B (``wandb.Image``, ``wandb.Video`` in GIF format,
+``wandb.Table``), TensorBoard (``add_image``; tables as markdown ``add_text``), and, for each kind
+no logger takes, files in ``media_dir(trainer)``: ``<name>_step<global_step>.png`` (images),
+``.gif`` (animations), ``.csv`` (tables). A picture that fails to render or to log is reported
+with a warning (``report``) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from lightning.pytorch.utilities import rank_zero_warn
+
+from tcx import visualize as viz
+
+__all__ = ["Media", "log_media", "write_media_files", "media_dir", "report"]
+
+_EXTENSIONS = {"image": "png", "gif": "gif", "table": "csv"}
+
+
+# --------------------------------------------------------------------------------------------
+# what is logged
+
+
+@dataclass
+class Media:
+    """One thing to log: ``kind`` ``"image"`` (``data`` a ``uint8`` RGB array ``[H, W, 3]``),
+    ``"gif"`` (``data`` the bytes of an animated GIF) or ``"table"`` (``data`` a pair
+    ``(columns, rows)``). ``key`` is the logger key (``"media/traversal"``); its last part is the
+    file name's stem."""
+
+    key: str
+    kind: str
+    data: Any
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _EXTENSIONS:
+            raise ValueError(f"Media kind must be one of {sorted(_EXTENSIONS)}, got {self.kind!r}")
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS[self.kind]
+
+    def write(self, path: Path) -> Path:
+        """Write the item to ``path`` (PNG, GIF or CSV bytes, by kind) and return the path."""
+        path = Path(path)
+        if self.kind == "image":
+            viz.save_png(self.data, path)
+        elif self.kind == "gif":
+            path.write_bytes(self.data)
+        else:
+            columns, rows = self.data
+            with path.open("w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(columns)
+                writer.writerows(rows)
+        return path
+
+
+def _markdown_table(columns, rows) -> str:
+    head = "| " + " | ".join(str(c) for c in columns) + " |"
+    rule = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join(_fmt_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+def _fmt_cell(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def report(message: str) -> None:
+    """Warn (once per message, on rank 0) about something that failed while the run goes on."""
+    rank_zero_warn(message, category=RuntimeWarning)
+
+
+# --------------------------------------------------------------------------------------------
+# where things go
+
+
+def media_dir(trainer) -> Path:
+    """The folder for picture files: ``<run directory>/media``.
+
+    The run directory is the first logger's: for W&B ``<save_dir>/<project>/<run id>`` (the folder
+    that also holds the run's ``checkpoints``), for TensorBoard and CSV their ``log_dir``, for
+    other loggers their ``save_dir``; with no logger ``trainer.default_root_dir``. Computed on the
+    calling process only (``trainer.log_dir`` would need every process).
+    """
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers[:1]:
+        if isinstance(logger, WandbLogger):
+            version = logger.version
+            if version:
+                return Path(logger.save_dir or ".") / str(logger.name or "lightning_logs") / str(version) / "media"
+        log_dir = getattr(logger, "log_dir", None)
+        if log_dir:
+            return Path(log_dir) / "media"
+        if logger.save_dir:
+            return Path(logger.save_dir) / "media"
+    return Path(trainer.default_root_dir) / "media"
+
+
+def write_media_files(items: Sequence[Media], directory, suffix: str = "") -> dict[str, Path]:
+    """Write each item to ``directory/<name><suffix>.<ext>``; returns ``{key: path}``. An item that
+    cannot be written is reported and skipped; the others are written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for item in items:
+        path = directory / f"{item.name}{suffix}.{item.extension}"
+        try:
+            written[item.key] = item.write(path)
+        except Exception as exc:  # a file that cannot be written must not stop training
+            report(f"tcx: could not write {item.key} to {path}: {type(exc).__name__}: {exc}")
+    return written
+
+
+def log_media(trainer, items: Sequence[Media], step: int | None = None, write_files: bool = False) -> dict[str, Path]:
+    """Send ``items`` to every logger of ``trainer`` that takes them; returns the files written.
+
+    - ``WandbLogger``: one ``log`` call with ``wandb.Image`` (images), ``wandb.Video(format="gif")``
+      (animations) and ``wandb.Table`` (tables), at ``trainer/global_step = step``.
+    - ``TensorBoardLogger``: ``add_image(key, ..., dataformats="HWC")`` and tables as markdown
+      ``add_text``; TensorBoard shows no GIFs.
+    - Files ``media_dir(trainer)/<name>_step<step>.<ext>`` for every item of a kind no logger took,
+      or for every item when ``write_files``.
+
+    ``step`` defaults to ``trainer.global_step``. Failures are reported (a warning naming the key,
+    the logger and the error) and the rest is still logged.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    step = int(trainer.global_step if step is None else step)
+    taken: set[str] = set()
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            taken |= _log_wandb(logger, items, step)
+        elif isinstance(logger, TensorBoardLogger):
+            taken |= _log_tensorboard(logger, items, step)
+    rest = [item for item in items if write_files or item.key not in taken]
+    if not rest:
+        return {}
+    return write_media_files(rest, media_dir(trainer), suffix=f"_step{step}")
+
+
+def _log_wandb(logger, items: Sequence[Media], step: int) -> set[str]:
+    import wandb
+
+    payload: dict[str, Any] = {}
+    for item in items:
+        try:
+            if item.kind == "image":
+                payload[item.key] = wandb.Image(item.data, caption=item.caption or None)
+            elif item.kind == "gif":
+                payload[item.key] = wandb.Video(io.BytesIO(item.data), caption=item.caption or None, format="gif")
+            else:
+                columns, rows = item.data
+                payload[item.key] = wandb.Table(columns=list(columns), data=[list(r) for r in rows])
+        except Exception as exc:
+            report(f"tcx: could not prepare {item.key} for W&B: {type(exc).__name__}: {exc}")
+    if not payload:
+        return set()
+    try:
+        logger.log_metrics(payload, step=step)
+    except Exception as exc:
+        report(f"tcx: W&B could not log {sorted(payload)}: {type(exc).__name__}: {exc}")
+        return set()
+    return set(payload)
+
+
+def _log_tensorboard(logger, items: Sequence[Media], step: int) -> set[str]:
+    taken: set[str] = set()
+    try:
+        writer = logger.experiment
+    except Exception as exc:
+        report(f"tcx: TensorBoard is not available: {type(exc).__name__}: {exc}")
+        return taken
+    for item in items:
+        try:
+            if item.kind == "image":
+                writer.add_image(item.key, item.data, global_step=step, dataformats="HWC")
+            elif item.kind == "table":
+                writer.add_text(item.key, _markdown_table(*item.data), global_step=step)
+            else:
+                continue
+            taken.add(item.key)
+        except Exception as exc:
+            report(f"tcx: TensorBoard could not log {item.key}: {type(exc).__name__}: {exc}")
+    with contextlib.suppress(Exception):
+        writer.flush()
+    return taken

@@ -1,0 +1,165 @@
+"""Files are data, never code (docs/design.md, "Conventions").
+
+- :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)``: tensors,
+  numbers, strings and containers only, so a pickled object whose ``__reduce__`` runs code is
+  refused instead of run.
+- :func:`resolve_class` turns a class path read from a file into a class only when it is one of
+  the classes a user could name on the command line (tcx's registered model families or
+  datamodules), or, when the caller trusts the file (an explicit flag such as ``tcx traverse
+  --trust``), any importable subclass of the expected base class. Anything else is refused with
+  a message naming the path, the value and the fix.
+- :func:`atomic_save` writes a file under its final name only once it is complete: a temporary
+  file beside the target, flushed and synced, then ``os.replace``; the temporary file is removed on
+  any failure, and a full disk is reported in one line (:class:`DiskFullError`).
+
+Plain Python and PyTorch: nothing here needs a Trainer.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "resolve_class", "atomic_save"]
+
+
+class CheckpointRefused(ValueError):
+    """A checkpoint holds something tcx will not load (code, or a class it cannot vouch for)."""
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk is full; nothing partial was left behind."""
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """The checkpoint dict at ``path``, read with ``torch.load(weights_only=True)``.
+
+    Raises ``FileNotFoundError`` for a missing file, :class:`CheckpointRefused` for a file that
+    holds pickled objects other than tensors, numbers, strings and containers (loading it would
+    run code), and ``ValueError`` for a truncated or foreign file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
+    try:
+        checkpoint = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
+        text = str(exc)
+        if "Unsupported global" in text:
+            import re
+
+            found = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+            what = found.group(1) if found else "a Python object"
+            raise CheckpointRefused(
+                f"checkpoint {str(p)!r} holds pickled Python objects that loading would run as code "
+                f"({what}); tcx loads only tensors and plain values. Use a checkpoint written by "
+                "`tcx fit`, or load this file yourself if you trust where it came from"
+            ) from None
+        raise ValueError(
+            f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {_first_line(exc)}); the file is "
+            "truncated or not a PyTorch checkpoint: use another checkpoint of the run (e.g. last.ckpt)"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{str(p)!r} is not a Lightning checkpoint (not a dict)")
+    return checkpoint
+
+
+def resolve_class(
+    class_path: Any,
+    known: dict[str, type] | Iterable[type],
+    base: type,
+    *,
+    what: str,
+    source: str,
+    trust: bool = False,
+    trust_flag: str = "--trust",
+) -> type:
+    """The class named ``class_path`` (read from the file ``source``) if a user could have named it.
+
+    Accepted without ``trust``: a class in ``known`` (its full ``module.qualname`` path, or its
+    short name). With ``trust``: any importable class that subclasses ``base``. Refused otherwise,
+    before anything is imported, with :class:`CheckpointRefused` naming the value and the fix.
+    """
+    classes = list(known.values()) if isinstance(known, dict) else list(known)
+    by_path = {f"{c.__module__}.{c.__qualname__}": c for c in classes}
+    by_name = {c.__qualname__: c for c in classes}
+    path = str(class_path) if isinstance(class_path, str) else None
+    if path is not None:
+        if path in by_path:
+            return by_path[path]
+        if path in by_name:
+            return by_name[path]
+    if not trust or path is None:
+        raise CheckpointRefused(
+            f"{source} names the {what} {class_path!r}, which is not one of tcx's "
+            f"({', '.join(sorted(by_name))}); tcx builds only classes a user could name on the command "
+            f"line. If the file is yours and the class is your own {base.__name__} subclass, pass "
+            f"{trust_flag} to import it"
+        )
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise CheckpointRefused(f"{source} names the {what} {path!r}, which cannot be imported here ({exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise CheckpointRefused(
+            f"{source} names the {what} {path!r}, which is not a subclass of {base.__module__}.{base.__qualname__}; "
+            "refused even with " + trust_flag
+        )
+    return cls
+
+
+def atomic_save(write: Callable[[Any], None], path) -> Path:
+    """Write ``path`` atomically: ``write(file object)`` fills a temporary file beside it (same
+    folder, so same filesystem), which is flushed, synced and renamed over ``path``.
+
+    On any failure the temporary file is removed and an existing ``path`` is left untouched; a full
+    disk (``ENOSPC``, ``EDQUOT``) raises :class:`DiskFullError` with a one-line message.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if _disk_full(exc):
+            kept = f"the previous {target.name} is intact" if target.exists() else "nothing partial was left"
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"no space left on the disk of {str(target.parent)!r}: {target.name} was not written "
+                f"({kept}); free space there or point the checkpoints elsewhere "
+                "(--trainer.default_root_dir or ModelCheckpoint's dirpath)",
+            ) from None
+        raise
+    return target
+
+
+def _disk_full(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return True
+        if "No space left on device" in str(exc) or "file write failed" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "Unsupported operand" in ln or "invalid load key" in ln]
+    return (useful or lines or [type(exc).__name__])[0].strip()

@@ -1,0 +1,64 @@
+"""Helper of tests/test_run_safety.py (row 3), run as a script: ``fit`` trains a tiny AnchorVAE
+on dSprites with 2 CPU processes (DDP, gloo) and the metric and diagnostics callbacks, then
+writes every ``metrics/*`` and ``diagnostics/*`` value and the checkpoint; ``one`` loads that
+checkpoint in one process and computes the same values with the same callbacks.
+
+    python tests/ddp_equal_metrics.py fit OUT_DIR
+    python tests/ddp_equal_metrics.py one OUT_DIR
+"""
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from tcx.callbacks import DisentanglementMetrics, InformationDiagnostics
+from tcx.datamodules import DSprites
+from tcx.models import AnchorVAE, load_model
+
+
+def callbacks():
+    return [
+        DisentanglementMetrics(every_n_epochs=1, intervention_every_n_epochs=1, num_samples=300, batch_size=64,
+                               intervention_train=20, intervention_eval=10, intervention_variance=64,
+                               intervention_batch=8),
+        InformationDiagnostics(num_points=96, num_scored=None),
+    ]
+
+
+def data():
+    return DSprites(batch_size=16, epoch_size=64, val_size=96)
+
+
+def values(trainer) -> dict:
+    return {k: float(v) for k, v in trainer.callback_metrics.items()
+            if k.startswith(("metrics/", "diagnostics/")) and k != "metrics/seconds"}
+
+
+def main(mode: str, out: Path) -> None:
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    common = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                  enable_checkpointing=False, precision="32-true", default_root_dir=out, num_sanity_val_steps=0)
+    if mode == "fit":
+        pl.seed_everything(0)
+        model = AnchorVAE(latent_dim=4, anchors=1, network="mlp", hidden_dims=[32], input_shape=(1, 64, 64),
+                          input_entropy_samples=0)
+        trainer = pl.Trainer(max_epochs=1, devices=2, strategy="ddp", callbacks=callbacks(), **common)
+        trainer.fit(model, data())
+        trainer.save_checkpoint(out / "model.ckpt")
+        if trainer.is_global_zero:
+            (out / "ddp.json").write_text(json.dumps(values(trainer), indent=1, sort_keys=True))
+    else:
+        model = load_model(out / "model.ckpt")
+        trainer = pl.Trainer(devices=1, callbacks=callbacks(), **common)
+        trainer.validate(model, data(), verbose=False)
+        (out / "one.json").write_text(json.dumps(values(trainer), indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
