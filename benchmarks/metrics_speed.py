@@ -452,7 +452,7 @@ def write_report(args, rows, set_wall, set_cpu, dci_rows, inter_rows) -> None:
             "| reference value |",
             "|---|---|---|---|---|---|---|",
         ]
-        for name, (out, wall, cpu, load), (rout, rwall, rcpu, rload) in inter_rows:
+        for name, (out, wall, _cpu, load), (rout, rwall, _rcpu, rload) in inter_rows:
             lines.append(f"| {name} | {wall:.2f} | {load:.1f} | {rwall:.2f} | {rload:.1f} | "
                          f"{fmt(out)} | {fmt(rout)} |")
         lines.append("")

@@ -307,7 +307,7 @@ def export_pictures(
                 items += media
             except Exception as exc:
                 failures.append("diagnostics/information")
-                warnings.warn(f"tcx: could not compute the information diagnostics: {type(exc).__name__}: {exc}", RuntimeWarning)
+                warnings.warn(f"tcx: could not compute the information diagnostics: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
         else:
             notes.append("information.png left out: no validation data")
     files = write_media_files(items, out)

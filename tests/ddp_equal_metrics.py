@@ -8,7 +8,6 @@ checkpoint in one process and computes the same values with the same callbacks.
 """
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tcx.cli import configure_wandb_mode, main
-from tcx.models import AnchorVAE, BetaVAE, VAE
+from tcx.models import AnchorVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tcx.cli import main
-from test_datasets import write_celeba, write_dsprites_npz, write_embedded_csv, write_shapes3d
+from fakes import write_celeba, write_dsprites_npz, write_embedded_csv, write_shapes3d
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_MODULE_DIR = Path(__file__).resolve().parent / "user_datamodule_example"
@@ -30,12 +30,7 @@ QUICK = [
 CONFIGS = ["anchorvae_mnist", "vae_mnist", "anchorvae_celeba", "betavae_dsprites_file", "betavae_shapes3d", "vae_synthetic"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # the default callbacks on small samples (their default sizes take minutes on these tiny fits)

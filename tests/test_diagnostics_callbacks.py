@@ -23,13 +23,7 @@ from tcx.distributions import DiagonalGaussian
 from tcx.models import AnchorVAE, BetaVAE, VAE
 
 
-@pytest.fixture(autouse=True)
-def _quiet_offline_wandb(monkeypatch, tmp_path):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+pytestmark = pytest.mark.usefixtures("offline_wandb")
 
 
 def tiny_model(cls=AnchorVAE, **kwargs):

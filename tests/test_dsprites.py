@@ -28,14 +28,7 @@ from tcx.groundtruth import GroundTruth, is_ground_truth
 SQUARE, ELLIPSE, HEART = 0, 1, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Render single-threaded: the images are small, and on a shared 2-core machine intra-op
-    threads that spin-wait for each other make these tests many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def f(shape=0, scale=5, orient=0, x=15, y=15) -> torch.Tensor:

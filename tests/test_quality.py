@@ -4,12 +4,10 @@ density, the classifier cache, split data and the full-MNIST installer: values a
 from __future__ import annotations
 
 import math
-import os
 import stat
 import tarfile
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 

@@ -42,12 +42,7 @@ NO_LOGGER = ["--trainer.logger", "false", "--trainer.callbacks", "[]"]
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+def _offline(offline_wandb, monkeypatch):
     monkeypatch.delenv("TCX_DEBUG", raising=False)
 
 

@@ -391,7 +391,8 @@ def _boost(xs, order, xf, xf_test, y_onehot, raw, raw_test, groups, shrink, rngs
             if pool is None:
                 _scan_chunk(*args, 0, n_trees, *rest)
             else:
-                list(pool.map(lambda b: _scan_chunk(*args, b[0], b[1], *rest), bounds))
+                # the pool finishes before the loop moves on, so binding args and rest is safe
+                list(pool.map(lambda b, a=args, r=rest: _scan_chunk(*a, b[0], b[1], *r), bounds))
             # A node splits when some split reduces the squared error.
             split = bn > 0.0
             with np.errstate(divide="ignore", invalid="ignore"):
