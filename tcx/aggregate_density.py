@@ -2,7 +2,7 @@
 
 The aggregate posterior ``q(z_S) = E_x p(z_S|x)`` of a subset ``S`` of latents (the anchors by
 default) need not be the prior ``N(0, I)``: AnchorVAE's smaller weight on the anchors' rate lets
-their ``q(z_A)`` spread away from it (MATH.md, "Weighted bounds": the gap
+their ``q(z_A)`` spread away from it (docs/math.md#the-encoder-inequality: the gap
 ``KL(q(z_j) || r_j)``), and prior draws then fall where the decoder saw no data. Drawing ``z_S``
 from a density fitted to codes of the training data instead, and the other latents from the prior,
 is the two-stage sampling of "ex-post density estimation" (Ghosh et al. 2020, "From variational

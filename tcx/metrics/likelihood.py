@@ -4,7 +4,7 @@ Burda, Grosse and Salakhutdinov 2016 ("Importance weighted autoencoders", eq. 8)
 
     L_k(x) = E_{z_1..z_k ~ p(z|x)} [ log (1/k) sum_i w_i ],   w_i = q(x|z_i) r(z_i) / p(z_i|x)
 
-(tcx's names: encoder ``p(z|x)``, decoder ``q(x|z)``, prior ``r(z)``; MATH.md). ``L_1`` is the
+(tcx's names: encoder ``p(z|x)``, decoder ``q(x|z)``, prior ``r(z)``; docs/math.md#notation). ``L_1`` is the
 ELBO, ``L_k <= L_{k+1} <= log q(x)`` (Burda et al., theorem 1), and ``L_k -> log q(x)`` as
 ``k -> infinity`` when the weights are bounded. The one-draw estimate of ``L_k`` returned here is
 unbiased for ``L_k``; its spread shrinks with the number of inputs. With grey-level data and the
