@@ -373,6 +373,11 @@ def main(args=None) -> None:
         raise SystemExit(143) from None
     except SystemExit:
         raise
+    except BrokenPipeError:
+        # whoever read the output went away (`tcx configs | head`): nothing failed; keep Python's
+        # own flush at exit from raising again on the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
     except KeyboardInterrupt:
         if debug:
             raise

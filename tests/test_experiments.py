@@ -65,3 +65,17 @@ def test_a_packaged_experiment_configures_the_run_from_an_empty_directory(tmp_pa
     assert config["model"]["class_path"] == "tcx.models.BetaVAE"
     assert config["model"]["init_args"]["beta"] == 4.0
     assert config["data"]["class_path"] == "tcx.datamodules.DSprites"
+
+
+def test_tcx_configs_into_a_closed_pipe_is_quiet():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).with_name("tcx"))
+    # the reader goes away before tcx writes (as `tcx configs | head -1` can): no traceback, status 0
+    proc = subprocess.Popen([exe, "configs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
