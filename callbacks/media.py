@@ -279,12 +279,15 @@ class Samples(MediaCallback):
             seed=self.seed, scale=self.scale,
         )
         if anchored and self.fitted_density:
-            item = attempt("media/samples_fitted", [], self._fitted_samples, trainer, pl_module)
+            item = attempt("media/samples_fitted", [], self.fitted_samples, trainer, pl_module)
             if item is not None:
                 items.append(item)
         return items, {}
 
-    def _fitted_samples(self, trainer, pl_module) -> Media | None:
+    def fitted_samples(self, trainer, pl_module) -> Media | None:
+        """The ``media/samples_fitted`` grid: the anchors drawn from a Gaussian mixture fitted to
+        their posterior samples on the shared encoding (``density_components`` components), the
+        other latents from the prior; ``None`` without anchors or data."""
         from tcx.aggregate_density import AggregateDensity
 
         encoded = shared_encoding(trainer, pl_module, self.num_points)

@@ -123,7 +123,8 @@ class DisentanglementMetrics(pl.Callback):
         )
         self.results: dict[str, float] = {}
         self.skipped: dict[str, str] = {}
-        self._done: dict[int, set[str]] = {}
+        #: which parts (``"codes"``, ``"interventions"``) were computed at which global step
+        self.evaluated: dict[int, set[str]] = {}
 
     # ------------------------------------------------------------------ hooks
     @staticmethod
@@ -140,7 +141,7 @@ class DisentanglementMetrics(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # the end of fit always has every metric; what was computed at this very step is kept
-        done = self._done.get(trainer.global_step, set())
+        done = self.evaluated.get(trainer.global_step, set())
         codes, interventions = "codes" not in done, "interventions" not in done
         if codes or interventions:
             self.evaluate(trainer, pl_module, codes=codes, interventions=interventions)
@@ -169,7 +170,7 @@ class DisentanglementMetrics(pl.Callback):
             rank_zero_info(f"DisentanglementMetrics: skipped {name}: {reason}")
         results["seconds"] = time.perf_counter() - start
         self.results.update(results)
-        done = self._done.setdefault(trainer.global_step, set())
+        done = self.evaluated.setdefault(trainer.global_step, set())
         done.update(k for k, on in (("codes", codes), ("interventions", interventions)) if on)
         logged = {f"metrics/{k}": v for k, v in results.items()}
         for logger in trainer.loggers:

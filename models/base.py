@@ -160,6 +160,12 @@ class CorExVAE(pl.LightningModule):
         value = torch.as_tensor(value, device=self.device)
         self._reported[str(name)] = value.detach().float()
 
+    @property
+    def reported(self) -> dict[str, Tensor]:
+        """The diagnostics recorded by :meth:`report` since the start of the last
+        :meth:`step_terms` (or since the last direct :meth:`extra_loss` call), by name."""
+        return dict(self._reported)
+
     def bound(self, x: Tensor) -> tuple[DiagonalGaussian, Tensor, CorExTerms]:
         """Encode ``x``, draw one reparameterized ``z``, decode, and evaluate the weighted CorEx
         bound: returns ``(posterior, z, terms)``. A family with another generative model (the

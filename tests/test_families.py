@@ -103,7 +103,7 @@ def test_beta_tcvae_terms_match_brute_force_sums(method):
     assert extra["loss/total_correlation"].item() == pytest.approx(6.0 * tc.item(), abs=1e-4)
     assert extra["loss/dimension_wise_kl"].item() == pytest.approx(2.0 * dwkl.item(), abs=1e-4)
     # the unweighted estimates are reported, and they add up to the Monte-Carlo rate
-    out = {k: v.item() for k, v in m._reported.items()}
+    out = {k: v.item() for k, v in m.reported.items()}
     assert out["total_correlation"] == pytest.approx(tc.item(), abs=1e-5)
     assert out["mutual_info"] + out["total_correlation"] + out["dimension_wise_kl"] == pytest.approx(
         (log_p - log_r).sum(1).mean().item(), abs=1e-4
@@ -190,7 +190,7 @@ def test_beta_tcvae_tc_estimate_is_near_zero_for_independent_codes_and_positive_
     m = BetaTCVAE(latent_dim=2, **SMALL)
     m.attach_data(dataset_size=10**6)
     m.extra_loss(None, DiagonalGaussian(mean.float(), log_var.float()), z.float(), None)
-    assert m._reported["total_correlation"].item() == pytest.approx(tc_cor, abs=1e-3)
+    assert m.reported["total_correlation"].item() == pytest.approx(tc_cor, abs=1e-3)
 
 
 @pytest.mark.usefixtures("one_thread")  # a small MLP: one thread is fastest, and immune to busy cores

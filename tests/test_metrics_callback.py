@@ -34,7 +34,7 @@ def test_ground_truth_data_gets_every_metric_and_the_values_match_the_functions(
     trainer.fit(model, datamodule=dm)
 
     # the code metrics after the validation epoch, the intervention scores at fit end
-    assert cb._done == {2: {"codes", "interventions"}} and trainer.global_step == 2
+    assert cb.evaluated == {2: {"codes", "interventions"}} and trainer.global_step == 2
     for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test", "sap",
                 "modularity", "explicitness_test", "irs", "gaussian_total_correlation",
                 "factor_vae_eval_accuracy", "beta_vae_eval_accuracy"):

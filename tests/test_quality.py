@@ -302,7 +302,7 @@ def test_quality_metrics_measure_and_fitted_samples(tmp_path):
     enc = Encoded(torch.randn(50, 4), torch.zeros(50, 4), None)
     trainer = SimpleNamespace(global_step=0, current_epoch=0)
     SHARED_ENCODINGS.store(trainer, model, enc, exhausted=True)
-    item = s._fitted_samples(trainer, model)
+    item = s.fitted_samples(trainer, model)
     assert item.key == "media/samples_fitted" and item.data.ndim == 3
 
 

@@ -300,7 +300,7 @@ import lightning.pytorch as pl
 
 
 class SignalAt(pl.Callback):
-    """Sends this process a real signal at a given global step, or during the end-of-epoch
+    """Sends this process (its main thread) a real signal at a given global step, or during the end-of-epoch
     evaluation (where the metrics callbacks spend minutes)."""
 
     def __init__(self, signum: int = 15, step: int = 2, in_eval: bool = False):
@@ -309,7 +309,7 @@ class SignalAt(pl.Callback):
 
     def on_train_batch_end(self, trainer, *args):
         if not self.in_eval and trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
+            signal.raise_signal(self.signum)
 
     def on_validation_epoch_end(self, trainer, *args):
         if self.in_eval and not trainer.sanity_checking:
@@ -317,7 +317,9 @@ class SignalAt(pl.Callback):
             path = os.path.join(ckpt.dirpath, "last.ckpt")
             self.last_ckpt_before_eval = os.path.exists(path)
             open(os.path.join(trainer.default_root_dir, "last-before-eval" if self.last_ckpt_before_eval else "none"), "w").close()
-            os.kill(os.getpid(), self.signum)
+            # raise(): delivered to this (the main) thread, so Python's handler runs right here;
+            # os.kill to the process may land on a torch or logger thread and be handled later
+            signal.raise_signal(self.signum)
 '''
 
 
