@@ -29,6 +29,8 @@ __all__ = [
     "grid_index",
     "grid_factors",
     "validate_grid_factors",
+    "check_integer_tensor",
+    "require_file",
     "sample_grid_factors",
     "grid_from_classes",
     "BatchDataset",
@@ -61,18 +63,31 @@ def _strides(sizes: Sequence[int]) -> list[int]:
     return strides[::-1]
 
 
+def check_integer_tensor(value, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a tensor of an integer dtype."""
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of integer indices, got {type(value).__name__}")
+    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must have an integer dtype (torch.long), got {value.dtype}; "
+            "convert with .long() if the values are whole numbers"
+        )
+
+
+def require_file(path: Path, what: str, advice: str) -> None:
+    """Raise ``FileNotFoundError`` unless ``path`` is a file: the message names ``what`` (e.g.
+    "dSprites file"), the path, whether its folder exists, and ``advice`` (where to get it)."""
+    if not path.is_file():
+        where = f"the folder {str(path.parent)!r} does not exist" if not path.parent.is_dir() else "no such file"
+        raise FileNotFoundError(f"{what} {str(path)!r} not found ({where}). {advice}")
+
+
 def validate_grid_factors(factors, names: Sequence[str], sizes: Sequence[int]) -> Tensor:
     """Check a ``[N, K]`` integer tensor of factor indices against ``sizes``; return it as long.
 
     The message names the factor, the offending value and row, and the allowed range.
     """
-    if not isinstance(factors, Tensor):
-        raise ValueError(f"factors must be a torch.Tensor of integer indices, got {type(factors).__name__}")
-    if factors.dtype.is_floating_point or factors.dtype.is_complex or factors.dtype == torch.bool:
-        raise ValueError(
-            f"factors must have an integer dtype (torch.long), got {factors.dtype}; "
-            "convert with .long() if the values are whole numbers"
-        )
+    check_integer_tensor(factors, "factors")
     if factors.dim() != 2 or factors.shape[1] != len(sizes):
         raise ValueError(
             f"factors must have shape [N, {len(sizes)}] (columns {', '.join(names)}), "

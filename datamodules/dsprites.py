@@ -69,6 +69,7 @@ from torch.utils.data import Dataset
 
 from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
+    check_integer_tensor,
     EpochSubsetSampler,
     LoaderMixin,
     RenderedBatch,
@@ -147,16 +148,6 @@ def _tables() -> dict[str, Tensor]:
 _TABLES = _tables()
 
 
-def _check_integer(t: Tensor, name: str) -> None:
-    if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of integer indices, got {type(t).__name__}")
-    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise ValueError(
-            f"{name} must have an integer dtype (torch.long), got {t.dtype}; "
-            "convert with .long() if the values are whole numbers"
-        )
-
-
 def validate_factors(factors: Tensor) -> Tensor:
     """Check a ``[N, 6]`` tensor of dSprites factor indices and return it as ``torch.long``.
 
@@ -171,7 +162,7 @@ def index_to_factors(index: Tensor) -> Tensor:
 
     Inverse of ``factors_to_index``; ``index`` must lie in ``0 .. 737279``.
     """
-    _check_integer(index, "index")
+    check_integer_tensor(index, "index")
     if index.dim() != 1:
         raise ValueError(f"index must be a 1-D tensor [N], got shape {list(index.shape)}")
     index = index.long()
@@ -317,7 +308,7 @@ class DSpritesDataset(Dataset):
     def __init__(self, indices: Tensor | None = None):
         if indices is None:
             indices = torch.arange(NUM_IMAGES)
-        _check_integer(indices, "indices")
+        check_integer_tensor(indices, "indices")
         indices = indices.reshape(-1).long()
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= NUM_IMAGES):
             index_to_factors(indices)  # raises, naming the offending value

@@ -47,6 +47,7 @@ from torch import Tensor
 
 from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
+    require_file,
     HoldoutMixin,
     LoaderMixin,
     StoredGridMixin,
@@ -209,13 +210,11 @@ def open_dsprites_npz(path: str | Path, cache_dir: str | Path | None = None) -> 
     an ``NpzImages`` accessor that reads the images on first use.
     """
     path = Path(path)
-    if not path.is_file():
-        where = f"the folder {str(path.parent)!r} does not exist" if not path.parent.is_dir() else "no such file"
-        raise FileNotFoundError(
-            f"dSprites file {str(path)!r} not found ({where}). DSpritesFile needs the official "
-            f"{DSPRITES_FILE_NAME} (26 MB) from {DSPRITES_URL}; download it and pass its path as path=..., "
-            "or use the procedural tcx.datamodules.DSprites, which needs no file"
-        )
+    require_file(
+        path, "dSprites file",
+        f"DSpritesFile needs the official {DSPRITES_FILE_NAME} (26 MB) from {DSPRITES_URL}; download it "
+        "and pass its path as path=..., or use the procedural tcx.datamodules.DSprites, which needs no file",
+    )
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:

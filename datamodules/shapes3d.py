@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from tcx.datamodules._common import (
+    require_file,
     HoldoutMixin,
     LoaderMixin,
     StoredGridMixin,
@@ -123,13 +124,11 @@ class H5Images:
 def open_shapes3d(path: str | Path) -> tuple[H5Images, Tensor, tuple[int, ...], tuple[Tensor, ...]]:
     """Check a Shapes3D ``.h5`` and return ``(images, labels, sizes, value_table)``."""
     path = Path(path)
-    if not path.is_file():
-        where = f"the folder {str(path.parent)!r} does not exist" if not path.parent.is_dir() else "no such file"
-        raise FileNotFoundError(
-            f"Shapes3D file {str(path)!r} not found ({where}). Shapes3D needs the official "
-            f"{SHAPES3D_FILE_NAME} (255 MB) from {SHAPES3D_URL} (see https://github.com/deepmind/3d-shapes); "
-            "download it and pass its path as path=..."
-        )
+    require_file(
+        path, "Shapes3D file",
+        f"Shapes3D needs the official {SHAPES3D_FILE_NAME} (255 MB) from {SHAPES3D_URL} (see "
+        "https://github.com/deepmind/3d-shapes); download it and pass its path as path=...",
+    )
     h5py = _h5py()
     try:
         f = h5py.File(path, "r")
