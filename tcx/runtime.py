@@ -160,7 +160,7 @@ class RunGuard(pl.Callback):
             path = ckpt.format_checkpoint_name(ckpt._monitor_candidates(trainer), ckpt.CHECKPOINT_NAME_LAST)
         except Exception:  # another ModelCheckpoint's naming: its own last checkpoint will do
             return
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint: it must resume
         # the ModelCheckpoint then overwrites this same file after the evaluation (it would
         # otherwise think the name taken and write last-v1.ckpt)
         ckpt.last_model_path = str(path)
