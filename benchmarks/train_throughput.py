@@ -69,7 +69,7 @@ def flop_per_image() -> float:
     model = make_model(False)
     x = torch.rand(32, 1, 64, 64).round()
     with FlopCounterMode(display=False) as counter:
-        _, _, loss = model.compute_terms(x)
+        loss = model.step_terms(x).loss
         loss.backward()
     return counter.get_total_flops() / 32
 
@@ -117,7 +117,7 @@ def minimal_loop(precision: str, batches, warmup: int) -> tuple[float, float]:
 
 
 def tcx_in_memory(precision: str, batches, warmup: int) -> tuple[float, float]:
-    """Images/s of tcx's bare loop (compute_terms) on the same in-memory batches."""
+    """Images/s of tcx's bare loop (step_terms) on the same in-memory batches."""
     model = make_model(False)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -125,7 +125,7 @@ def tcx_in_memory(precision: str, batches, warmup: int) -> tuple[float, float]:
 
     def step(x):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            _, _, loss = model.compute_terms(x)
+            loss = model.step_terms(x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
