@@ -210,6 +210,20 @@ def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: s
     return steps * BATCH / (clock.end - clock.start), statistics.fmean(clock.losses)
 
 
+def _recorded_args(argv: list[str]) -> list[str]:
+    """The command-line arguments as recorded in the results: without ``--out`` and its path,
+    which name a file on the machine that ran the benchmark, not a setting of the measurement."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     from tcx.hardware import cpu_flags, default_precision
 
@@ -279,7 +293,7 @@ def main() -> None:
         f"- precision tcx picks here: **{chosen}** ({reason})",
         f"- command: `{' '.join(f'{k}={v}' for k, v in caps_env.items())} OMP_WAIT_POLICY="
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
-        f"benchmarks/train_throughput.py {' '.join(sys.argv[1:])}`".replace("` ", "`"),
+        f"benchmarks/train_throughput.py {' '.join(_recorded_args(sys.argv[1:]))}`".replace("` ", "`"),
         f"- default AnchorVAE (conv, 10 latents), batch {BATCH}, {args.steps} timed steps after {args.warmup} "
         f"warm-up steps, medians of {args.repeats} interleaved repeats; loss = mean training loss (nats) "
         "over the timed steps (same seed and data in both paths); bf16 where it is emulated: "
