@@ -160,7 +160,9 @@ class RunGuard(pl.Callback):
             path = ckpt.format_checkpoint_name(ckpt._monitor_candidates(trainer), ckpt.CHECKPOINT_NAME_LAST)
         except Exception:  # another ModelCheckpoint's naming: its own last checkpoint will do
             return
-        trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint: it must resume
+        # a save, not a load: Lightning's save-side weights_only=False writes the optimizer and loop
+        # state too, which resuming needs; every load in tcx stays weights_only=True (tcx.safe_io)
+        trainer.save_checkpoint(path, weights_only=False)
         # the ModelCheckpoint then overwrites this same file after the evaluation (it would
         # otherwise think the name taken and write last-v1.ckpt)
         ckpt.last_model_path = str(path)
@@ -179,7 +181,8 @@ class RunGuard(pl.Callback):
         if not trainer.is_global_zero:
             return
         try:
-            # not trainer.save_checkpoint: its barrier could wait for a rank that is gone
+            # not trainer.save_checkpoint: its barrier could wait for a rank that is gone. A save,
+            # not a load: weights_only=False keeps the optimizer and loop state for the resume
             checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
             trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
         except Exception as exc:
