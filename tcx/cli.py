@@ -44,7 +44,7 @@ import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
 from tcx import runtime
 from tcx.callbacks import media_files
 from tcx.hardware import default_precision
-from tcx.experiments import describe_experiments, resolve_config_args
+from tcx.experiments import describe_experiments, flag_values, resolve_config_args
 from tcx.models.base import CorExVAE
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
@@ -239,14 +239,7 @@ def check_class_names(argv: list[str]) -> None:
         "--model": _known_classes(tcx.models, CorExVAE),
         "--data": _known_classes(tcx.datamodules, pl.LightningDataModule),
     }
-    for i, arg in enumerate(argv):
-        flag, sep, value = arg.partition("=")
-        if flag not in choices:
-            continue
-        if not sep:
-            if i + 1 >= len(argv):
-                continue
-            value = argv[i + 1]
+    for _, flag, value in flag_values(argv, tuple(choices)):
         known = choices[flag]
         if "." in value or value.startswith(("{", "[")) or value in known or value.endswith((".yaml", ".yml", ".json")):
             continue
@@ -288,15 +281,10 @@ def with_default_classes(argv: list[str]) -> list[str]:
     """
     if not argv or argv[0] not in SUBCOMMANDS:
         return argv
-    given = set()
-    for i, arg in enumerate(argv[1:], start=1):
-        flag, sep, value = arg.partition("=")
-        if flag in DEFAULT_CLASSES:
-            given.add(flag)
-        elif flag in ("-c", "--config"):
-            path = value if sep else (argv[i + 1] if i + 1 < len(argv) else "")
-            keys = _config_keys(path, argv[0]) if path else set()
-            given |= {f"--{k}" for k in keys if f"--{k}" in DEFAULT_CLASSES}
+    given = {flag for _, flag, _ in flag_values(argv, tuple(DEFAULT_CLASSES))}
+    for _, _, path in flag_values(argv, ("-c", "--config")):
+        keys = _config_keys(path, argv[0]) if path else set()
+        given |= {f"--{k}" for k in keys if f"--{k}" in DEFAULT_CLASSES}
     missing = [f"{flag}={cls}" for flag, cls in DEFAULT_CLASSES.items() if flag not in given]
     return [argv[0], *missing, *argv[1:]]
 
@@ -365,8 +353,6 @@ def main(args=None) -> None:
     argv = [a for a in argv if a != "--debug"]
     _TERMINATION.received = False
     _TERMINATION.install()
-    # LightningCLI's notice that args= and sys.argv both exist: tcx passes its own argv on purpose
-    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
     try:
         _main(argv)
     except runtime.SIGTERMException:
@@ -402,11 +388,7 @@ def _main(argv: list[str]) -> None:
     if argv and argv[0] == "configs":
         print(describe_experiments())
         raise SystemExit(0)
-    try:
-        argv = resolve_config_args(argv)
-    except FileNotFoundError as err:
-        print(f"tcx: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    argv = resolve_config_args(argv)  # an unknown name: FileNotFoundError, one paragraph in main()
     configure_wandb_mode()
     runtime.settle_wandb_mode()
     quiet_known_warnings()
@@ -564,13 +546,8 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
     """Entry point of ``tcx traverse`` (dispatched by :func:`main`, which passes the datamodule
     classes a user can name, ``datamodules``); returns the exit status."""
     if datamodules is None:
-        # called directly rather than through tcx.cli: the same registered datamodules
-        import lightning.pytorch as pl
-
-        import tcx.datamodules as registered
-
-        datamodules = [c for c in (getattr(registered, n) for n in getattr(registered, "__all__", ()))
-                       if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
+        # called directly rather than through main(): the same registered datamodules
+        datamodules = _registered(tcx.datamodules, pl.LightningDataModule)
     parser = _parser()
     try:
         args = parser.parse_args(argv)

@@ -388,13 +388,11 @@ def check_config_files(argv: list[str]) -> None:
     and the column (the parser's own message names none)."""
     import yaml
 
-    for i, arg in enumerate(argv):
-        flag, sep, value = arg.partition("=")
-        if flag not in ("-c", "--config"):
-            continue
-        path = value if sep else (argv[i + 1] if i + 1 < len(argv) else "")
-        if not path:
-            continue
+    from tcx.experiments import flag_values, is_inline_config
+
+    for _, flag, path in flag_values(argv, ("-c", "--config")):
+        if not path or is_inline_config(path):
+            continue  # YAML given inline: jsonargparse parses (and reports) it
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"config file {path!r} does not exist (given with {flag})")
