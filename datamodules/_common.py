@@ -408,6 +408,11 @@ class LoaderMixin:
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.split_dataset("test"))
 
+    def has_own_test_set(self) -> bool:
+        """Whether the data come with a test set of their own (built by ``setup("test")``) rather
+        than the second half of the validation holdout. False unless a datamodule says so."""
+        return False
+
     def split_dataset(self, split: str) -> Dataset:
         """The dataset of one split: ``"train"``, ``"val"`` or ``"test"``; validation and test
         never share an item.
@@ -423,11 +428,14 @@ class LoaderMixin:
         if split == "train":
             self.setup("fit")
             return self.train_dataset
-        self.setup("test")  # builds a datamodule's own test set when it has one
-        own = getattr(self, "test_dataset", None)
+        if self.has_own_test_set():
+            if split == "val":
+                self.setup("validate")  # never reads the test set just to validate
+                return self.val_dataset
+            self.setup("test")
+            return self.test_dataset
+        self.setup("validate")
         holdout = self.val_dataset
-        if own is not None:
-            return holdout if split == "val" else own
         n = len(holdout)
         cut = n - n // 2
         if split == "test" and cut == n:

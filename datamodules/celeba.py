@@ -315,6 +315,10 @@ class CelebA(LoaderMixin, pl.LightningDataModule):
             raise ValueError(f"CelebA: {PARTITION_FILE} in {str(self._base)!r} puts no image in the {split!r} split")
         return CelebAImages(load, names, attrs, idx, self.crop_size, self.image_size)
 
+    def has_own_test_set(self) -> bool:
+        """CelebA's official partition has a test part."""
+        return True
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is None:
             self.train_dataset = self.dataset("train")

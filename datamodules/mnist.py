@@ -428,6 +428,11 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
             self._split = seeded_split(n, val, self.seed)
         return self._split
 
+    def has_own_test_set(self) -> bool:
+        """The full MNIST (``source="torchvision"``) has the official 10,000 test images; the
+        embedded 5,000 do not."""
+        return self.source == "torchvision"
+
     def setup(self, stage: str | None = None) -> None:
         train, val = self.split
         source = self._source("train")

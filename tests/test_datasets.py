@@ -74,6 +74,7 @@ def test_mnist_torchvision_reads_idx_files(tmp_path):
     border = x.clone()
     border[:, :, 2:30, 2:30] = 0
     assert border.abs().sum() == 0, "the padding must be black"
+    assert dm.test_dataset is None, "validating must not read the test set"
     # the test split is MNIST's own test set (t10k)
     dm.setup("test")
     xt, yt = next(iter(dm.test_dataloader()))
