@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -114,16 +115,21 @@ def resolve_class(
     return cls
 
 
-def atomic_save(write: Callable[[Any], None], path) -> Path:
+_CHECKPOINT_ADVICE = "point the checkpoints elsewhere (--trainer.default_root_dir or ModelCheckpoint's dirpath)"
+
+
+def atomic_save(write: Callable[[Any], None], path, advice: str = _CHECKPOINT_ADVICE) -> Path:
     """Write ``path`` atomically: ``write(file object)`` fills a temporary file beside it (same
     folder, so same filesystem), which is flushed, synced and renamed over ``path``.
 
     On any failure the temporary file is removed and an existing ``path`` is left untouched; a full
-    disk (``ENOSPC``, ``EDQUOT``) raises :class:`DiskFullError` with a one-line message.
+    disk (``ENOSPC``, ``EDQUOT``) raises :class:`DiskFullError` with a one-line message that ends
+    with ``advice`` (where else to write). The temporary name carries the process and thread, so
+    concurrent writers of one target never share it.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -140,8 +146,7 @@ def atomic_save(write: Callable[[Any], None], path) -> Path:
             raise DiskFullError(
                 errno.ENOSPC,
                 f"no space left on the disk of {str(target.parent)!r}: {target.name} was not written "
-                f"({kept}); free space there or point the checkpoints elsewhere "
-                "(--trainer.default_root_dir or ModelCheckpoint's dirpath)",
+                f"({kept}); free space there or {advice}",
             ) from None
         raise
     return target

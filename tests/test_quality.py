@@ -240,7 +240,7 @@ def test_split_data_test_is_distinct_from_validation_on_procedural_data():
 
 
 def test_split_data_keeps_a_datamodule_s_own_test_set(tmp_path):
-    from test_datasets import write_mnist
+    from fakes import write_mnist
 
     from tcx.datamodules import MNIST
 

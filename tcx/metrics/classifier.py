@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from tcx.safe_io import atomic_save
 
 __all__ = ["FeatureClassifier", "train_classifier", "cached_classifier", "data_fingerprint", "default_cache_dir"]
 
@@ -169,12 +170,6 @@ def cached_classifier(
         except Exception:  # a truncated or foreign file: train again and overwrite it
             pass
     model = train_classifier(x_train, y_train, x_test, y_test, num_classes, epochs=epochs, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    os.close(fd)
-    try:
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    state = model.state_dict()
+    atomic_save(lambda f: torch.save(state, f), path, advice="set TCX_CACHE to a folder with space")
     return model
