@@ -221,14 +221,5 @@ class InformationDiagnostics(MediaCallback):
         num_scored = None if self.num_scored is None else min(self.num_scored, len(encoded))
         return information_media(
             pl_module, encoded, names, num_bins=self.num_bins, num_scored=num_scored, seed=self.seed,
-            dataset_size=_dataset_size(dm),
+            dataset_size=getattr(pl_module, "dataset_size", None),
         )
-
-
-def _dataset_size(datamodule) -> int | None:
-    """The datamodule's declared ``dataset_size`` (tcx.datamodules.protocol), if any."""
-    try:
-        size = getattr(datamodule, "dataset_size", None) if datamodule is not None else None
-        return int(size) if size is not None and int(size) >= 1 else None
-    except (TypeError, ValueError):
-        return None

@@ -269,7 +269,7 @@ def export_pictures(
 ) -> tuple[dict[str, Path], list[str], list[str]]:
     """Write the pictures of ``model`` to the folder ``out``; returns ``(files, failures, notes)``:
     ``{key: path}`` written, the keys that failed, and why pictures were left out."""
-    from tcx.callbacks.diagnostics import _dataset_size, factor_names_of, information_media
+    from tcx.callbacks.diagnostics import factor_names_of, information_media
 
     failures: list[str] = []
     notes: list[str] = []
@@ -302,7 +302,7 @@ def export_pictures(
                 media, _ = information_media(
                     model, encoded, factor_names_of(datamodule, encoded.y), seed=seed,
                     num_scored=min(1000, len(encoded)), failures=failures,
-                    dataset_size=_dataset_size(datamodule),
+                    dataset_size=getattr(model, "dataset_size", None),
                 )
                 items += media
             except Exception as exc:

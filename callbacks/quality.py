@@ -38,7 +38,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from tcx.aggregate_density import AggregateDensity
-from tcx.callbacks.encoding import encode_posteriors
+from tcx.callbacks.encoding import encode_posteriors, evaluating, to_model
+from tcx.callbacks.media import MediaCallback
 from tcx.estimators import aggregate_information_full, rate_per_latent
 from tcx.metrics.classifier import cached_classifier
 from tcx.metrics.intervention_agreement import intervention_agreement
@@ -158,15 +159,10 @@ class QualityMetrics(Callback):
         return sorted(torch.argsort(rates, descending=True)[:k].tolist())
 
     # ---------------------------------------------------------------------------- measure
-    @torch.no_grad()
     def measure(self, model, datamodule) -> dict[str, float]:
         """Every measurement of the module docstring for ``model`` on ``datamodule``'s data."""
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             return self._measure(model, datamodule)
-        finally:
-            model.train(was_training)
 
     def _measure(self, model, datamodule) -> dict[str, float]:
         clf = self.classifier(datamodule).to(model.device)
@@ -234,7 +230,8 @@ class QualityMetrics(Callback):
         score("prior", generate())
         density = AggregateDensity.fit(m_tr, v_tr, subset, self.density_components, seed=self.seed)
         score("fitted", generate(density))
-        recon = torch.cat([model.reconstruct(xb.to(model.device)).float().cpu() for xb in x_te.split(500)])
+        # the decoded posterior means of the test points, encoded once above (m_te)
+        recon = torch.cat([model.decode(to_model(model, m)).float().cpu() for m in m_te.split(500)])
         score("recon", recon)
         out["recon_class_kept"] = float((clf.evaluate(recon)[1].argmax(1) == l_te).float().mean())
         # likelihood
@@ -254,5 +251,6 @@ class QualityMetrics(Callback):
             raise ValueError("QualityMetrics needs a datamodule with split_data (every tcx datamodule has it)")
         self.last = self.measure(pl_module, datamodule)
         numbers = {f"quality/{k}": v for k, v in self.last.items() if isinstance(v, float)}
-        for logger in trainer.loggers:
-            logger.log_metrics(numbers, step=trainer.global_step)
+        # to every logger and to trainer.callback_metrics (the end-of-fit summary), as the picture
+        # callbacks log their scalars
+        MediaCallback._log_scalars(trainer, pl_module, numbers, trainer.global_step, in_hook=False)

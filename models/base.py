@@ -416,6 +416,10 @@ class CorExVAE(pl.LightningModule):
         every = int(trainer.log_every_n_steps)
         if every == 0:
             return False
+        if int(getattr(trainer, "accumulate_grad_batches", 1)) > 1:
+            # the Trainer then counts optimizer steps, not batches, and no public attribute says
+            # which batch it writes: build the terms on every batch (exact, a few % slower)
+            return True
         # the Trainer's own rule: batch k (from 0, across epochs) is written when (k + 1) % every == 0
         if (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % every == 0 or trainer.should_stop:
             return True

@@ -579,6 +579,9 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
         return 2
 
     datamodule, why = rebuild_datamodule(checkpoint, known=datamodules, trust=args.trust)
+    if getattr(datamodule, "dataset_size", None) is not None:
+        # the dataset size N the information estimates need, by the model's one route
+        model.attach_data(dataset_size=datamodule.dataset_size)
     del checkpoint
     out = Path(args.out)
     try:
