@@ -192,22 +192,6 @@ def _values(results, dataset, model, key):
     return [r[key] for r in results if r["dataset"] == dataset and r["model"] == model and isinstance(r.get(key), (int, float))]
 
 
-def _better(results, dataset, model, ref, key, higher: bool) -> str:
-    """'better', 'worse' or 'same': model vs ref on key, beyond the sum of the two seed spreads
-    (a difference smaller than that is 'same')."""
-    a, b = _values(results, dataset, model, key), _values(results, dataset, ref, key)
-    if not a or not b:
-        return "n/a"
-    (ma, sa), (mb, sb) = _stats(a), _stats(b)
-    margin = (0 if math.isnan(sa) else sa) + (0 if math.isnan(sb) else sb)
-    diff = (ma - mb) if higher else (mb - ma)
-    if diff > margin:
-        return "better"
-    if diff < -margin:
-        return "worse"
-    return "same"
-
-
 CLAIMS = [
     ("1. Anchors carry more information",
      "the anchors' rate (an upper bound on their information) and their estimated information I(Z_j;X) "

@@ -122,8 +122,8 @@ def traversal_media(
 
 
 def rows_of(images: Tensor, per_row: int) -> Tensor:
-    """``images`` ``[n, C, H, W]`` as rows of ``per_row`` tiles ``[rows, per_row, C, H, W]`` (blank tiles pad the last)."""
-    """``[n, C, H, W]`` as rows of ``per_row`` (the last one filled with grey tiles)."""
+    """``images`` ``[n, C, H, W]`` as rows of ``per_row`` tiles ``[rows, per_row, C, H, W]`` (grey
+    tiles pad the last row)."""
     n = images.shape[0]
     rows = math.ceil(n / per_row)
     missing = rows * per_row - n

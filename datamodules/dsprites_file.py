@@ -315,7 +315,6 @@ class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataM
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _FileSource(self._images, self._sizes)
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
-        self.train_dataset = self.val_dataset = None
 
     # -- declared ground truth ------------------------------------------------------------
 
