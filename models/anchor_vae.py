@@ -49,6 +49,25 @@ def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int,
     return tuple(sorted(indices))
 
 
+def check_anchor_weights(anchor_beta, beta) -> None:
+    """Refuse weights that do not anchor: ``anchor_beta`` must lie in ``[0, 1)`` and below ``beta``
+    (docs/math.md#anchorvae: a smaller weight on the anchors' information than on the others', a
+    bonus, not a penalty). Shared by every family with anchors."""
+    if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
+        raise ValueError(
+            f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1) "
+            "(a smaller weight than the VAE's 1 on the anchors' information)"
+        )
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+    if not anchor_beta < beta:
+        raise ValueError(
+            f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "
+            "larger weight on their information than the other latents, a penalty instead of the "
+            "bonus anchoring means; choose anchor_beta < beta (e.g. anchor_beta 0.2 with beta 1)"
+        )
+
+
 class AnchorVAE(CorExVAE):
     """The AnchorVAE of Gao et al. 2019: anchors get the weight ``anchor_beta`` on their rate.
 
@@ -71,19 +90,7 @@ class AnchorVAE(CorExVAE):
         beta: float = 1.0,
         **kwargs,
     ) -> None:
-        if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
-            raise ValueError(
-                f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1) "
-                "(a smaller weight than the VAE's 1 on the anchors' information)"
-            )
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
-        if not anchor_beta < beta:
-            raise ValueError(
-                f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "
-                "larger weight on their information than the other latents, a penalty instead of the "
-                "bonus anchoring means; choose anchor_beta < beta (e.g. anchor_beta 0.2 with beta 1)"
-            )
+        check_anchor_weights(anchor_beta, beta)
         self._anchors = resolve_anchors(anchors, int(latent_dim))
         self.anchor_beta = float(anchor_beta)
         self.beta = float(beta)

@@ -19,7 +19,8 @@ from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian, StandardNormal
 from tcx.estimators import aggregate_information
 from tcx.hierarchical import HierarchicalTerms, hierarchical_bound, mixture_information
-from tcx.models.anchor_vae import resolve_anchors
+from tcx.models.anchor_vae import check_anchor_weights, resolve_anchors
+from tcx.objective import as_weight_vector
 from tcx.models.base import CorExVAE
 from tcx.networks import MLPEncoder
 
@@ -98,11 +99,14 @@ class HierarchicalVAE(CorExVAE):
         hidden = tuple(int(h) for h in layer_hidden_dims)
         if any(h < 1 for h in hidden):
             raise ValueError(f"layer_hidden_dims must be positive, got {list(hidden)}")
-        check_real("anchor_beta", anchor_beta, 0.0, 1.0, high_open=True)
-        check_real("beta", beta, 0.0)
         check_int("information_samples", information_samples, 0)
         self.layer_sizes = sizes
         self._anchors = self._resolve_layer_anchors(anchors, sizes)
+        if any(self._anchors):
+            check_anchor_weights(anchor_beta, beta)
+        else:  # no anchors: anchor_beta weighs nothing, only its range is checked
+            check_real("anchor_beta", anchor_beta, 0.0, 1.0, high_open=True)
+            check_real("beta", beta, 0.0)
         self.anchor_beta = float(anchor_beta)
         self.beta = float(beta)
         self.information_samples = int(information_samples)
@@ -116,6 +120,12 @@ class HierarchicalVAE(CorExVAE):
         self.up = nn.ModuleList(MLPEncoder((sizes[i - 1],), sizes[i], hidden) for i in range(1, len(sizes)))
         self.down = nn.ModuleList(MLPEncoder((sizes[i],), sizes[i - 1], hidden) for i in range(1, len(sizes)))
         self.top_prior = StandardNormal(sizes[-1])
+        # the weights of the bound, checked once here (not on every step) and kept on the
+        # module's device; not saved: they follow from beta, anchor_beta and anchors
+        for i, w in enumerate(self.layer_weights()):
+            self.register_buffer(
+                f"_weights_layer{i + 1}", as_weight_vector(w, w.numel(), f"weights for layer {i + 1}"), persistent=False
+            )
 
     @staticmethod
     def _resolve_layer_anchors(anchors, sizes) -> tuple[tuple[int, ...], ...]:
@@ -260,7 +270,8 @@ class HierarchicalVAE(CorExVAE):
         entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
         terms = hierarchical_bound(
             x, params, self.likelihood, posteriors, samples, conditionals, self.top_prior,
-            weights=[w.to(x.device) for w in self.layer_weights()], input_entropy=entropy,
+            weights=[getattr(self, f"_weights_layer{i + 1}") for i in range(len(self.layer_sizes))],
+            input_entropy=entropy,
             layer=self._encode_layer,
         )
         sel = self._encode_layer - 1

@@ -136,7 +136,9 @@ def hierarchical_bound(
             the sampled ``z^{l+1}``.
         prior: ``r(z^L)`` on the top layer.
         weights: per layer, the weight on each unit's rate (a number or ``[D_l]``; all 1 by
-            default, which gives the ELBO; non-negative).
+            default, which gives the ELBO; non-negative). Numbers and lists are checked here
+            (``as_weight_vector``); a ``[D_l]`` tensor is taken as already checked, as
+            ``HierarchicalVAE`` does once at construction.
         input_entropy: ``H(X_i)`` per input or its sum, for ``corex_bound``.
         layer: the layer (from 1) whose per-unit rates fill ``rate_per_latent``; the top if None.
     """
@@ -167,7 +169,12 @@ def hierarchical_bound(
     rate = torch.stack(layer_rate).sum()
     weighted = []
     for i, (w, r) in enumerate(zip(weights, rates)):
-        w = as_weight_vector(w, r.numel(), f"weights for layer {i + 1}").to(device=r.device, dtype=r.dtype)
+        if isinstance(w, Tensor) and w.shape == r.shape:
+            # a [D_l] tensor is taken as checked by whoever built it (HierarchicalVAE does, once,
+            # at construction): no host sync on every step
+            w = w.to(device=r.device, dtype=r.dtype)
+        else:
+            w = as_weight_vector(w, r.numel(), f"weights for layer {i + 1}").to(device=r.device, dtype=r.dtype)
         weighted.append((r * w).sum())
     weighted_rate = torch.stack(weighted).sum()
     h = None

@@ -595,3 +595,12 @@ def test_family_trains_from_the_cli_and_its_checkpoint_loads_back(config, cls, t
     with torch.no_grad():
         assert torch.equal(loaded.encode(x).mean, model.encode(x).mean)
         assert torch.equal(loaded.encode(x).log_var, model.encode(x).log_var)
+
+
+def test_hierarchical_anchors_follow_the_anchor_rule():
+    # the same rule as AnchorVAE's (models.anchor_vae.check_anchor_weights): a bonus, never a penalty
+    with pytest.raises(ValueError, match=r"anchor_beta=0.5 >= beta=0.4 is not allowed"):
+        HierarchicalVAE(layer_sizes=[4, 2], layer_hidden_dims=[8], anchors=[[1], []], anchor_beta=0.5, beta=0.4, **SMALL)
+    # without anchors the weight on them is moot
+    m = HierarchicalVAE(layer_sizes=[4, 2], layer_hidden_dims=[8], anchor_beta=0.5, beta=0.4, **SMALL)
+    assert m.anchor_indices == ()
