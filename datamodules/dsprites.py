@@ -69,6 +69,7 @@ from torch.utils.data import Dataset
 
 from tcx.distributions import bernoulli_entropy
 from tcx.datamodules._common import (
+    HoldoutMixin,
     check_integer_tensor,
     EpochSubsetSampler,
     LoaderMixin,
@@ -77,7 +78,6 @@ from tcx.datamodules._common import (
     collate_rendered,
     grid_factors,
     grid_index,
-    seeded_split,
     validate_grid_factors,
 )
 
@@ -326,7 +326,7 @@ class DSpritesDataset(Dataset):
         return RenderedBatch(render_dsprites(y), y)
 
 
-class DSprites(LoaderMixin, pl.LightningDataModule):
+class DSprites(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """The procedural dSprites datamodule: batches ``(x [B, 1, 64, 64] in {0, 1}, y [B, 6] long)``.
 
     Images are rendered on demand from the factor grid by ``render_dsprites`` (see the module
@@ -375,7 +375,6 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self.num_images: int = NUM_IMAGES
-        self._split: tuple[Tensor, Tensor] | None = None
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
         self.train_dataset: DSpritesDataset | None = None
         self.val_dataset: DSpritesDataset | None = None
@@ -391,11 +390,6 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
     def factor_sizes(self) -> tuple[int, ...]:
         """``(1, 3, 6, 40, 32, 32)``."""
         return FACTOR_SIZES
-
-    @property
-    def dataset_size(self) -> int:
-        """Number of training images (grid indices not held out): ``737280 - val_size``."""
-        return NUM_IMAGES - self.val_size
 
     def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """``[num, 6]`` long factor indices, each factor uniform and independent (over the full grid)."""
@@ -431,12 +425,8 @@ class DSprites(LoaderMixin, pl.LightningDataModule):
 
     # -- split and loaders -----------------------------------------------------------------
 
-    @property
-    def split(self) -> tuple[Tensor, Tensor]:
-        """``(train_indices, val_indices)``: disjoint grid indices, the same for the same seed."""
-        if self._split is None:
-            self._split = seeded_split(NUM_IMAGES, self.val_size, self.seed)
-        return self._split
+    def _num_stored(self) -> int:
+        return NUM_IMAGES
 
     def setup(self, stage: str | None = None) -> None:
         train, val = self.split
