@@ -61,6 +61,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from tcx.errors import TcxError
 from tcx.groundtruth import GroundTruth, LabelledData, is_ground_truth
 
 __all__ = [
@@ -79,7 +80,7 @@ GROUND_TRUTH_MEMBERS = ("factor_names", "factor_sizes", "sample_factors", "rende
 LABELLED_MEMBERS = ("num_classes", "class_names")
 
 
-class DataModuleError(ValueError):
+class DataModuleError(TcxError):
     """A datamodule does not follow tcx's protocol; ``problems`` lists what is wrong."""
 
     def __init__(self, name: str, problems: Sequence[str]):

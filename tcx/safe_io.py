@@ -26,10 +26,12 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from tcx.errors import TcxError
+
 __all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "resolve_class", "atomic_save"]
 
 
-class CheckpointRefused(ValueError):
+class CheckpointRefused(TcxError):
     """A checkpoint holds something tcx will not load (code, or a class it cannot vouch for)."""
 
 

@@ -1,6 +1,6 @@
 """Argument checks shared by every part of tcx: one message format for a bad number or choice.
 
-Each check raises ``ValueError`` naming the argument, the value it got and what is allowed, and
+Each check raises :class:`tcx.errors.TcxError` (a ``ValueError``) naming the argument, the value it got and what is allowed, and
 returns the value in its plain Python type. ``bool`` is refused where a number is asked for
 (``True`` is an ``int`` to Python, never what a user meant by a count).
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Sequence
+
+from tcx.errors import TcxError
 
 __all__ = ["check_int", "check_real", "check_choice", "check_probability"]
 
@@ -35,7 +37,7 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None,
         or (low is not None and value < low)
         or (high is not None and value > high)
     ):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise TcxError(f"{name} must be {allowed}, got {value!r}")
     return int(value)
 
 
@@ -69,7 +71,7 @@ def check_real(
     if ok and high is not None:
         ok = float(value) < high if high_open else float(value) <= high
     if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise TcxError(f"{name} must be {allowed}, got {value!r}")
     return float(value)
 
 
@@ -81,5 +83,5 @@ def check_probability(name: str, value, low: float = 0.0, high: float = 1.0) -> 
 def check_choice(name: str, value, choices: Sequence[str]) -> str:
     """``value`` if it is one of ``choices``; else ``ValueError`` listing them."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        raise TcxError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     return value
