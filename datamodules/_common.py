@@ -393,14 +393,17 @@ class LoaderMixin:
             **opts,
         )
 
+    def train_sampler(self, n: int) -> Sampler:
+        """The training order over ``n`` items: one random pass (``epoch_size=None``) or a seeded
+        ``epoch_size`` subset each epoch (``EpochSubsetSampler``)."""
+        if self.epoch_size is None:
+            return RandomSampler(range(n))
+        return EpochSubsetSampler(n, self.epoch_size, seed=self.seed)
+
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         ds = self.train_dataset
-        if self.epoch_size is None:
-            sampler: Sampler = RandomSampler(ds)
-        else:
-            sampler = EpochSubsetSampler(len(ds), self.epoch_size, seed=self.seed)
-        return self._loader(ds, sampler)
+        return self._loader(ds, self.train_sampler(len(ds)))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split_dataset("val"))

@@ -68,6 +68,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tcx.distributions import bernoulli_entropy
+from tcx.datamodules.device_batches import DeviceBatchMixin
 from tcx.datamodules._common import (
     HoldoutMixin,
     check_integer_tensor,
@@ -255,7 +256,12 @@ def render_dsprites(factors: Tensor) -> Tensor:
     are produced on its device. The mapping from factors to pixels is given in the module
     docstring. Deterministic: the same factor row always gives the same image.
     """
-    factors = validate_factors(factors)
+    return _render(validate_factors(factors))
+
+
+def _render(factors: Tensor) -> Tensor:
+    """``render_dsprites`` of factors already known to be valid (long, in range): no check, so no
+    host synchronisation when the factors are on a GPU."""
     n, device = factors.shape[0], factors.device
     out = torch.zeros(n, IMAGE_SIZE * IMAGE_SIZE, device=device)
     if n == 0:
@@ -326,7 +332,7 @@ class DSpritesDataset(Dataset):
         return RenderedBatch(render_dsprites(y), y)
 
 
-class DSprites(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
+class DSprites(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """The procedural dSprites datamodule: batches ``(x [B, 1, 64, 64] in {0, 1}, y [B, 6] long)``.
 
     Images are rendered on demand from the factor grid by ``render_dsprites`` (see the module
@@ -346,6 +352,12 @@ class DSprites(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
             the training split is 732,280 images.
         seed: seed of the train/validation split and of the per-epoch subsets.
         pin_memory: passed to the DataLoaders.
+        render_on: where the training images are rendered: ``"loader"`` (in the DataLoader, on
+            the CPU), ``"device"`` (the loader sends grid indices and ``on_after_batch_transfer``
+            renders them on the training device, the same images bit for bit), or ``"auto"``
+            (the device when the Trainer trains on a GPU or another accelerator, else the
+            loader). Validation and test images are always rendered in the loader
+            (datamodules/device_batches.py).
 
     Satisfies ``tcx.groundtruth.GroundTruth``: ``factor_names``, ``factor_sizes``,
     ``sample_factors``, ``render``.
@@ -359,8 +371,10 @@ class DSprites(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
         epoch_size: int | None = 73728,
         seed: int = 0,
         pin_memory: bool = False,
+        render_on: str = "auto",
     ):
         super().__init__()
+        self.render_on = self._check_render_on(render_on)
         _check_int("batch_size", batch_size, 1)
         _check_int("num_workers", num_workers, 0)
         _check_int("val_size", val_size, 1, NUM_IMAGES - 1)
@@ -401,6 +415,12 @@ class DSprites(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     def render(self, factors: Tensor) -> Tensor:
         """Images ``[num, 1, 64, 64]`` (float, 0. or 1.) of ``[num, 6]`` factor indices."""
         return render_dsprites(factors)
+
+    def make_rows(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x, y)`` of grid indices ``rows`` (from the training split, so valid), rendered on
+        ``rows``' device: what ``DSpritesDataset`` gives for the same indices."""
+        factors = grid_factors(rows, FACTOR_SIZES)
+        return _render(factors), factors
 
     def pixel_entropy(self, num_samples: int = 20000, seed: int = 0) -> Tensor:
         """Per-pixel marginal entropy ``H(X_i)`` in nats, ``[1, 64, 64]``, each in ``[0, log 2]``.

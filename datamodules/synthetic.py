@@ -32,6 +32,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from tcx.datamodules.device_batches import DeviceBatchMixin
 from tcx.datamodules._common import (
     HoldoutMixin,
     LoaderMixin,
@@ -85,7 +86,7 @@ class _Source:
         return self.x[rows], self.y[rows]
 
 
-class SyntheticCorEx(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
+class SyntheticCorEx(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModule):
     """Synthetic CorEx data (module docstring): batches ``(x [B, n] float in [0, 1], y [B, m] long)``
     with ``n = num_factors * copies_per_factor + num_noise_dims``.
 
@@ -103,6 +104,10 @@ class SyntheticCorEx(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
         batch_size, num_workers, pin_memory, epoch_size: as for the other datamodules (the data
             is in memory: 0 workers).
         seed: seed of the data, the column permutation and the split.
+        render_on: ``"device"`` keeps a copy of the points on the training device and gathers
+            each training batch there from the row indices the loader sends; ``"loader"`` gathers
+            in the DataLoader; ``"auto"``: the device on a GPU or other accelerator, else the
+            loader (datamodules/device_batches.py). The batches are the same either way.
 
     Satisfies ``tcx.groundtruth.GroundTruth``; ``render`` draws the channel noise (seeded).
     """
@@ -122,8 +127,11 @@ class SyntheticCorEx(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
         pin_memory: bool | None = None,
         epoch_size: int | None = None,
         seed: int = 0,
+        render_on: str = "auto",
     ):
         super().__init__()
+        self.render_on = self._check_render_on(render_on)
+        self._on_device: dict[torch.device, tuple[Tensor, Tensor]] = {}
         check_int("num_factors", num_factors, 1)
         check_int("copies_per_factor", copies_per_factor, 1)
         check_int("factor_cardinality", factor_cardinality, 2, 255)
@@ -197,6 +205,14 @@ class SyntheticCorEx(HoldoutMixin, LoaderMixin, pl.LightningDataModule):
         uniform = torch.randint(0, c, (num, n), generator=generator).to(values.device)
         values = torch.where(copy, values, uniform)
         return values.float() / (c - 1)
+
+    def make_rows(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x, y)`` of the stored points ``rows``, gathered on ``rows``' device from a copy of
+        the points kept there (made on first use)."""
+        if rows.device not in self._on_device:
+            self._on_device[rows.device] = (self._source.x.to(rows.device), self._source.y.to(rows.device))
+        x, y = self._on_device[rows.device]
+        return x[rows], y[rows]
 
     def render(self, factors: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Observations ``[num, n]`` (float in [0, 1]) of factor indices ``[num, m]``, with fresh
