@@ -148,16 +148,24 @@ def make_model(compile: bool) -> AnchorVAE:
     return AnchorVAE(latent_dim=10, anchors=2, anchor_beta=0.2, compile=compile, input_entropy_samples=0)
 
 
-def bare_loop(precision: str, steps: int, warmup: int, compile: bool) -> tuple[float, float]:
-    """Images/s of a plain loop (after warmup steps) and the mean loss over the timed steps."""
+def compiled_for_bare_loop(model: AnchorVAE, compile: bool) -> AnchorVAE:
+    """A bare loop has no fit start, where the model applies its ``compile`` rule: compile here."""
+    model.compile_networks(compile)
+    return model
+
+
+def bare_loop(precision: str, steps: int, warmup: int, compile: bool) -> tuple[float, float, float]:
+    """Images/s of a plain loop (after warmup steps), the mean loss over the timed steps, and the
+    seconds the warm-up steps took (with compile: the compilation)."""
     dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup))
     dm.setup("fit")
-    model = make_model(compile)
+    model = compiled_for_bare_loop(make_model(compile), compile)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     bf16 = precision == "bf16-mixed"
     losses = []
     start = None
+    began = time.perf_counter()
     for i, (x, _) in enumerate(dm.train_dataloader()):
         if i == warmup:
             start = time.perf_counter()
@@ -169,7 +177,7 @@ def bare_loop(precision: str, steps: int, warmup: int, compile: bool) -> tuple[f
         if i >= warmup:
             losses.append(loss.item())
     elapsed = time.perf_counter() - start
-    return steps * BATCH / elapsed, statistics.fmean(losses)
+    return steps * BATCH / elapsed, statistics.fmean(losses), start - began
 
 
 class _Clock(pl.Callback):
@@ -261,9 +269,10 @@ def main() -> None:
                 steps, warmup = args.emulated_steps, 1
             batches = in_memory_batches(steps + warmup)
             bare, trainer, ratios, loss_b, loss_t = [], [], [], [], []
-            mins, mems = [], []
+            mins, mems, warm = [], [], []
             for _ in range(args.repeats):
-                b, lb = bare_loop(precision, steps, warmup, compile)
+                b, lb, w = bare_loop(precision, steps, warmup, compile)
+                warm.append(w)
                 t, lt = trainer_path(precision, steps, warmup, compile, root)
                 bare.append(b), trainer.append(t), ratios.append(t / b), loss_b.append(lb), loss_t.append(lt)
                 if not compile:
@@ -275,7 +284,7 @@ def main() -> None:
                       + (f"  | minimal {m:7.0f}  tcx in memory {i:7.0f}" if not compile else ""), flush=True)
             med = statistics.median
             rows.append((precision, compile, med(bare), med(trainer), med(ratios), statistics.fmean(loss_b),
-                         statistics.fmean(loss_t)))
+                         statistics.fmean(loss_t), med(warm), warmup))
             if mins:
                 extra.append((precision, med(mins), med(mems), med(bare), med(trainer)))
     render = render_rate(args.steps)
@@ -302,11 +311,20 @@ def main() -> None:
         f"training FLOP per image (fp32 forward + backward, counted): {fpi / 1e6:.1f} MFLOP",
         f"- the loader alone (procedural rendering): {render:.0f} img/s",
         "",
-        "| precision | compile | bare loop img/s | Trainer img/s | Trainer / bare | loss bare | loss Trainer |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| precision | compile | bare loop img/s | Trainer img/s | Trainer / bare | loss bare | loss Trainer "
+        "| warm-up s (bare) | compile pays after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for p, c, b, t, r, lb, lt in rows:
-        lines.append(f"| {p} | {c} | {b:.0f} | {t:.0f} | {r:.3f} | {lb:.1f} | {lt:.1f} |")
+    plain = {p: (b, w, n) for p, c, b, t, r, lb, lt, w, n in rows if not c}
+    for p, c, b, t, r, lb, lt, w, n in rows:
+        pays = ""
+        if c and p in plain:
+            b0, w0, n0 = plain[p]
+            # the compiled run's warm-up beyond the plain one's, against the time it saves a step
+            extra_s = w - w0 * n / n0
+            saved = BATCH / b0 - BATCH / b
+            pays = f"{extra_s / saved:,.0f} steps" if saved > 0 else "never (not faster)"
+        lines.append(f"| {p} | {c} | {b:.0f} | {t:.0f} | {r:.3f} | {lb:.1f} | {lt:.1f} | {w:.1f} | {pays} |")
     lines += [
         "",
         "Where the time goes, and the fraction of the matmul limit (img/s x FLOP per image / matmul FLOP/s "

@@ -34,15 +34,20 @@ from typing import Sequence
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.objective import CorExObjective, CorExTerms
+from tcx.errors import TcxError
 from tcx.validation import check_int
 
 __all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
+
+#: the fewest optimizer steps at which ``compile="auto"`` compiles on a CUDA device: the compile
+#: warm-up (tens of seconds) is then a small part of the run
+COMPILE_AUTO_MIN_STEPS = 2000
 
 CLASS_KEY = "tcx_model_class"
 DATAMODULE_CLASS_KEY = "tcx_datamodule_class"
@@ -83,7 +88,12 @@ class CorExVAE(pl.LightningModule):
         lr: Adam's learning rate. weight_decay: Adam's weight decay.
         channels_last: keep conv activations in channels-last memory layout (faster on CPUs with
             oneDNN and on GPUs with tensor cores; the numbers are the same).
-        compile: ``torch.compile`` the encoder and decoder (the first steps pay the compile time).
+        compile: ``torch.compile`` the encoder and decoder for training steps: ``True``, ``False``
+            or ``"auto"`` (the default): compile where it pays, i.e. on a CUDA device for a run of
+            at least ``COMPILE_AUTO_MIN_STEPS`` optimizer steps, never on the CPU (measured in
+            benchmarks/results/train_throughput.md). Where compiling fails, one line says so and
+            training goes on uncompiled. Evaluation and the callbacks always run the uncompiled
+            networks (the same weights), so they never trigger a recompile.
         input_entropy_samples: how many data points the datamodule's ``pixel_entropy`` may use
             to estimate ``H(X_i)`` for the CorEx bound (0: the datamodule is not asked).
 
@@ -108,7 +118,7 @@ class CorExVAE(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         channels_last: bool = True,
-        compile: bool = False,
+        compile: bool | str = "auto",
         input_entropy_samples: int = 20000,
     ) -> None:
         super().__init__()
@@ -130,9 +140,12 @@ class CorExVAE(pl.LightningModule):
         self._channels_last = bool(channels_last) and len(self.input_shape) == 3
         if self._channels_last:
             self.to(memory_format=torch.channels_last)
-        if compile:
-            self.encoder.compile()
-            self.decoder.compile()
+        if compile not in (True, False, "auto"):
+            raise TcxError(f"compile must be true, false or 'auto', got {compile!r}")
+        # the compiled networks (torch.compile wrappers sharing the weights) live outside the
+        # module tree, so the state dict and checkpoints are the same with and without compile
+        self._compiled: dict[str, torch.nn.Module] = {}
+        self._compile_note: str | None = None
         self._input_entropy: Tensor | None = None
         self._dataset_size: int | None = None
         self._noted_no_entropy = False
@@ -200,12 +213,64 @@ class CorExVAE(pl.LightningModule):
                 f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
                 f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
             )
-        mean, log_var = self.encoder(self._prepare(x))
+        mean, log_var = self._network("encoder")(self._prepare(x))
         return DiagonalGaussian(mean, log_var)
 
     def decode_params(self, z: Tensor) -> Tensor:
         """The likelihood's parameters (Bernoulli logits or Gaussian means) for latents ``z``."""
-        return self.decoder(z)
+        return self._network("decoder")(z)
+
+    # ------------------------------------------------------------------- compile
+    def _network(self, name: str):
+        """The network ``name`` to call: its compiled form in a training step when compiled, else
+        the module itself. The first compiled call that fails switches compile off, with one line."""
+        compiled = self._compiled.get(name)
+        if compiled is None or not (self.training and torch.is_grad_enabled()):
+            return getattr(self, name)
+        return lambda *args: self._call_compiled(name, compiled, *args)
+
+    def _call_compiled(self, name: str, compiled, *args):
+        try:
+            return compiled(*args)
+        except Exception as exc:  # torch.compile's failures are of many types (no C++ compiler, dynamo)
+            self._compiled.clear()
+            self._compile_note = f"compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); uncompiled"
+            rank_zero_warn(f"tcx: torch.compile of the {name} failed ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:160]}); training goes on without compile")
+            return getattr(self, name)(*args)
+
+    def compile_choice(self, trainer) -> tuple[bool, str]:
+        """Whether ``compile`` turns on for a fit on ``trainer``, and why (the rule of ``compile``)."""
+        setting = self.hparams.compile
+        if setting is True or setting is False:
+            return setting, f"compile={str(setting).lower()} was asked for"
+        device = trainer.strategy.root_device
+        steps = trainer.estimated_stepping_batches
+        if device.type != "cuda":
+            return False, (f"auto: off on {device.type} (measured not to pay on CPUs, "
+                           "benchmarks/results/train_throughput.md)")
+        if steps < COMPILE_AUTO_MIN_STEPS:
+            return False, (f"auto: off for {steps} steps on {device.type} (< {COMPILE_AUTO_MIN_STEPS}, the "
+                           "warm-up would not pay)")
+        return True, f"auto: on, {device.type} and {steps} steps"
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the training steps run the compiled networks now."""
+        return bool(self._compiled)
+
+    def compile_networks(self, on: bool = True) -> None:
+        """Train with ``torch.compile``d encoder and decoder (``on``) or the plain ones. A fit
+        calls it at its start by the rule of ``compile``; a loop of your own may call it."""
+        self._compiled = {}
+        if on:
+            self._compiled = {name: torch.compile(getattr(self, name)) for name in ("encoder", "decoder")}
+
+    def on_fit_start(self) -> None:
+        on, why = self.compile_choice(self.trainer)
+        self.compile_networks(on)
+        self._compile_note = why
+        rank_zero_info(f"tcx: torch.compile {'on' if on else 'off'} ({why})")
 
     def decode(self, z: Tensor) -> Tensor:
         """The decoder's mean ``E_q[x|z]`` (an image in [0, 1] for Bernoulli) for latents ``z``."""

@@ -214,7 +214,7 @@ class HierarchicalVAE(CorExVAE):
     def encode_layers(self, x: Tensor) -> list[DiagonalGaussian]:
         """The Gaussians of every layer, bottom first, along the path of posterior means."""
         self._check_input(x)
-        post = DiagonalGaussian(*self.encoder(self._prepare(x)))
+        post = DiagonalGaussian(*self._network("encoder")(self._prepare(x)))
         out = [post]
         for up in self.up:
             post = DiagonalGaussian(*up(post.mean))
@@ -230,7 +230,7 @@ class HierarchicalVAE(CorExVAE):
             raise ValueError(f"layer {layer} has {size} units; z must be [batch, {size}], got {tuple(z.shape)}")
         for i in range(layer - 1, 0, -1):
             z = self.down[i - 1](z)[0]
-        return self.decoder(z)
+        return self._network("decoder")(z)
 
     def decode(self, z: Tensor, layer: int | None = None) -> Tensor:
         """The decoder's mean ``E_q[x|z^1]`` for codes ``z`` of layer ``layer`` (default
@@ -244,13 +244,13 @@ class HierarchicalVAE(CorExVAE):
         z = self.top_prior.sample(n, device=self.device, generator=generator)
         for i in range(self.num_layers - 1, 0, -1):
             z = DiagonalGaussian(*self.down[i - 1](z)).rsample(generator)
-        return self.likelihood.mean(self.decoder(z))
+        return self.likelihood.mean(self._network("decoder")(z))
 
     # ------------------------------------------------------------------- objective
     def _sample_chain(self, x: Tensor) -> tuple[list[DiagonalGaussian], list[Tensor]]:
         """One sample of the bottom-up chain: the posterior of every layer and its sample, bottom first."""
         self._check_input(x)
-        post = DiagonalGaussian(*self.encoder(self._prepare(x)))
+        post = DiagonalGaussian(*self._network("encoder")(self._prepare(x)))
         z = post.rsample()
         posteriors, samples = [post], [z]
         for up in self.up:
@@ -265,7 +265,7 @@ class HierarchicalVAE(CorExVAE):
         :func:`tcx.hierarchical.hierarchical_bound`. Returns the posterior and sample of
         :attr:`encode_layer` with the terms."""
         posteriors, samples = self._sample_chain(x)
-        params = self.decoder(samples[0])
+        params = self._network("decoder")(samples[0])
         conditionals = [DiagonalGaussian(*self.down[i](samples[i + 1])) for i in range(self.num_layers - 1)]
         entropy = None if self._input_entropy is None else self._input_entropy.to(x.device)
         terms = hierarchical_bound(
