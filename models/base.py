@@ -270,7 +270,8 @@ class CorExVAE(pl.LightningModule):
         on, why = self.compile_choice(self.trainer)
         self.compile_networks(on)
         self._compile_note = why
-        rank_zero_info(f"tcx: torch.compile {'on' if on else 'off'} ({why})")
+        if on:  # off is the quiet default on the CPU; compile_choice says why
+            rank_zero_info(f"tcx: torch.compile on ({why})")
 
     def decode(self, z: Tensor) -> Tensor:
         """The decoder's mean ``E_q[x|z]`` (an image in [0, 1] for Bernoulli) for latents ``z``."""
