@@ -47,6 +47,7 @@ study: $(STAMP) mnist
 
 bench: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/train_throughput.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/render_throughput.py
 
 clean:
 	rm -rf runs wandb lightning_logs
