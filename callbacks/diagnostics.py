@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 from tcx import visualize as viz
+from tcx.batches import split_batch as read_batch
 from tcx.callbacks.encoding import Encoded, shared_encoding
 from tcx.callbacks.media import MediaCallback
 from tcx.callbacks.media_logging import Media, report
@@ -203,7 +204,7 @@ class InformationDiagnostics(MediaCallback):
                         "log diagnostics/layer{l}/mutual_info; fit with a datamodule that declares `dataset_size` "
                         "or call model.attach_data(dataset_size=N) (N the number of training examples)")
             return
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x, _ = read_batch(batch)
         if not 2 <= x.shape[0] <= pl_module.dataset_size:
             return  # a batch of one point, or more points than the dataset, has no estimate
         for l, value in enumerate(estimate(x), start=1):

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from tcx import visualize as viz
+from tcx.batches import split_batch as read_batch
 from tcx.groundtruth import has_val_dataloader
 
 __all__ = [
@@ -106,12 +107,9 @@ class Encoded:
 
 
 def split_batch(batch) -> tuple[Tensor, Tensor | None]:
-    """``(x, y)`` of a batch; ``y`` is ``None`` unless it holds integer factors or labels, one per row."""
-    if isinstance(batch, (tuple, list)):
-        x = batch[0]
-        y = batch[1] if len(batch) > 1 and isinstance(batch[1], Tensor) else None
-    else:
-        x, y = batch, None
+    """``(x, y)`` of a batch (``tcx/batches.py``); ``y`` is ``None`` unless it holds integer factors
+    or labels, one per row."""
+    x, y = read_batch(batch)
     if y is not None and (y.dim() == 0 or y.shape[0] != x.shape[0] or y.numel() == 0 or y.is_floating_point()):
         y = None
     return x, y

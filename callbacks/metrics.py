@@ -31,6 +31,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from tcx.batches import split_batch as read_batch
 from tcx.callbacks.encoding import evaluating
 from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
@@ -205,7 +206,7 @@ class DisentanglementMetrics(pl.Callback):
         # process reads the loader (the datamodule's own, not the sharded one) and keeps its block
         seen = 0
         for batch in loader:
-            x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) > 1 else (batch, None)
+            x, y = read_batch(batch)
             n = x.shape[0]
             a, b = max(lo - seen, 0), min(hi - seen, n)
             if a < b:

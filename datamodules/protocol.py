@@ -61,6 +61,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from tcx.batches import split_batch
 from tcx.errors import TcxError
 from tcx.groundtruth import GroundTruth, LabelledData, is_ground_truth
 
@@ -238,13 +239,10 @@ def _check_batch(dm: Any, shape, report: DataModuleReport, likelihood, problems:
     except Exception as exc:
         problems.append(f"could not load a training batch: {type(exc).__name__}: {exc}")
         return
-    if isinstance(batch, Tensor):
-        x, y = batch, None
-        report.notes.append("batches are a bare x tensor; tcx expects (x, y), with y empty [B, 0] when there is none")
-    elif isinstance(batch, (tuple, list)) and len(batch) >= 1:
-        x, y = batch[0], batch[1] if len(batch) > 1 else None
-    else:
-        problems.append(f"a batch must be a tuple (x, y), got {type(batch).__name__}")
+    try:
+        x, y = split_batch(batch)
+    except TcxError as exc:
+        problems.append(str(exc))
         return
     _check_x(x, shape, likelihood, "the training batch", problems)
     if not isinstance(x, Tensor):

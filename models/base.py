@@ -37,6 +37,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from tcx.batches import split_batch
 from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.objective import CorExObjective, CorExTerms
@@ -245,10 +246,10 @@ class CorExVAE(pl.LightningModule):
         if setting is True or setting is False:
             return setting, f"compile={str(setting).lower()} was asked for"
         device = trainer.strategy.root_device
-        steps = trainer.estimated_stepping_batches
         if device.type != "cuda":
             return False, (f"auto: off on {device.type} (measured not to pay on CPUs, "
                            "benchmarks/results/train_throughput.md)")
+        steps = trainer.estimated_stepping_batches
         if steps < COMPILE_AUTO_MIN_STEPS:
             return False, (f"auto: off for {steps} steps on {device.type} (< {COMPILE_AUTO_MIN_STEPS}, the "
                            "warm-up would not pay)")
@@ -420,7 +421,7 @@ class CorExVAE(pl.LightningModule):
         return StepOutput(posterior, z, terms, extra, loss, dict(self._reported))
 
     def _unpack(self, batch) -> Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x, _ = split_batch(batch)
         if not self._checked_data:
             if tuple(x.shape[1:]) != self.input_shape:
                 raise ValueError(
@@ -555,11 +556,11 @@ class CorExVAE(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
         """The posterior (``mean``, ``log_var``) of each input, and its labels or factors if any."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x, y = split_batch(batch)
         posterior = self.encode(x)
         out = {"mean": posterior.mean, "log_var": posterior.log_var}
-        if isinstance(batch, (tuple, list)) and len(batch) > 1:
-            out["y"] = batch[1]
+        if y is not None:
+            out["y"] = y
         return out
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -43,6 +43,7 @@ from numbers import Integral
 import torch
 from torch import Tensor
 
+from tcx.batches import split_batch
 from tcx.distributions import (
     DiagonalGaussian,
     bernoulli_entropy,
@@ -588,8 +589,8 @@ def _pixel_batches(x) -> Iterable[Tensor]:
         yield x
         return
     for batch in x:
-        # datamodules yield (x, y): take the observations
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        # any batch tcx reads (tcx/batches.py): take the observations
+        yield split_batch(batch)[0]
 
 
 def binary_pixel_entropy(x) -> Tensor:
