@@ -118,6 +118,17 @@ def flop_per_image() -> float:
     return counter.get_total_flops() / 32
 
 
+def append_section(path, heading: str, lines: list[str]) -> None:
+    """Print ``lines`` and append them to the results file ``path``, which starts with ``heading``."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(path)
+    if not out.exists():
+        out.write_text(heading)
+    with out.open("a") as f:
+        f.write(text)
+
+
 def _recorded(argv: list[str]) -> list[str]:
     """The arguments without ``--out PATH`` (a path on the machine that ran it, not a setting)."""
     out, skip = [], False
@@ -183,15 +194,9 @@ def main() -> None:
         need = full * args.mfu
         lines.append(f"| {name} | {peak:g} | {full:,.0f} | {need:,.0f} | {rows[0][1] / need:.3f}x | "
                      f"{rows[1][1] / need:.3f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Procedural dSprites: rendering rate and the rate training needs\n\n"
-                       "Written by `benchmarks/render_throughput.py` (its docstring says what each row is); "
-                       "each run appends a section.\n")
-    with out.open("a") as f:
-        f.write(text)
+    append_section(args.out, "# Procedural dSprites: rendering rate and the rate training needs\n\n"
+                   "Written by `benchmarks/render_throughput.py` (its docstring says what each row is); "
+                   "each run appends a section.\n", lines)
 
 
 if __name__ == "__main__":
