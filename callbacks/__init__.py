@@ -8,6 +8,8 @@
   reconstructions, prior samples and anchor-held samples (``tcx.callbacks.media``).
 - ``QualityMetrics``: sample quality in tcx's own classifier's features, linear probes, MI on
   posterior samples and means, intervention agreement, IWAE (``tcx.callbacks.quality``).
+- ``PosteriorWriter``: ``tcx predict`` writes the posterior means and log-variances (and labels or
+  factors) of the predicted split to ``predictions.npz`` (``tcx.callbacks.predictions``).
 - ``media_files(trainer)``: the latest picture file of every key, after fit.
 
 One module per job: ``media_logging`` sends pictures to the loggers and files, ``encoding`` runs
@@ -20,6 +22,7 @@ from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
 from tcx.callbacks.media_logging import log_media, media_dir
+from tcx.callbacks.predictions import PosteriorWriter
 from tcx.callbacks.quality import QualityMetrics
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "Reconstructions",
     "Samples",
     "QualityMetrics",
+    "PosteriorWriter",
     "MediaCallback",
     "log_media",
     "media_dir",

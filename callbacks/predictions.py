@@ -1,0 +1,68 @@
+"""PosteriorWriter: what ``tcx predict`` writes, through Lightning's BasePredictionWriter.
+
+At the end of a predict epoch it gathers the batches ``predict_step`` returned (``mean``,
+``log_var`` of the posterior, and ``y``, the labels or factors, where the data have them) and
+writes them as one NumPy ``.npz`` file (``numpy.load(path)["mean"]``; torch:
+``torch.from_numpy(numpy.load(path)["mean"])``), atomically, and prints its path and shapes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_info
+
+from tcx.safe_io import atomic_save
+
+__all__ = ["PosteriorWriter"]
+
+
+class PosteriorWriter(BasePredictionWriter):
+    """Write the posterior of every predicted input to ``<run directory>/predictions.npz``.
+
+    Args:
+        output_dir: the folder (default: the run's folder, beside its ``media/``); under DDP each
+            process writes ``predictions_rank{r}.npz`` with the dataset positions of its rows in
+            ``index``.
+        filename: the file's name without the rank suffix.
+    """
+
+    def __init__(self, output_dir: str | None = None, filename: str = "predictions.npz") -> None:
+        super().__init__(write_interval="epoch")
+        self.output_dir = output_dir
+        self.filename = filename
+        self.written: Path | None = None
+
+    def _path(self, trainer) -> Path:
+        if self.output_dir is not None:
+            folder = Path(self.output_dir)
+        else:
+            from tcx.callbacks.media_logging import media_dir
+
+            folder = media_dir(trainer).parent
+        name = self.filename
+        if trainer.world_size > 1:
+            stem = name[:-4] if name.endswith(".npz") else name
+            name = f"{stem}_rank{trainer.global_rank}.npz"
+        return folder / name
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        if not batches:
+            rank_zero_info("tcx: predict produced no batches; nothing written")
+            return
+        arrays: dict[str, np.ndarray] = {}
+        for key in batches[0]:
+            arrays[key] = torch.cat([b[key].detach().float().cpu() if b[key].is_floating_point() else b[key].cpu()
+                                     for b in batches]).numpy()
+        indices = batch_indices[0] if batch_indices and isinstance(batch_indices[0], list) else batch_indices
+        if trainer.world_size > 1 and indices:
+            arrays["index"] = np.concatenate([np.asarray(i, dtype=np.int64) for i in indices])
+        path = self._path(trainer)
+        atomic_save(lambda f: np.savez(f, **arrays), path, advice="set PosteriorWriter output_dir to a disk with room")
+        self.written = path
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+        print(f"tcx: predictions written to {path} ({shapes}); read them with numpy.load", flush=True)
