@@ -396,6 +396,23 @@ def _main(argv: list[str]) -> None:
     runtime.check_argument_order(argv)
     runtime.check_config_files(argv)
     argv = with_default_classes(argv)
+    if argv in (["-h"], ["--help"]):
+        # LightningCLI lists its four subcommands; tcx's own two are named after them
+        try:
+            _run_cli(argv)
+        finally:
+            print(MORE_COMMANDS)
+    _run_cli(argv)
+
+
+MORE_COMMANDS = """
+tcx's own commands (not LightningCLI's):
+  configs             list the experiment configs shipped with tcx (select one by name: tcx fit -c NAME)
+  traverse            pictures of a trained model from its checkpoint, without training
+                      (tcx traverse --ckpt CKPT --out DIR; tcx traverse --help for its options)"""
+
+
+def _run_cli(argv: list[str]) -> None:
     TcxCLI(
         model_class=CorExVAE,
         datamodule_class=pl.LightningDataModule,

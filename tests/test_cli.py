@@ -153,3 +153,13 @@ def test_wandb_mode_is_offline_without_a_key(tmp_path):
     (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
     assert configure_wandb_mode({"NETRC": str(tmp_path / "netrc")}) == "online"
     assert configure_wandb_mode({"WANDB_MODE": "disabled"}) == "disabled"
+
+
+def test_tcx_help_names_its_own_commands_beside_lightnings(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict"):
+        assert f"    {command} " in out
+    assert "\n  configs " in out and "\n  traverse " in out
