@@ -101,15 +101,8 @@ class TcxCLI(LightningCLI):
         # no precision given (the default config has none): the hardware's choice (tcx.hardware)
         config = self.config[self.subcommand] if self.subcommand else self.config
         self.precision_note = resolve_precision(config)
-
-    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
-        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        # a file is data, never code: --ckpt_path loads with torch.load(weights_only=True)
-        try:
-            parser.set_defaults({"weights_only": True})
-        except Exception:  # a Lightning whose Trainer methods take no weights_only
-            pass
-        return parser
+        if self.subcommand == "fit":
+            runtime.resume_wandb_run(config)  # a resumed fit continues its checkpoint's W&B run
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -119,7 +112,6 @@ class TcxCLI(LightningCLI):
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
         runtime.check_loggers_writable(self.trainer)
-        runtime.resume_wandb_run(self.trainer, self.config_init.get(self.subcommand, {}).get("ckpt_path"))
         _TERMINATION.in_fit = True
 
     def after_fit(self) -> None:

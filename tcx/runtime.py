@@ -178,15 +178,15 @@ class RunGuard(pl.Callback):
         if trainer.state.fn != "fit" or trainer.global_step == 0:
             return
         path = self._dirpath(trainer) / "interrupted.ckpt"
-        if not trainer.is_global_zero:
-            return
         try:
-            # not trainer.save_checkpoint: its barrier could wait for a rank that is gone. A save,
-            # not a load: weights_only=False keeps the optimizer and loop state for the resume
-            checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+            # Lightning's public save, as its OnExceptionCheckpoint does: every rank that got the
+            # signal calls it, rank 0 writes. A save, not a load: weights_only=False keeps the
+            # optimizer and loop state for the resume
+            trainer.save_checkpoint(path, weights_only=False)
         except Exception as exc:
             print(f"tcx: {reason}: could not write {path}: {exc}", file=sys.stderr)
+            return
+        if not trainer.is_global_zero:
             return
         self.interrupted_path = path
         print(f"tcx: stopped by {reason} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
@@ -204,10 +204,17 @@ class RunGuard(pl.Callback):
             )
 
 
-def resume_wandb_run(trainer, ckpt_path) -> str | None:
-    """Point the trainer's W&B loggers at the run a checkpoint was logged to, so that a resumed
-    fit continues the same W&B run; returns its id (``None`` when the checkpoint names none)."""
-    if not ckpt_path or not _wandb_loggers(trainer):
+def resume_wandb_run(config) -> str | None:
+    """Give the W&B loggers of a parsed subcommand config (before instantiation) the run id that
+    its ``ckpt_path`` was logged to, as WandbLogger's own ``id`` argument (its ``resume`` is
+    ``"allow"``), so that a resumed fit continues the same W&B run; returns the id (``None`` when
+    there is no checkpoint, it names no run, or the user chose an id or version)."""
+    ckpt_path = config.get("ckpt_path")
+    loggers = config.get("trainer", {}).get("logger")
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    wandb_args = [lg.get("init_args") for lg in loggers
+                  if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
+    if not ckpt_path or not wandb_args:
         return None
     from tcx.safe_io import load_checkpoint
 
@@ -217,11 +224,9 @@ def resume_wandb_run(trainer, ckpt_path) -> str | None:
         return None  # Lightning reports an unreadable ckpt_path itself
     if not run_id:
         return None
-    for logger in _wandb_loggers(trainer):
-        if getattr(logger, "_experiment", None) is None:
-            logger._wandb_init["id"] = run_id
-            logger._wandb_init["resume"] = "allow"
-            logger._id = run_id
+    for args in wandb_args:
+        if args is not None and args.get("id") is None and args.get("version") is None:
+            args["id"] = str(run_id)
     return str(run_id)
 
 
