@@ -26,7 +26,6 @@ class TrainClock(pl.Callback):
     """Training images/s over all ranks, from step WARMUP_STEPS to the last, validation excluded."""
 
     def __init__(self) -> None:
-        self.start = None
         self.seconds = 0.0
         self.images = 0
         self._batch_start = None
@@ -38,7 +37,7 @@ class TrainClock(pl.Callback):
                 torch.cuda.synchronize(pl_module.device)
             self._batch_start = time.perf_counter()
 
-    def _end_batch(self, trainer, pl_module, batch):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self._batch_start is None:
             return
         if pl_module.device.type == "cuda":
@@ -46,9 +45,6 @@ class TrainClock(pl.Callback):
         self.seconds += time.perf_counter() - self._batch_start
         self.images += len(batch[0]) * trainer.world_size
         self._batch_start = None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self._end_batch(trainer, pl_module, batch)
 
     def on_fit_end(self, trainer, pl_module):
         if trainer.is_global_zero and self.seconds > 0:

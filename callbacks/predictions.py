@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
+from tcx.callbacks.media_logging import media_dir
 from tcx.safe_io import atomic_save
 
 __all__ = ["PosteriorWriter"]
@@ -40,9 +41,7 @@ class PosteriorWriter(BasePredictionWriter):
         if self.output_dir is not None:
             folder = Path(self.output_dir)
         else:
-            from tcx.callbacks.media_logging import media_dir
-
-            folder = media_dir(trainer).parent
+            folder = media_dir(trainer).parent  # the run's folder, beside its media/
         name = self.filename
         if trainer.world_size > 1:
             stem = name[:-4] if name.endswith(".npz") else name

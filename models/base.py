@@ -29,6 +29,7 @@ The interface the callbacks use (docs/design.md#the-model-interface): :meth:`enc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -40,8 +41,8 @@ from torch import Tensor
 from tcx.batches import split_batch
 from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
-from tcx.objective import CorExObjective, CorExTerms
 from tcx.errors import TcxError
+from tcx.objective import CorExObjective, CorExTerms
 from tcx.validation import check_int
 
 __all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
@@ -146,7 +147,6 @@ class CorExVAE(pl.LightningModule):
         # the compiled networks (torch.compile wrappers sharing the weights) live outside the
         # module tree, so the state dict and checkpoints are the same with and without compile
         self._compiled: dict[str, torch.nn.Module] = {}
-        self._compile_note: str | None = None
         self._input_entropy: Tensor | None = None
         self._dataset_size: int | None = None
         self._noted_no_entropy = False
@@ -228,16 +228,16 @@ class CorExVAE(pl.LightningModule):
         compiled = self._compiled.get(name)
         if compiled is None or not (self.training and torch.is_grad_enabled()):
             return getattr(self, name)
-        return lambda *args: self._call_compiled(name, compiled, *args)
+        return functools.partial(self._call_compiled, name, compiled)
 
     def _call_compiled(self, name: str, compiled, *args):
         try:
             return compiled(*args)
         except Exception as exc:  # torch.compile's failures are of many types (no C++ compiler, dynamo)
             self._compiled.clear()
-            self._compile_note = f"compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); uncompiled"
-            rank_zero_warn(f"tcx: torch.compile of the {name} failed ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:160]}); training goes on without compile")
+            first_line = (str(exc).splitlines() or [""])[0][:160]
+            rank_zero_warn(f"tcx: torch.compile of the {name} failed ({type(exc).__name__}: {first_line}); "
+                           "training goes on without compile")
             return getattr(self, name)(*args)
 
     def compile_choice(self, trainer) -> tuple[bool, str]:
@@ -270,7 +270,6 @@ class CorExVAE(pl.LightningModule):
     def on_fit_start(self) -> None:
         on, why = self.compile_choice(self.trainer)
         self.compile_networks(on)
-        self._compile_note = why
         if on:  # off is the quiet default on the CPU; compile_choice says why
             rank_zero_info(f"tcx: torch.compile on ({why})")
 
