@@ -82,6 +82,8 @@ class AnchorVAE(CorExVAE):
     rates of the anchors (``*/rate_anchors``) and the others (``*/rate_others``), in nats.
     """
 
+    ARCHITECTURE = ("anchors",)
+
     def __init__(
         self,
         latent_dim: int = 10,

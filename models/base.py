@@ -98,6 +98,9 @@ class CorExVAE(pl.LightningModule):
             networks (the same weights), so they never trigger a recompile.
         input_entropy_samples: how many data points the datamodule's ``pixel_entropy`` may use
             to estimate ``H(X_i)`` for the CorEx bound (0: the datamodule is not asked).
+        optimizer, lr_scheduler: ``{"class_path", "init_args"}`` of a torch optimizer (instead of
+            ``Adam(lr, weight_decay)``) and of a learning-rate scheduler for it; the ``tcx`` CLI's
+            ``--optimizer`` and ``--lr_scheduler`` set them. The lr is logged as ``train/lr``.
 
     What the model learns from its data besides ``input_shape`` (:meth:`attach_data`):
     :attr:`input_entropy`, ``H(X_i)`` per input in nats, which turns on ``*/corex_bound``, and
@@ -108,6 +111,9 @@ class CorExVAE(pl.LightningModule):
 
     #: whether the family cannot compute its loss without :attr:`dataset_size` (BetaTCVAE)
     requires_dataset_size: bool = False
+    #: the arguments that shape the weights: a ``--ckpt_path`` run refuses a change to them
+    #: (tcx/checkpoint_run.py); each family adds its own, the union over the MRO counts
+    ARCHITECTURE: tuple[str, ...] = ("latent_dim", "input_shape", "network", "hidden_dims")
 
     def __init__(
         self,
@@ -122,6 +128,8 @@ class CorExVAE(pl.LightningModule):
         channels_last: bool = True,
         compile: bool | str = "auto",
         input_entropy_samples: int = 20000,
+        optimizer: dict | None = None,
+        lr_scheduler: dict | None = None,
     ) -> None:
         super().__init__()
         if int(latent_dim) < 1:
@@ -540,6 +548,12 @@ class CorExVAE(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         return self.training_terms(batch).loss
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # the learning rate this step uses (the first optimizer's), so a scheduler is seen at work
+        optimizers = self.trainer.optimizers
+        if optimizers:
+            self.log("train/lr", float(optimizers[0].param_groups[0]["lr"]), on_step=True, on_epoch=False)
+
     def _evaluation_terms(self, stage: str, batch) -> Tensor:
         # validation and test: the same step_terms, logged as epoch means under `stage`
         x = self._unpack(batch)
@@ -571,8 +585,44 @@ class CorExVAE(pl.LightningModule):
         if dm is not None:
             checkpoint[DATAMODULE_CLASS_KEY] = f"{type(dm).__module__}.{type(dm).__qualname__}"
 
+    def make_optimizer(self, params):
+        """The model's optimizer over ``params``: the ``optimizer`` argument's class, or
+        ``Adam(lr, weight_decay)``."""
+        spec = self.hparams.get("optimizer")
+        if spec:
+            from lightning.pytorch.cli import instantiate_class
+
+            return instantiate_class(params, _class_spec(spec, "optimizer"))
+        return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def with_scheduler(self, optimizer):
+        """``optimizer`` with the ``lr_scheduler`` argument's scheduler, in the form Lightning's
+        ``configure_optimizers`` returns (the optimizer alone when there is none)."""
+        spec = self.hparams.get("lr_scheduler")
+        if not spec:
+            return optimizer
+        from lightning.pytorch.cli import instantiate_class
+
+        scheduler = instantiate_class(optimizer, _class_spec(spec, "lr_scheduler"))
+        config = {"scheduler": scheduler}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = getattr(scheduler, "monitor", None) or "val/elbo"
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return self.with_scheduler(self.make_optimizer(self.parameters()))
+
+
+def _class_spec(spec, what: str) -> dict:
+    """``spec`` as ``{"class_path", "init_args"}`` (a bare class path is accepted), or a one-line
+    error naming the argument."""
+    if isinstance(spec, str):
+        spec = {"class_path": spec}
+    if hasattr(spec, "as_dict"):
+        spec = spec.as_dict()
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
+        raise TcxError(f"{what} must be {{'class_path': 'torch.optim.X', 'init_args': {{...}}}}, got {spec!r}")
+    return {"class_path": spec["class_path"], "init_args": dict(spec.get("init_args") or {})}
 
 
 def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:

@@ -74,6 +74,8 @@ class FactorVAE(CorExVAE):
     optimizers, so ``max_steps=N`` stops after ``N / 2`` training batches.
     """
 
+    ARCHITECTURE = ("discriminator_hidden_dims",)
+
     def __init__(
         self,
         gamma: float = 40.0,
@@ -142,9 +144,28 @@ class FactorVAE(CorExVAE):
         return out.loss.detach()
 
     def configure_optimizers(self):
+        # the VAE's optimizer (and its scheduler) as every family's: Adam(lr) or the `optimizer`
+        # argument; the discriminator keeps the paper's Adam
         vae_params = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
-        opt_vae = torch.optim.Adam(vae_params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt_vae = self.make_optimizer(vae_params)
         opt_disc = torch.optim.Adam(
             self.discriminator.parameters(), lr=self._discriminator_lr, betas=self._discriminator_betas
         )
-        return [opt_vae, opt_disc]
+        configured = self.with_scheduler(opt_vae)
+        if configured is opt_vae:
+            return [opt_vae, opt_disc]
+        return [opt_vae, opt_disc], [configured["lr_scheduler"]]
+
+    def on_train_epoch_end(self) -> None:
+        # manual optimization: Lightning leaves the scheduler to the model; stepped once an
+        # epoch, as Lightning steps every other family's (its default interval)
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            monitor = getattr(scheduler, "monitor", None) or "val/elbo"
+            value = self.trainer.callback_metrics.get(monitor)
+            if value is not None:
+                scheduler.step(value)
+        else:
+            scheduler.step()

@@ -74,6 +74,8 @@ class HierarchicalVAE(CorExVAE):
     through the means of ``q(z^{l-1}|z^l)``; :meth:`sample` draws the whole generative chain.
     """
 
+    ARCHITECTURE = ("layer_sizes", "layer_hidden_dims", "anchors")
+
     def __init__(
         self,
         layer_sizes: Sequence[int] = (10, 10),

@@ -36,12 +36,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple
 
 import tcx.callbacks  # noqa: F401  (registers callback classes for short names in configs)
 import tcx.datamodules  # noqa: F401  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: F401  (registers model classes for `--model NAME`)
-from tcx import runtime
+from tcx import checkpoint_run, runtime
 from tcx.callbacks import media_files
 from tcx.hardware import default_precision
 from tcx.experiments import describe_experiments, flag_values, resolve_config_args
@@ -91,22 +91,56 @@ def _fmt(value, unit: str = "nats") -> str:
 
 
 class TcxCLI(LightningCLI):
-    """LightningCLI with tcx's wiring: the model's ``input_shape`` comes from the datamodule, and
-    ``fit`` ends with a summary of the objective's terms and where the run's files are."""
+    """LightningCLI with tcx's wiring: the model's ``input_shape`` comes from the datamodule, a
+    ``--ckpt_path`` is reconciled with what the user gave (tcx/checkpoint_run.py), and ``fit``,
+    ``validate`` and ``test`` end with a summary of the objective's terms and the metrics."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.init_args.input_shape", compute_fn=_input_shape_of, apply_on="instantiate")
+        # --optimizer / --lr_scheduler go to the model (CorExVAE's `optimizer`, `lr_scheduler`),
+        # which every family, FactorVAE's two optimizers included, builds its own way
+        parser.add_optimizer_args((torch.optim.Optimizer,), link_to="model.init_args.optimizer")
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple, link_to="model.init_args.lr_scheduler")
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # the model config as the user's arguments give it, before Lightning applies a
+        # checkpoint's hyperparameters over it (reconciled in before_instantiate_classes)
+        self.config_as_given = self.config.clone()
+        argv = list(args or [])
+        files = [path for _, _, path in flag_values(argv, ("-c", "--config"))]
+        self.explicit_model = checkpoint_run.explicit_model_keys(argv, files)
 
     def before_instantiate_classes(self) -> None:
         # no precision given (the default config has none): the hardware's choice (tcx.hardware)
         config = self.config[self.subcommand] if self.subcommand else self.config
         self.precision_note = resolve_precision(config)
+        self.recorded = None
+        if self.subcommand and config.get("ckpt_path") and Path(config["ckpt_path"]).is_file():
+            self.recorded = checkpoint_run.recorded_run(config["ckpt_path"])
+            given = self.config_as_given[self.subcommand].get("model")
+            model_cls = _import_class(config["model"].get("class_path"))
+            config["model"], notes = checkpoint_run.reconcile_model(
+                self.subcommand, given, config["model"], self.recorded, self.explicit_model, model_cls)
+            _say(notes)
         if self.subcommand == "fit":
             runtime.resume_wandb_run(config)  # a resumed fit continues its checkpoint's W&B run
+        self.data_record = checkpoint_run.plain_config(config.get("data"))
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        recorded = getattr(self, "recorded", None)
+        saved = (recorded or {}).get("model_args", {}).get("input_shape")
+        model = getattr(self, "model", None)
+        if saved is not None and model is not None and tuple(model.input_shape) != tuple(saved):
+            raise checkpoint_run.CheckpointMismatch(
+                f"--ckpt_path holds a model of inputs {tuple(saved)}, and the data "
+                f"{type(self.datamodule).__name__} gives inputs {tuple(model.input_shape)}: use the data the "
+                "checkpoint was trained on (drop --data to use the one it records)")
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
-        runtime.prepare_trainer(trainer)
+        runtime.prepare_trainer(trainer, data_config=getattr(self, "data_record", None))
         return trainer
 
     def before_fit(self) -> None:
@@ -116,10 +150,63 @@ class TcxCLI(LightningCLI):
 
     def after_fit(self) -> None:
         _TERMINATION.in_fit = False
+        self._summary("fit", "val", getattr(self, "_fit_started", None))
+
+    def before_validate(self) -> None:
+        self._eval_started = time.perf_counter()
+
+    def after_validate(self) -> None:
+        self._summary("validate", "val", getattr(self, "_eval_started", None))
+
+    def before_test(self) -> None:
+        _check_loader(self.datamodule, "test")
+        self._eval_started = time.perf_counter()
+
+    def before_predict(self) -> None:
+        _check_loader(self.datamodule, "predict")
+
+    def after_test(self) -> None:
+        self._summary("test", "test", getattr(self, "_eval_started", None))
+
+    def _summary(self, command: str, stage: str, started: float | None) -> None:
         if not self.trainer.is_global_zero:
             return
-        print(fit_summary(self.trainer, self.model, time.perf_counter() - getattr(self, "_fit_started", time.perf_counter()),
-                          precision_note=getattr(self, "precision_note", None)))
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        ckpt_path = self.config[self.subcommand].get("ckpt_path") if command != "fit" else None
+        print(fit_summary(self.trainer, self.model, seconds, precision_note=getattr(self, "precision_note", None),
+                          command=command, stage=stage, ckpt_path=ckpt_path))
+
+
+def _check_loader(datamodule, stage: str) -> None:
+    """Refuse ``tcx test``/``tcx predict`` on a datamodule without that split's loader, in one line
+    (Lightning's own message does not name the datamodule)."""
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    if datamodule is not None and not is_overridden(f"{stage}_dataloader", datamodule, pl.LightningDataModule):
+        raise runtime.TcxError(
+            f"the datamodule {type(datamodule).__name__} has no {stage}_dataloader(): `tcx {stage}` runs on "
+            f"what it yields; give the class a {stage}_dataloader() (e.g. returning the validation loader) "
+            "or run `tcx validate`")
+
+
+def _import_class(class_path):
+    import importlib
+
+    module, _, name = str(class_path or "").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _rank_zero() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def _say(notes) -> None:
+    if notes and _rank_zero():
+        for note in notes:
+            print(f"tcx: {note}", flush=True)
 
 
 def resolve_precision(config) -> str:
@@ -141,11 +228,14 @@ def resolve_precision(config) -> str:
     return note
 
 
-def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_note: str | None = None) -> str:
-    """The end-of-fit table: ELBO, reconstruction, rates (anchors against the others) in nats,
-    from the last validation epoch (training values if there was none), and the run's files."""
+def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_note: str | None = None,
+                command: str = "fit", stage: str = "val", ckpt_path: str | None = None) -> str:
+    """The table that ends ``fit``, ``validate`` and ``test``: ELBO, reconstruction, rates (anchors
+    against the others) in nats from the ``stage`` split (``val``, or ``test``; a fit with no
+    validation falls back to its training values), the metrics that ran, and the run's files."""
     metrics = {k: v for k, v in trainer.callback_metrics.items()}
-    stage = "val" if any(k.startswith("val/") for k in metrics) else "train"
+    if not any(k.startswith(f"{stage}/") for k in metrics) and any(k.startswith("train/") for k in metrics):
+        stage = "train"
 
     def get(name):
         value = metrics.get(f"{stage}/{name}")
@@ -178,13 +268,14 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
     for key in sorted(metrics):
         if key.startswith("metrics/"):
             rows.append((key, f"{float(metrics[key]):.4f}"))
-    rows.append(("epochs / steps", f"{trainer.current_epoch} / {trainer.global_step}"))
+    if command == "fit":
+        rows.append(("epochs / steps", f"{trainer.current_epoch} / {trainer.global_step}"))
     rows.append(("precision", precision_note or str(trainer.precision)))
     rows.append(("wall time", f"{seconds:.1f} s"))
 
     ckpt = trainer.checkpoint_callback
     if ckpt is not None:
-        path = ckpt.last_model_path or ckpt.best_model_path
+        path = ckpt_path or ckpt.last_model_path or ckpt.best_model_path
         if path:
             rows.append(("checkpoint", str(path)))
     pictures = media_files(trainer)
@@ -205,7 +296,7 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
         elif getattr(logger, "log_dir", None):
             rows.append((name, str(logger.log_dir)))
     width = max(len(k) for k, _ in rows)
-    title = f"tcx fit summary: {type(model).__name__} ({stage} set)"
+    title = f"tcx {command} summary: {type(model).__name__} ({stage} set)"
     lines = ["", title, "-" * max(len(title), width + 30)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     return "\n".join(lines)
@@ -261,6 +352,14 @@ def _config_keys(path: str, subcommand: str) -> set[str]:
     return keys
 
 
+def _all_config_keys(argv: list[str]) -> set[str]:
+    """The top-level keys of every ``-c`` file of ``argv`` (and of its subcommand's section)."""
+    keys: set[str] = set()
+    for _, _, path in flag_values(argv, ("-c", "--config")):
+        keys |= _config_keys(path, argv[0]) if path and argv else set()
+    return keys
+
+
 def with_default_classes(argv: list[str]) -> list[str]:
     """Name the default model (AnchorVAE) and datamodule (DSprites) on the command line when the
     user names none, neither by flag nor in a ``-c`` file.
@@ -274,9 +373,7 @@ def with_default_classes(argv: list[str]) -> list[str]:
     if not argv or argv[0] not in SUBCOMMANDS:
         return argv
     given = {flag for _, flag, _ in flag_values(argv, tuple(DEFAULT_CLASSES))}
-    for _, _, path in flag_values(argv, ("-c", "--config")):
-        keys = _config_keys(path, argv[0]) if path else set()
-        given |= {f"--{k}" for k in keys if f"--{k}" in DEFAULT_CLASSES}
+    given |= {f"--{k}" for k in _all_config_keys(argv) if f"--{k}" in DEFAULT_CLASSES}
     missing = [f"{flag}={cls}" for flag, cls in DEFAULT_CLASSES.items() if flag not in given]
     return [argv[0], *missing, *argv[1:]]
 
@@ -289,6 +386,9 @@ KNOWN_UNACTIONABLE_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",
     # the model summary counts parameters only; the precision is the hardware's choice
     r"Precision (bf16|16)-mixed is not supported by the model summary",
+    # ModelCheckpoint, loading a checkpoint of another run folder: tcx gives every run its own
+    # folder, so the previous run's top-k bookkeeping is rightly not carried over
+    r"The dirpath has changed from",
 )
 #: Lightning's info-level advertisements (litlogger, litmodels), by their opening words
 KNOWN_UNACTIONABLE_LOG_LINES = ("💡 Tip: For seamless cloud",)
@@ -387,6 +487,9 @@ def _main(argv: list[str]) -> None:
     check_class_names(argv)
     runtime.check_argument_order(argv)
     runtime.check_config_files(argv)
+    argv, notes = checkpoint_run.with_checkpoint_classes(argv, _all_config_keys(argv))
+    if notes and _rank_zero():  # the first line: which model and data run, and from where
+        print(f"tcx {argv[0]}: " + ", ".join(notes), flush=True)
     argv = with_default_classes(argv)
     if argv in (["-h"], ["--help"]):
         # LightningCLI lists its four subcommands; tcx's own two are named after them

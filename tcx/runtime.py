@@ -34,6 +34,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from tcx.checkpoint_run import DATA_CONFIG_KEY
+from tcx.errors import TcxError
 from tcx.safe_io import CheckpointRefused, DiskFullError, atomic_save
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "RNG_KEY",
     "WANDB_ID_KEY",
     "SIGTERMException",
+    "TcxError",
 ]
 
 RNG_KEY = "tcx_rng_states"
@@ -113,9 +116,12 @@ class RunGuard(pl.Callback):
             callbacks' end-of-epoch evaluation run.
     """
 
-    def __init__(self, checkpoint_before_eval: bool = True) -> None:
+    def __init__(self, checkpoint_before_eval: bool = True, data_config: dict | None = None) -> None:
         super().__init__()
         self.checkpoint_before_eval = bool(checkpoint_before_eval)
+        #: the run's ``--data`` config (plain values), recorded in every checkpoint so that a
+        #: later ``--ckpt_path`` command rebuilds the same data (tcx/checkpoint_run.py)
+        self.data_config = data_config
         self._pending_rng: dict | None = None
         #: path of the checkpoint written on an interrupt, if any
         self.interrupted_path: Path | None = None
@@ -124,6 +130,8 @@ class RunGuard(pl.Callback):
     # ---- state in every checkpoint
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint[RNG_KEY] = _collect_rng()
+        if self.data_config:
+            checkpoint[DATA_CONFIG_KEY] = self.data_config
         for logger in _wandb_loggers(trainer):
             run_id = getattr(logger, "_id", None) or getattr(getattr(logger, "_experiment", None), "id", None)
             if run_id:
@@ -345,14 +353,14 @@ def describe_error(exc: BaseException) -> str | None:
 # wiring (called by tcx.cli)
 
 
-def prepare_trainer(trainer) -> None:
+def prepare_trainer(trainer, data_config: dict | None = None) -> None:
     """Atomic checkpoint writes (unless the user chose another CheckpointIO) and a
-    :class:`RunGuard` first among the callbacks."""
+    :class:`RunGuard` (recording ``data_config`` in the checkpoints) first among the callbacks."""
     strategy = trainer.strategy
     if type(getattr(strategy, "checkpoint_io", None)) is TorchCheckpointIO:
         strategy.checkpoint_io = AtomicCheckpointIO()
     if not any(isinstance(cb, RunGuard) for cb in trainer.callbacks):
-        trainer.callbacks.insert(0, RunGuard())
+        trainer.callbacks.insert(0, RunGuard(data_config=data_config))
 
 
 def check_loggers_writable(trainer) -> None:

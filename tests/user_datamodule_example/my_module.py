@@ -44,6 +44,13 @@ class MyDataModule(pl.LightningDataModule):
     def val_dataloader(self):
         return DataLoader(self.val_set, batch_size=self.batch_size)
 
+    # `tcx test` and `tcx predict` run on these (here the held-out points again)
+    def test_dataloader(self):
+        return self.val_dataloader()
+
+    def predict_dataloader(self):
+        return self.val_dataloader()
+
 
 class NoShapeDataModule(MyDataModule):
     """Forgets to declare `input_shape`."""

@@ -1,0 +1,238 @@
+"""A checkpoint knows its run: what ``--ckpt_path`` brings to a ``tcx`` command.
+
+Every checkpoint a ``tcx`` run writes records its model family (``tcx_model_class``, with
+Lightning's ``hyper_parameters``) and its datamodule: the class and the arguments it was built
+with (``tcx_data_config``, from the parsed ``--data`` config). With ``--ckpt_path`` and no
+``--model``/``--data``, :func:`with_checkpoint_classes` names the checkpoint's own on the command
+line, so that ``validate``, ``test``, ``predict`` and a resumed ``fit`` run on the model and the
+data they were trained with. What the user gives explicitly is then reconciled with the checkpoint
+by :func:`reconcile_model`: a changed architecture is refused (the weights would not fit), a
+changed optimizer setting is refused on resume (the optimizer's state is restored with it), and
+any other change (a rate weight, the likelihood) is honoured and announced. The README's "After
+training" section has the rules with examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tcx.errors import TcxError
+
+__all__ = [
+    "DATA_CONFIG_KEY",
+    "plain_config",
+    "recorded_run",
+    "with_checkpoint_classes",
+    "explicit_model_keys",
+    "reconcile_model",
+    "architecture_keys",
+    "OPTIMIZER_KEYS",
+]
+
+#: the ``--data`` config (class_path and init_args) a CLI run was built with
+DATA_CONFIG_KEY = "tcx_data_config"
+#: settings restored with the optimizer's state on resume: a change cannot be honoured
+OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
+                            "lr_scheduler"})
+#: top-level CLI groups that are model arguments (linked to CorExVAE's ``optimizer``, ``lr_scheduler``)
+LINKED_GROUPS = ("optimizer", "lr_scheduler")
+EVALUATION = ("validate", "test", "predict")
+
+
+class CheckpointMismatch(TcxError):
+    """A command's model or data cannot be used with its ``--ckpt_path``."""
+
+
+def plain_config(value: Any) -> Any:
+    """``value`` (a parsed config, with jsonargparse Namespaces, tuples, paths) as plain dicts,
+    lists, strings and numbers, so that a checkpoint holding it loads with ``weights_only=True``;
+    ``None`` when some part is an object that has no plain form."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if str(k).startswith("__"):
+                continue  # jsonargparse's bookkeeping (__path__)
+            pv = plain_config(v)
+            if pv is None and v is not None:
+                return None
+            out[str(k)] = pv
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [plain_config(v) for v in value]
+        return None if any(p is None and v is not None for p, v in zip(items, value)) else items
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return None
+
+
+def recorded_run(ckpt_path) -> dict:
+    """What the checkpoint at ``ckpt_path`` records of its run: ``model_class`` (a class path),
+    ``model_args`` (its saved hyperparameters) and ``data`` (``{"class_path", "init_args"}``, or
+    ``None`` when the checkpoint names no datamodule). Read as data (``weights_only=True``)."""
+    from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY
+    from tcx.safe_io import load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt_path)
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    model_class = hparams.pop("_class_path", None) or checkpoint.get(CLASS_KEY)
+    hparams.pop("_instantiator", None)
+    data = checkpoint.get(DATA_CONFIG_KEY)
+    if not data and checkpoint.get(DATAMODULE_CLASS_KEY):
+        # a checkpoint written outside the CLI: the class, and Lightning's copy of the
+        # datamodule's arguments when it saved its hyperparameters
+        init = {k: v for k, v in dict(checkpoint.get("datamodule_hyper_parameters") or {}).items()
+                if not str(k).startswith("_")}
+        data = {"class_path": checkpoint[DATAMODULE_CLASS_KEY], "init_args": init}
+    return {"model_class": model_class, "model_args": hparams, "data": data or None}
+
+
+def _class_arguments(argv: list[str], group: str) -> bool:
+    from tcx.experiments import flag_values
+
+    return bool(flag_values(argv, (group,)))
+
+
+def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[list[str], list[str]]:
+    """``argv`` with ``--model``/``--data`` set to the checkpoint's own when the command has a
+    ``--ckpt_path`` and names neither (by flag, or in a ``-c`` file: ``config_keys``), and the
+    notes that say where the model and the data come from. Returns ``(argv, notes)``."""
+    from lightning.pytorch import LightningDataModule
+
+    from tcx.experiments import flag_values
+    from tcx.safe_io import resolve_class
+
+    found = flag_values(argv, ("--ckpt_path",))
+    if not argv or not found or not found[-1][2] or not Path(found[-1][2]).is_file():
+        return argv, []  # no checkpoint (Lightning reports a missing ckpt_path itself)
+    ckpt = found[-1][2]
+    run = recorded_run(ckpt)
+    given = {g for g in ("--model", "--data") if _class_arguments(argv, g) or g[2:] in config_keys}
+    inserted, notes = [], []
+    def as_given(group: str, recorded_class) -> str:
+        values = flag_values(argv, (group,))
+        name = values[-1][2].rpartition(".")[2] if values else f"of the -c file's {group[2:]} section"
+        held = str(recorded_class or "").rpartition(".")[2]
+        differs = f"; the checkpoint's is {held}" if held and held != name else ""
+        return f"{group[2:]} {name} (given with {group}{differs})"
+
+    if "--model" in given:
+        notes.append(as_given("--model", run["model_class"]))
+    elif run["model_class"]:
+        inserted.append(f"--model={run['model_class']}")
+        notes.append(f"model {run['model_class'].rpartition('.')[2]} (from the checkpoint)")
+    if "--data" in given:
+        notes.append(as_given("--data", (run["data"] or {}).get("class_path")))
+    elif run["data"]:
+        # imported as a --data flag would be; it must be a LightningDataModule (checked here,
+        # before anything of it is built, with the message of the checkpoint loaders)
+        resolve_class(run["data"]["class_path"], (), LightningDataModule, what="datamodule",
+                      source=f"checkpoint {ckpt!r}", trust=True)
+        inserted.append("--data=" + json.dumps(run["data"]))
+        notes.append(f"data {run['data']['class_path'].rpartition('.')[2]} (from the checkpoint)")
+    else:
+        notes.append("data: the default (the checkpoint names no datamodule; give --data)")
+    notes.append(f"checkpoint {ckpt}")
+    return [argv[0], *inserted, *argv[1:]], notes
+
+
+def explicit_model_keys(argv: list[str], config_files: list[str]) -> set[str]:
+    """The model arguments the user set explicitly: ``--model.X`` / ``--model.init_args.X``
+    flags and the ``model`` section of ``-c`` files (``--optimizer`` and ``--lr_scheduler`` count as
+    the model's ``optimizer`` and ``lr_scheduler``)."""
+    import yaml
+
+    keys = set()
+    for arg in argv:
+        flag = arg.partition("=")[0]
+        group = flag[2:].split(".")[0] if flag.startswith("--") else ""
+        if group in LINKED_GROUPS:
+            keys.add(group)
+        if flag.startswith("--model."):
+            name = flag[len("--model."):]
+            name = name[len("init_args."):] if name.startswith("init_args.") else name
+            keys.add(name.split(".")[0])
+    for path in config_files:
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(content, dict):
+            keys |= {g for g in LINKED_GROUPS if content.get(g)}
+        model = content.get("model") if isinstance(content, dict) else None
+        if isinstance(model, dict):
+            init = model.get("init_args", model if "class_path" not in model else {})
+            keys |= {k for k in (init or {}) if k not in ("class_path", "init_args")}
+    return keys
+
+
+def architecture_keys(cls) -> set[str]:
+    """The arguments that shape a family's weights: the union of ``ARCHITECTURE`` over its MRO."""
+    keys: set[str] = set()
+    for klass in getattr(cls, "__mro__", ()):
+        keys |= set(getattr(klass, "ARCHITECTURE", ()))
+    return keys
+
+
+def _same(a, b) -> bool:
+    norm = plain_config
+    return json.dumps(norm(a), sort_keys=True, default=str) == json.dumps(norm(b), sort_keys=True, default=str)
+
+
+def _short(value) -> str:
+    """A setting in a message: a class spec by its class name, anything else as its repr."""
+    value = plain_config(value)
+    if isinstance(value, dict) and isinstance(value.get("class_path"), str):
+        return value["class_path"].rpartition(".")[2]
+    return repr(value)
+
+
+def reconcile_model(subcommand: str, user_model, merged_model, recorded: dict, explicit: set[str],
+                    model_cls) -> tuple[Any, list[str]]:
+    """The model config to build for a command with ``--ckpt_path``, and what to announce.
+
+    ``user_model`` is the ``model`` config as the user's arguments gave it; ``merged_model`` the
+    same after Lightning applied the checkpoint's hyperparameters over it; ``recorded`` is
+    :func:`recorded_run`. Raises :class:`CheckpointMismatch` (one line, naming the keys) for a
+    change the checkpoint's weights or optimizer state cannot follow.
+    """
+    ckpt_class = recorded.get("model_class")
+    user_class = user_model.get("class_path") if hasattr(user_model, "get") else None
+    ckpt_name = str(ckpt_class).rpartition(".")[2]
+    if ckpt_class and user_class and user_class != ckpt_class:
+        if subcommand == "fit":
+            raise CheckpointMismatch(
+                f"--ckpt_path holds a {ckpt_name} and --model asks for {user_class.rpartition('.')[2]}: a fit "
+                f"resumes the model it checkpointed; drop --model to resume the {ckpt_name}, or start a new fit "
+                "without --ckpt_path")
+        # evaluation with another family, as the user asked (the first line says so): their
+        # config, not the checkpoint's; Lightning refuses weights that do not fit it
+        return user_model, []
+    saved = recorded.get("model_args") or {}
+    user_args = user_model.get("init_args") if hasattr(user_model, "get") else None
+    merged_args = merged_model.get("init_args") if hasattr(merged_model, "get") else None
+    if user_args is None or merged_args is None:
+        return merged_model, []
+    changed = sorted(k for k in explicit if k in saved and k in user_args and not _same(user_args[k], saved[k]))
+    arch = architecture_keys(model_cls)
+    refused = [k for k in changed if k in arch]
+    if subcommand == "fit":
+        refused += [k for k in changed if k in OPTIMIZER_KEYS and k not in refused]
+    if refused:
+        what = ", ".join(f"{k} (checkpoint {_short(saved[k])}, given {_short(user_args[k])})" for k in refused)
+        why = ("a resumed fit restores the checkpoint's weights and optimizer state" if subcommand == "fit"
+               else "the checkpoint's weights have that shape")
+        raise CheckpointMismatch(
+            f"--ckpt_path does not fit the given model settings: {what}; {why}. Drop those settings, "
+            + ("or start a new fit without --ckpt_path" if subcommand == "fit" else "or use a checkpoint trained with them"))
+    notes = []
+    for k in changed:
+        merged_args[k] = user_args[k]
+        notes.append(f"model.{k}: {_short(user_args[k])} as given (the checkpoint was trained with {_short(saved[k])})")
+    return merged_model, notes
