@@ -21,7 +21,7 @@ pictures (also for ``tcx traverse``, which makes them from a checkpoint), and ``
 from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
-from tcx.callbacks.media_logging import log_media, media_dir
+from tcx.callbacks.media_logging import log_media, media_dir, run_dir
 from tcx.callbacks.predictions import PosteriorWriter
 from tcx.callbacks.quality import QualityMetrics
 
@@ -36,5 +36,6 @@ __all__ = [
     "MediaCallback",
     "log_media",
     "media_dir",
+    "run_dir",
     "media_files",
 ]

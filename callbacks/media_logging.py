@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
 
-__all__ = ["Media", "log_media", "write_media_files", "media_dir", "report"]
+__all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report"]
 
 _EXTENSIONS = {"image": "png", "gif": "gif", "table": "csv"}
 
@@ -89,27 +89,30 @@ def report(message: str) -> None:
 # where things go
 
 
-def media_dir(trainer) -> Path:
-    """The folder for picture files: ``<run directory>/media``.
-
-    The run directory is the first logger's: for W&B ``<save_dir>/<project>/<run id>`` (the folder
-    that also holds the run's ``checkpoints``), for TensorBoard and CSV their ``log_dir``, for
-    other loggers their ``save_dir``; with no logger ``trainer.default_root_dir``. Computed on the
-    calling process only (``trainer.log_dir`` would need every process).
-    """
+def run_dir(trainer) -> Path:
+    """The run's own folder: for W&B ``<save_dir>/<project>/<run id>`` (the folder that also holds
+    the run's ``checkpoints``), for TensorBoard and CSV their ``log_dir``, for other loggers their
+    ``save_dir``; with no logger ``trainer.default_root_dir`` (which the ``tcx`` CLI makes a fresh
+    ``runs/<time>-<pid>`` for each logger-less run). Computed on the calling process only
+    (``trainer.log_dir`` would need every process)."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in trainer.loggers[:1]:
         if isinstance(logger, WandbLogger):
             version = logger.version
             if version:
-                return Path(logger.save_dir or ".") / str(logger.name or "lightning_logs") / str(version) / "media"
+                return Path(logger.save_dir or ".") / str(logger.name or "lightning_logs") / str(version)
         log_dir = getattr(logger, "log_dir", None)
         if log_dir:
-            return Path(log_dir) / "media"
+            return Path(log_dir)
         if logger.save_dir:
-            return Path(logger.save_dir) / "media"
-    return Path(trainer.default_root_dir) / "media"
+            return Path(logger.save_dir)
+    return Path(trainer.default_root_dir)
+
+
+def media_dir(trainer) -> Path:
+    """The folder for picture files: ``<run directory>/media`` (:func:`run_dir`)."""
+    return run_dir(trainer) / "media"
 
 
 def write_media_files(items: Sequence[Media], directory, suffix: str = "") -> dict[str, Path]:

@@ -163,3 +163,25 @@ def test_tcx_help_names_its_own_commands_beside_lightnings(capsys):
     for command in ("fit", "validate", "test", "predict"):
         assert f"    {command} " in out
     assert "\n  configs " in out and "\n  traverse " in out
+
+
+def test_fit_help_is_one_readable_screen_with_a_line_per_argument_and_callback(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and len(out.splitlines()) < 90
+    assert "Namespace(" not in out and max(len(line) for line in out.splitlines()) < 160
+    assert re.search(r"^  --model\.anchor_beta +0\.2$", out, re.M)
+    assert re.search(r"^  DisentanglementMetrics +every_n_epochs 1, num_samples 5000", out, re.M)
+    assert re.search(r"^  LatentTraversal ", out, re.M) and "--help-all" in out
+    # the family asked for, with its own defaults
+    with pytest.raises(SystemExit):
+        main(["fit", "--model", "BetaVAE", "--help"])
+    assert re.search(r"^  --model\.beta +4\.0$", capsys.readouterr().out, re.M)
+
+
+def test_help_all_is_lightnings_full_list(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--help-all"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "--trainer.accumulate_grad_batches" in out

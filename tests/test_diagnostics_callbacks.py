@@ -17,7 +17,7 @@ from tcx.callbacks import InformationDiagnostics, LatentTraversal, Reconstructio
 from tcx.callbacks.encoding import Encoded
 from tcx.callbacks.media import MediaCallback
 from tcx.callbacks.pictures import sample_media, traversal_media
-from tcx.cli import traverse_main
+from tcx.traverse import traverse_main
 from tcx.datamodules import DSprites
 from tcx.distributions import DiagonalGaussian
 from tcx.models import AnchorVAE, BetaVAE, VAE
@@ -275,7 +275,7 @@ def test_tcx_traverse_writes_the_pictures_of_a_checkpoint(tmp_path, capsys, fami
     trainer, _ = tiny_fit(tmp_path, model=tiny_model(family), callbacks=[], checkpoint=True)
     ckpt = tmp_path / "ckpt" / "last.ckpt"
     out = tmp_path / "pictures"
-    code = traverse_main(["--ckpt", str(ckpt), "--out", str(out), "--steps", "4", "--num-points", "64"])
+    code = traverse_main(["--ckpt_path", str(ckpt), "--out", str(out), "--steps", "4", "--num_points", "64"])
     assert code == 0, capsys.readouterr().err
     names = {p.name for p in out.iterdir()}
     expected = {"traversal.png", *{f"traversal_z{j}.gif" for j in range(4)}, "samples.png", "reconstructions.png",
@@ -299,7 +299,7 @@ def test_tcx_traverse_without_data_uses_the_prior(tmp_path, capsys):
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
     out = tmp_path / "out"
-    assert traverse_main(["--ckpt", str(ckpt), "--out", str(out), "--steps", "3"]) == 0
+    assert traverse_main(["--ckpt_path", str(ckpt), "--out", str(out), "--steps", "3"]) == 0
     text = capsys.readouterr().out
     assert "no data (the checkpoint names no datamodule): traversals start from the prior only" in text
     assert {"traversal.png", "samples.png", "anchor_samples_held.png", "others_held.png"} <= {p.name for p in out.iterdir()}
@@ -310,10 +310,10 @@ def test_tcx_traverse_without_data_uses_the_prior(tmp_path, capsys):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda d: ["--ckpt", str(d / "missing.ckpt"), "--out", str(d / "o")], "missing.ckpt' does not exist"),
-        (lambda d: ["--ckpt", str(d / "notes.txt"), "--out", str(d / "o")], "could not be read"),
-        (lambda d: ["--ckpt", str(d / "notes.txt"), "--out", str(d / "notes.txt")], "is a file; give a folder"),
-        (lambda d: ["--ckpt", str(d / "notes.txt"), "--out", str(d / "o"), "--steps", "1"], "--steps must be >= 2"),
+        (lambda d: ["--ckpt_path", str(d / "missing.ckpt"), "--out", str(d / "o")], "missing.ckpt' does not exist"),
+        (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "o")], "could not be read"),
+        (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "notes.txt")], "is a file; give a folder"),
+        (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "o"), "--steps", "1"], "--steps must be >= 2"),
         (lambda d: ["--out", str(d / "o")], "the following arguments are required: --ckpt"),
     ],
 )
@@ -323,3 +323,13 @@ def test_tcx_traverse_bad_input_exits_2_without_traceback(tmp_path, capsys, make
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_traverse_accepts_the_hyphenated_spellings_as_aliases(tmp_path):
+    # one documented spelling (--ckpt_path, --num_inputs, as the callbacks' arguments); the old
+    # ones still reach the same options
+    from tcx.traverse import ALIASES, _parser
+
+    args = _parser().parse_args([ALIASES.get(a, a) for a in ["--ckpt", "c", "--out", "o", "--num-inputs", "3"]])
+    assert (args.ckpt_path, args.num_inputs) == ("c", 3)
+    assert "--num-inputs" not in _parser().format_help() and "--num_inputs" in _parser().format_help()

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from tcx import runtime, safe_io
-from tcx.cli import rebuild_datamodule, traverse_main
+from tcx.traverse import rebuild_datamodule, traverse_main
 from tcx.cli import main
 from tcx.datamodules import DSprites
 from tcx.models import VAE, load_model
@@ -119,7 +119,7 @@ def test_row1_pickled_code_in_a_checkpoint_is_refused_not_run(tmp_path, capsys):
     with pytest.raises(safe_io.CheckpointRefused, match="pickled Python objects"):
         load_model(path)
     assert not marker.exists()
-    assert traverse_main(["--ckpt", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert traverse_main(["--ckpt_path", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "pickled Python objects" in capsys.readouterr().err
     assert not marker.exists(), "the checkpoint's code ran"
 
@@ -138,7 +138,7 @@ def test_row2_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_p
     dm, why = rebuild_datamodule(torch.load(evil, weights_only=True), known=_registered(tcx.datamodules, pl.LightningDataModule))
     assert dm is None and "'subprocess.Popen', which is not one of tcx's" in why and "--trust" in why
     with pytest.raises(SystemExit) as info:
-        main(["traverse", "--ckpt", str(evil), "--out", str(tmp_path / "pics"), "--num-points", "8", "--steps", "2"])
+        main(["traverse", "--ckpt_path", str(evil), "--out", str(tmp_path / "pics"), "--num_points", "8", "--steps", "2"])
     assert info.value.code == 0
     assert "subprocess.Popen" in capsys.readouterr().out
     time.sleep(0.2)

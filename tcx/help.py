@@ -1,0 +1,135 @@
+"""``tcx fit --help`` (and validate, test, predict): one screen a person can read.
+
+LightningCLI's own help lists every Trainer argument with the callbacks' defaults as one blob; it
+stays available as ``--help-all``. This one shows the model and data of the command (the
+defaults, or the ``--model``/``--data`` given) with each argument and default on its own line, the
+default callbacks one per line, the options most runs change, and where to find the rest.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+__all__ = ["command_help", "class_arguments"]
+
+#: model arguments the CLI fills itself: input_shape from the data, optimizer and lr_scheduler
+#: from --optimizer and --lr_scheduler
+LINKED = ("input_shape", "optimizer", "lr_scheduler")
+
+WHAT = {
+    "fit": "Train a model (AnchorVAE on procedural dSprites unless --model/--data say otherwise).",
+    "validate": "Evaluate a checkpoint on the validation split; ends with the summary of the terms and metrics.",
+    "test": "Evaluate a checkpoint on the test split; ends with the summary of the terms and metrics.",
+    "predict": "Write the posterior (mean, log_var, and labels or factors) of the predict split to <run>/predictions.npz.",
+}
+
+COMMON = (
+    ("-c, --config FILE|NAME", "a YAML config, or a packaged experiment by name (`tcx configs` lists them)"),
+    ("--ckpt_path CKPT", "a checkpoint: resume (fit) or evaluate; its own model and data unless given"),
+    ("--trainer.max_epochs N", "epochs to train (default 1)"),
+    ("--trainer.precision P", "32-true, bf16-mixed, 16-mixed (default: chosen by the hardware)"),
+    ("--trainer.accelerator A", "cpu, gpu, auto; --trainer.devices N, --trainer.num_nodes N"),
+    ("--trainer.strategy S", "ddp, fsdp, ... for several devices"),
+    ("--trainer.logger L", "WandbLogger (default, offline without a key), CSVLogger, TensorBoardLogger, false"),
+    ("--trainer.default_root_dir DIR", "where a run without a logger writes (default runs/<command>-<time>-<pid>)"),
+    ("--trainer.callbacks '[]'", "no callbacks; --trainer.callbacks+=CLASS adds one"),
+    ("--optimizer CLASS", "the optimizer instead of Adam(lr) (e.g. SGD, --optimizer.lr 0.1)"),
+    ("--lr_scheduler CLASS", "a learning-rate scheduler (e.g. CosineAnnealingLR --lr_scheduler.T_max 10)"),
+    ("--seed_everything N", "the seed (default 0)"),
+)
+
+MORE = (
+    ("tcx {cmd} --model.help CLASS", "every argument of a model family, with its documentation"),
+    ("tcx {cmd} --data.help CLASS", "every argument of a datamodule"),
+    ("tcx {cmd} --trainer.callbacks.help CLASS", "every argument of a callback"),
+    ("tcx {cmd} --print_config", "the whole configuration of this command, ready to edit and pass with -c"),
+    ("tcx {cmd} --help-all", "LightningCLI's full list of options"),
+)
+
+
+def class_arguments(cls) -> list[tuple[str, str]]:
+    """``(name, default)`` of every ``__init__`` argument of ``cls``, following ``**kwargs`` up
+    the MRO (tcx's families pass them to their base); defaults shown as written in YAML."""
+    seen: dict[str, str] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            break
+        takes_more = False
+        for name, p in params.items():
+            if name == "self":
+                continue
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                takes_more = True
+                continue
+            if p.kind is inspect.Parameter.VAR_POSITIONAL or name in seen:
+                continue
+            seen[name] = "(required)" if p.default is inspect.Parameter.empty else _yaml(p.default)
+        if not takes_more:
+            break
+    return list(seen.items())
+
+
+def _yaml(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        value = list(value)
+    return str(value)
+
+
+def _first_line(cls) -> str:
+    doc = inspect.getdoc(cls) or ""
+    return doc.split("\n\n")[0].replace("\n", " ").replace("``", "").strip()
+
+
+def _section(title: str, rows, width: int = 34) -> list[str]:
+    lines = [title]
+    for key, text in rows:
+        key = f"  {key}"
+        lines.append(f"{key.ljust(width)}{text}" if len(key) < width else f"{key}\n{' ' * width}{text}")
+    return lines + [""]
+
+
+def _default_callbacks(default_config: Path) -> list[tuple[str, str]]:
+    import yaml
+
+    config = yaml.safe_load(default_config.read_text()) or {}
+    rows = []
+    for cb in (config.get("trainer") or {}).get("callbacks") or []:
+        name = str(cb.get("class_path", "")).rpartition(".")[2]
+        args = cb.get("init_args") or {}
+        rows.append((name, ", ".join(f"{k} {_yaml(v)}" for k, v in args.items()) or "(its defaults)"))
+    return rows
+
+
+def command_help(command: str, model_cls, data_cls, models: dict, datamodules: dict, default_config: Path) -> str:
+    """The help text of ``tcx COMMAND`` for the model family ``model_cls`` and the datamodule
+    ``data_cls`` (the command's, after its flags), listing the other ``models`` and
+    ``datamodules`` by name."""
+    lines = [
+        f"usage: tcx {command} [-c CONFIG] [--model CLASS] [--model.ARG VALUE ...] [--data CLASS]",
+        f"       {' ' * len(command)}     [--data.ARG VALUE ...] [--trainer.ARG VALUE ...] [--ckpt_path CKPT] ...",
+        "",
+        WHAT.get(command, ""),
+        "",
+    ]
+    lines += _section(f"--model {model_cls.__name__}: {_first_line(model_cls)}",
+                      [(f"--model.{k}", v) for k, v in class_arguments(model_cls) if k not in LINKED])
+    others = [n for n in models if n not in (model_cls.__name__, "CorExVAE")]
+    lines += [f"  other families (--model NAME): {', '.join(others)}", ""]
+    lines += _section(f"--data {data_cls.__name__}: {_first_line(data_cls)}",
+                      [(f"--data.{k}", v) for k, v in class_arguments(data_cls)])
+    lines += [f"  other datamodules (--data NAME): {', '.join(n for n in datamodules if n != data_cls.__name__)}",
+              "  or your own: --data my_package.MyDataModule (README, 'Your own data')", ""]
+    lines += _section("callbacks of the default config (--trainer.callbacks):", _default_callbacks(default_config))
+    lines += _section("options most runs change:", COMMON)
+    lines += _section("more:", [(k.format(cmd=command), v) for k, v in MORE], width=44)
+    return "\n".join(lines).rstrip() + "\n"
