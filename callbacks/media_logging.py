@@ -1,10 +1,10 @@
 """Sending pictures, animations and tables to the Trainer's loggers, and to files.
 
 ``log_media`` is the one place that does it: W&B (``wandb.Image``, ``wandb.Video`` in GIF format,
-``wandb.Table``), TensorBoard (``add_image``; tables as markdown ``add_text``), and, for each kind
-no logger takes, files in ``media_dir(trainer)``: ``<name>_step<global_step>.png`` (images),
-``.gif`` (animations), ``.csv`` (tables). A picture that fails to render or to log is reported
-with a warning (``report``) and the run goes on.
+``wandb.Table``), TensorBoard (``add_image``; tables as markdown ``add_text``), and files in
+``media_dir(trainer)``: ``<name>_step<global_step>.png`` (images), ``.gif`` (animations), ``.csv``
+(tables), for every item whatever the loggers took, so a run's folder keeps every epoch's pictures. A picture that fails to render or
+to log is reported with a warning (``report``) and the run goes on.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
+from tcx.errors import TcxError
 
 __all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report"]
 
@@ -43,7 +44,7 @@ class Media:
 
     def __post_init__(self) -> None:
         if self.kind not in _EXTENSIONS:
-            raise ValueError(f"Media kind must be one of {sorted(_EXTENSIONS)}, got {self.kind!r}")
+            raise TcxError(f"Media kind must be one of {sorted(_EXTENSIONS)}, got {self.kind!r}")
 
     @property
     def name(self) -> str:
@@ -130,15 +131,16 @@ def write_media_files(items: Sequence[Media], directory, suffix: str = "") -> di
     return written
 
 
-def log_media(trainer, items: Sequence[Media], step: int | None = None, write_files: bool = False) -> dict[str, Path]:
+def log_media(trainer, items: Sequence[Media], step: int | None = None, write_files: bool = True) -> dict[str, Path]:
     """Send ``items`` to every logger of ``trainer`` that takes them; returns the files written.
 
     - ``WandbLogger``: one ``log`` call with ``wandb.Image`` (images), ``wandb.Video(format="gif")``
       (animations) and ``wandb.Table`` (tables), at ``trainer/global_step = step``.
     - ``TensorBoardLogger``: ``add_image(key, ..., dataformats="HWC")`` and tables as markdown
       ``add_text``; TensorBoard shows no GIFs.
-    - Files ``media_dir(trainer)/<name>_step<step>.<ext>`` for every item of a kind no logger took,
-      or for every item when ``write_files``.
+    - Files ``media_dir(trainer)/<name>_step<step>.<ext>``: every item when ``write_files`` (the
+      default: each epoch's pictures are kept in the run's folder too), else those of a kind no
+      logger took.
 
     ``step`` defaults to ``trainer.global_step``. Failures are reported (a warning naming the key,
     the logger and the error) and the rest is still logged.

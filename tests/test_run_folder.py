@@ -1,5 +1,5 @@
 """One folder per run, whatever the logger: config.yaml, checkpoints and pictures of two runs are
-never shared."""
+never shared, and every epoch's pictures are kept."""
 
 import pytest
 import yaml
@@ -7,7 +7,7 @@ import yaml
 from tcx.cli import main
 from tcx.run_folder import RUN_DIR_ENV, give_run_a_folder
 
-TINY = ["--model.network", "mlp", "--model.input_entropy_samples", "0", "--trainer.max_epochs", "1",
+TINY = ["--model.network", "mlp", "--model.input_entropy_samples", "0", "--trainer.max_epochs", "2",
         "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--data.batch_size", "16", "--data.epoch_size", "32", "--data.val_size", "16",
@@ -33,7 +33,9 @@ def test_two_runs_have_their_own_config_checkpoints_and_pictures(tmp_path, monke
     folders = [c.parent for c in configs]
     for folder in folders:
         assert (folder / "checkpoints" / "last.ckpt").is_file()
-        assert list((folder / "media").glob("samples_step*.png"))
+        # every validation epoch's pictures are kept, the step in the name
+        assert sorted(p.name for p in (folder / "media").glob("samples_step*.png")) == [
+            "samples_step2.png", "samples_step4.png"]
     assert not (tmp_path / "runs" / "config.yaml").exists() and not (tmp_path / "checkpoints").exists()
 
 
