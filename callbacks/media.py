@@ -30,6 +30,7 @@ from tcx.callbacks.encoding import decode_images, evaluating, fixed_inputs, shar
 from tcx.callbacks.media_logging import Media, log_media, media_dir, report, write_media_files
 from tcx.callbacks.pictures import attempt, reconstruction_media, rows_of, sample_media, traversal_media
 from tcx.validation import check_int
+from tcx.errors import TcxError
 
 __all__ = ["MediaCallback", "LatentTraversal", "Reconstructions", "Samples", "media_files"]
 
@@ -180,13 +181,13 @@ class LatentTraversal(MediaCallback):
         self.num_inputs = check_int("num_inputs", num_inputs, 0)
         self.steps = check_int("steps", steps, 2)
         if not (isinstance(quantile, (int, float)) and 0.0 <= quantile < 0.5):
-            raise ValueError(f"quantile must be in [0, 0.5), got {quantile!r}")
+            raise TcxError(f"quantile must be in [0, 0.5), got {quantile!r}")
         if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
-            raise ValueError(f"limit must be a number > 0 or None, got {limit!r}")
+            raise TcxError(f"limit must be a number > 0 or None, got {limit!r}")
         self.quantile, self.limit = float(quantile), (None if limit is None else float(limit))
         self.num_points = check_int("num_points", num_points, 2)
         if not (isinstance(fps, (int, float)) and fps > 0):
-            raise ValueError(f"fps must be > 0, got {fps!r}")
+            raise TcxError(f"fps must be > 0, got {fps!r}")
         self.fps = float(fps)
         self.scale = check_int("scale", scale, 1)
         self.seed = int(seed)
@@ -260,7 +261,7 @@ class Samples(MediaCallback):
         self.num_held = check_int("num_held", num_held, 0)
         self.num_resampled = check_int("num_resampled", num_resampled, 1)
         if resample not in ("posterior", "prior"):
-            raise ValueError(f"resample must be 'posterior' or 'prior', got {resample!r}")
+            raise TcxError(f"resample must be 'posterior' or 'prior', got {resample!r}")
         self.resample = resample
         self.num_points = check_int("num_points", num_points, 1)
         self.per_row = check_int("per_row", per_row, 1)

@@ -36,6 +36,7 @@ from tcx.callbacks.encoding import evaluating
 from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
 from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised
+from tcx.errors import TcxError
 
 
 __all__ = ["DisentanglementMetrics", "METRICS"]
@@ -98,19 +99,19 @@ class DisentanglementMetrics(pl.Callback):
         for name, value in (("every_n_epochs", every_n_epochs),
                             ("intervention_every_n_epochs", intervention_every_n_epochs)):
             if value < 0:
-                raise ValueError(f"{name} must be >= 0 (0: only at the end of fit), got {value}")
+                raise TcxError(f"{name} must be >= 0 (0: only at the end of fit), got {value}")
         chosen = tuple(METRICS if metrics is None else metrics)
         unknown = [m for m in chosen if m not in METRICS]
         if unknown:
-            raise ValueError(f"metrics {unknown} are not known; choose from {list(METRICS)}")
+            raise TcxError(f"metrics {unknown} are not known; choose from {list(METRICS)}")
         for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
                             ("intervention_train", intervention_train), ("intervention_eval", intervention_eval),
                             ("intervention_variance", intervention_variance),
                             ("intervention_batch", intervention_batch)):
             if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise TcxError(f"{name} must be >= 1, got {value}")
         if num_samples < 10:
-            raise ValueError(f"num_samples must be >= 10 to split into train and test, got {num_samples}")
+            raise TcxError(f"num_samples must be >= 10 to split into train and test, got {num_samples}")
         self.every_n_epochs = int(every_n_epochs)
         self.intervention_every_n_epochs = int(intervention_every_n_epochs)
         self.metrics = chosen
@@ -200,7 +201,7 @@ class DisentanglementMetrics(pl.Callback):
                 yield dm.render(f).to(device), f[:, varying]
             return
         if not has_val_dataloader(dm):
-            raise ValueError("DisentanglementMetrics needs a datamodule with a val_dataloader or a renderer")
+            raise TcxError("DisentanglementMetrics needs a datamodule with a val_dataloader or a renderer")
         loader = dm.val_dataloader()
         # the sample is the first num_samples validation points, in the loader's order; every
         # process reads the loader (the datamodule's own, not the sharded one) and keeps its block

@@ -19,6 +19,7 @@ from tcx import visualize as viz
 from tcx.callbacks.encoding import Encoded, decode_images, encode_dataset, encode_posteriors, evaluating, fixed_inputs
 from tcx.callbacks.media_logging import Media, report, write_media_files
 from tcx.estimators import rate_per_latent
+from tcx.errors import TcxError
 
 __all__ = ["attempt", "rows_of", "traversal_media", "reconstruction_media", "sample_media", "export_pictures"]
 
@@ -189,7 +190,7 @@ def sample_media(
     a blank image and hide it). ``resample="prior"``, or no ``encoded``, draws from ``N(0, I)``.
     """
     if resample not in ("posterior", "prior"):
-        raise ValueError(f"resample must be 'posterior' or 'prior', got {resample!r}")
+        raise TcxError(f"resample must be 'posterior' or 'prior', got {resample!r}")
     failures = [] if failures is None else failures
     d = int(model.latent_dim)
     anchors = sorted(int(a) for a in getattr(model, "anchor_indices", ()))

@@ -48,6 +48,7 @@ from tcx.metrics.likelihood import model_iwae
 from tcx.metrics.probe import linear_probe
 from tcx.metrics.sample_quality import class_entropy, frechet_distance, mean_confidence
 from tcx.validation import check_int
+from tcx.errors import TcxError
 
 __all__ = ["QualityMetrics"]
 
@@ -112,20 +113,20 @@ class QualityMetrics(Callback):
             num = int(getattr(datamodule, "num_classes", 0) or int(y.max()) + 1)
             return y.long(), num
         if y.dim() != 2 or y.shape[1] == 0:
-            raise ValueError(f"QualityMetrics needs labels or factors; the data have y of shape {tuple(y.shape)}")
+            raise TcxError(f"QualityMetrics needs labels or factors; the data have y of shape {tuple(y.shape)}")
         names = list(getattr(datamodule, "factor_names", ()) or ())
         sizes = list(getattr(datamodule, "factor_sizes", ()) or ())
         want = self.label_factor
         if want is None:
             if "shape" not in names:
-                raise ValueError(
+                raise TcxError(
                     "QualityMetrics: the data have factors "
                     f"{names or y.shape[1]}; set label_factor to the factor to use as the class label"
                 )
             want = "shape"
         col = names.index(want) if isinstance(want, str) and want in names else want
         if not isinstance(col, int) or not 0 <= col < y.shape[1]:
-            raise ValueError(f"label_factor={want!r} is not one of the factors {names or list(range(y.shape[1]))}")
+            raise TcxError(f"label_factor={want!r} is not one of the factors {names or list(range(y.shape[1]))}")
         num = int(sizes[col]) if sizes else int(y[:, col].max()) + 1
         return y[:, col].long(), num
 
@@ -248,7 +249,7 @@ class QualityMetrics(Callback):
             return
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is None or not callable(getattr(datamodule, "split_data", None)):
-            raise ValueError("QualityMetrics needs a datamodule with split_data (every tcx datamodule has it)")
+            raise TcxError("QualityMetrics needs a datamodule with split_data (every tcx datamodule has it)")
         self.last = self.measure(pl_module, datamodule)
         numbers = {f"quality/{k}": v for k, v in self.last.items() if isinstance(v, float)}
         # to every logger and to trainer.callback_metrics (the end-of-fit summary), as the picture

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Subset
 
 from tcx.validation import check_choice, check_int, check_probability
+from tcx.errors import MissingFileError, TcxError
 
 
 __all__ = [
@@ -66,9 +67,9 @@ def _strides(sizes: Sequence[int]) -> list[int]:
 def check_integer_tensor(value, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a tensor of an integer dtype."""
     if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of integer indices, got {type(value).__name__}")
+        raise TcxError(f"{name} must be a torch.Tensor of integer indices, got {type(value).__name__}")
     if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
-        raise ValueError(
+        raise TcxError(
             f"{name} must have an integer dtype (torch.long), got {value.dtype}; "
             "convert with .long() if the values are whole numbers"
         )
@@ -79,7 +80,7 @@ def require_file(path: Path, what: str, advice: str) -> None:
     "dSprites file"), the path, whether its folder exists, and ``advice`` (where to get it)."""
     if not path.is_file():
         where = f"the folder {str(path.parent)!r} does not exist" if not path.parent.is_dir() else "no such file"
-        raise FileNotFoundError(f"{what} {str(path)!r} not found ({where}). {advice}")
+        raise MissingFileError(f"{what} {str(path)!r} not found ({where}). {advice}")
 
 
 def validate_grid_factors(factors, names: Sequence[str], sizes: Sequence[int]) -> Tensor:
@@ -89,7 +90,7 @@ def validate_grid_factors(factors, names: Sequence[str], sizes: Sequence[int]) -
     """
     check_integer_tensor(factors, "factors")
     if factors.dim() != 2 or factors.shape[1] != len(sizes):
-        raise ValueError(
+        raise TcxError(
             f"factors must have shape [N, {len(sizes)}] (columns {', '.join(names)}), "
             f"got {list(factors.shape)}"
         )
@@ -99,7 +100,7 @@ def validate_grid_factors(factors, names: Sequence[str], sizes: Sequence[int]) -
         bad = (factors < 0) | (factors >= bound)
         if bool(bad.any()):
             row, col = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(
+            raise TcxError(
                 f"factor {names[col]!r} (column {col}) has index {int(factors[row, col])} at row {row}; "
                 f"allowed range is 0 .. {sizes[col] - 1}"
             )
@@ -140,18 +141,18 @@ def grid_from_classes(classes: Tensor, names: Sequence[str], what: str) -> tuple
     is not where the row-major order puts it (naming the first such row).
     """
     if classes.dim() != 2 or classes.shape[1] != len(names):
-        raise ValueError(
+        raise TcxError(
             f"{what}: expected a table of shape [N, {len(names)}] ({', '.join(names)}), "
             f"found shape {list(classes.shape)}"
         )
     if classes.numel() == 0:
-        raise ValueError(f"{what}: the file holds no rows")
+        raise TcxError(f"{what}: the file holds no rows")
     if int(classes.min()) < 0:
-        raise ValueError(f"{what}: negative factor index {int(classes.min())}")
+        raise TcxError(f"{what}: negative factor index {int(classes.min())}")
     sizes = tuple(int(s) + 1 for s in classes.max(dim=0).values)
     n = classes.shape[0]
     if math.prod(sizes) != n:
-        raise ValueError(
+        raise TcxError(
             f"{what}: {n} rows, but the factors take {sizes} values ({' x '.join(map(str, sizes))} = "
             f"{math.prod(sizes)} combinations); the file is truncated or is not the complete factor grid"
         )
@@ -159,7 +160,7 @@ def grid_from_classes(classes: Tensor, names: Sequence[str], what: str) -> tuple
     mismatch = (expected != classes.long()).any(dim=1)
     if bool(mismatch.any()):
         row = int(mismatch.nonzero()[0, 0])
-        raise ValueError(
+        raise TcxError(
             f"{what}: row {row} has factors {classes[row].tolist()}, but the row-major factor grid "
             f"puts {expected[row].tolist()} there; the file is corrupt or not in the official order"
         )
@@ -174,7 +175,7 @@ def seeded_split(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
     ``val_size`` positions (``torch.randperm`` with a generator seeded by ``seed``; the same rule
     as the procedural ``DSprites.split``), the same for the same ``(n, val_size, seed)``."""
     if not 1 <= val_size < n:
-        raise ValueError(f"val_size must be in [1, {n - 1}] for a dataset of {n} items, got {val_size}")
+        raise TcxError(f"val_size must be in [1, {n - 1}] for a dataset of {n} items, got {val_size}")
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(n, generator=g)
     return perm[val_size:], perm[:val_size]
@@ -214,9 +215,9 @@ class EpochSubsetSampler(Sampler[int]):
 
     def __init__(self, n: int, num_samples: int, seed: int = 0):
         if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+            raise TcxError(f"n must be >= 1, got {n}")
         if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+            raise TcxError(f"num_samples must be >= 1, got {num_samples}")
         self.n, self.num_samples, self.seed = n, num_samples, seed
         self.epoch = 0
 
@@ -442,7 +443,7 @@ class LoaderMixin:
         n = len(holdout)
         cut = n - n // 2
         if split == "test" and cut == n:
-            raise ValueError(
+            raise TcxError(
                 f"{type(self).__name__} has no test set of its own and a validation holdout of {n} item; "
                 "set val_size >= 2 so that it can be divided into validation and test halves"
             )
@@ -466,7 +467,7 @@ class LoaderMixin:
             xs.append(x.cpu())
             ys.append(y.cpu())
         if not xs:
-            raise ValueError(f"{type(self).__name__}: the {split!r} split is empty")
+            raise TcxError(f"{type(self).__name__}: the {split!r} split is empty")
         return torch.cat(xs), torch.cat(ys)
 
     def predict_dataloader(self) -> DataLoader:

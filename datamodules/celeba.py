@@ -45,6 +45,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tcx.datamodules._common import LoaderMixin, check_int
+from tcx.errors import MissingFileError, TcxError
 
 __all__ = ["CelebA", "CelebAImages", "ATTRIBUTE_NAMES", "CELEBA_FILES", "CELEBA_URL", "read_celeba_annotations"]
 
@@ -81,14 +82,14 @@ def _folder(root: Path, verify_md5: bool) -> Path:
         "and ROOT/celeba/<the text files>."
     )
     if not root.is_dir():
-        raise FileNotFoundError(f"CelebA root {str(root)!r} does not exist. {get}")
+        raise MissingFileError(f"CelebA root {str(root)!r} does not exist. {get}")
     if not base.is_dir():
         if (root / IMAGE_FOLDER).is_dir() or (root / ATTR_FILE).is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"CelebA: found the files in {str(root)!r}, but torchvision's layout is ROOT/celeba/...: "
                 f"set root={str(root.parent)!r} (the folder that contains celeba/)"
             )
-        raise FileNotFoundError(f"CelebA: {str(base)!r} does not exist. {get}")
+        raise MissingFileError(f"CelebA: {str(base)!r} does not exist. {get}")
     missing = [n for n in needed if not (base / n).is_file()]
     if not (base / IMAGE_FOLDER).is_dir():
         missing.append(f"{IMAGE_FOLDER}/ (the unpacked img_align_celeba.zip)")
@@ -96,7 +97,7 @@ def _folder(root: Path, verify_md5: bool) -> Path:
         hint = ""
         if verify_md5 and (base / ATTR_FILE).is_file() and (base / PARTITION_FILE).is_file() and (base / IMAGE_FOLDER).is_dir():
             hint = " (or pass verify_md5=False: tcx's reader needs only the attributes, the partition and the images)"
-        raise FileNotFoundError(f"CelebA: missing in {str(base)!r}: {', '.join(missing)}{hint}. {get}")
+        raise MissingFileError(f"CelebA: missing in {str(base)!r}: {', '.join(missing)}{hint}. {get}")
     return base
 
 
@@ -108,7 +109,7 @@ def _check_md5(base: Path) -> None:
         if name.endswith(".zip"):
             continue
         if not check_integrity(str(base / name), md5):
-            raise ValueError(
+            raise TcxError(
                 f"CelebA: {str(base / name)!r} does not have the official MD5 sum {md5}: the file is truncated, "
                 f"corrupt or modified. Download it again from {CELEBA_URL}, or pass verify_md5=False to read a "
                 "modified copy without the check"
@@ -120,7 +121,7 @@ def _read_lines(path: Path) -> list[list[str]]:
         with open(path) as f:
             return [line.split() for line in f if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{str(path)!r} could not be read as text ({exc}); the file is corrupt") from exc
+        raise TcxError(f"{str(path)!r} could not be read as text ({exc}); the file is corrupt") from exc
 
 
 def read_celeba_annotations(base: str | Path) -> tuple[list[str], Tensor, Tensor, tuple[str, ...]]:
@@ -134,33 +135,33 @@ def read_celeba_annotations(base: str | Path) -> tuple[list[str], Tensor, Tensor
     attr_path, part_path = base / ATTR_FILE, base / PARTITION_FILE
     lines = _read_lines(attr_path)
     if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
-        raise ValueError(f"{str(attr_path)!r}: expected the image count on line 1 and the 40 attribute names on line 2")
+        raise TcxError(f"{str(attr_path)!r}: expected the image count on line 1 and the 40 attribute names on line 2")
     count, names = int(lines[0][0]), tuple(lines[1])
     if len(names) != len(ATTRIBUTE_NAMES):
-        raise ValueError(f"{str(attr_path)!r}: line 2 must name 40 attributes, found {len(names)}")
+        raise TcxError(f"{str(attr_path)!r}: line 2 must name 40 attributes, found {len(names)}")
     rows = lines[2:]
     if len(rows) != count:
-        raise ValueError(
+        raise TcxError(
             f"{str(attr_path)!r}: line 1 announces {count} images but the file lists {len(rows)}; it is "
             f"truncated or corrupt: download it again from {CELEBA_URL}"
         )
     filenames = [r[0] for r in rows]
     bad = next((i for i, r in enumerate(rows) if len(r) != 41 or any(v not in ("1", "-1") for v in r[1:])), None)
     if bad is not None:
-        raise ValueError(
+        raise TcxError(
             f"{str(attr_path)!r}: line {bad + 3} must be a file name and 40 values in {{-1, 1}}, found {rows[bad][:6]}..."
         )
     attrs = torch.tensor([[v == "1" for v in r[1:]] for r in rows], dtype=torch.long)
     parts = _read_lines(part_path)
     if len(parts) != count or any(len(p) != 2 or p[1] not in ("0", "1", "2") for p in parts):
-        raise ValueError(
+        raise TcxError(
             f"{str(part_path)!r}: expected {count} lines 'file split' with split 0, 1 or 2 (as many as "
             f"{ATTR_FILE} lists), found {len(parts)} lines"
         )
     part_of = {p[0]: int(p[1]) for p in parts}
     missing = [f for f in filenames if f not in part_of]
     if missing:
-        raise ValueError(f"{str(part_path)!r} does not list {len(missing)} images of {ATTR_FILE}, e.g. {missing[0]}")
+        raise TcxError(f"{str(part_path)!r} does not list {len(missing)} images of {ATTR_FILE}, e.g. {missing[0]}")
     partition = torch.tensor([part_of[f] for f in filenames], dtype=torch.long)
     return filenames, attrs, partition, names
 
@@ -186,7 +187,7 @@ class CelebAImages(Dataset):
         img = self.load(k)
         h, w = img.shape[-2:]
         if img.shape[0] != 3 or min(h, w) < self.crop_size:
-            raise ValueError(
+            raise TcxError(
                 f"CelebA image {self.names[k]!r} is {img.shape[0]} x {h} x {w}; crop_size={self.crop_size} needs RGB "
                 "images at least that large (CelebA's aligned images are 3 x 218 x 178)"
             )
@@ -207,7 +208,7 @@ class _FolderLoader:
         try:
             return decode_image(str(path), mode=ImageReadMode.RGB)
         except RuntimeError as exc:
-            raise ValueError(f"CelebA image {str(path)!r} could not be decoded ({exc}); the file is corrupt") from exc
+            raise TcxError(f"CelebA image {str(path)!r} could not be decoded ({exc}); the file is corrupt") from exc
 
 
 class _TorchvisionLoader:
@@ -298,7 +299,7 @@ class CelebA(LoaderMixin, pl.LightningDataModule):
             present = set(os.listdir(self._base / IMAGE_FOLDER))
             missing = [f for f in names if f not in present]
             if missing:
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"CelebA: {len(missing)} of the {len(names)} images listed in {ATTR_FILE} are missing from "
                     f"{str(self._base / IMAGE_FOLDER)!r} (e.g. {missing[0]}); unpack img_align_celeba.zip there again"
                 )
@@ -308,11 +309,11 @@ class CelebA(LoaderMixin, pl.LightningDataModule):
     def dataset(self, split: str) -> CelebAImages:
         """The images of an official split: ``"train"``, ``"valid"`` or ``"test"``."""
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}")
+            raise TcxError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}")
         load, names, attrs, partition = self._load()
         idx = (partition == SPLITS[split]).nonzero().squeeze(1)
         if idx.numel() == 0:
-            raise ValueError(f"CelebA: {PARTITION_FILE} in {str(self._base)!r} puts no image in the {split!r} split")
+            raise TcxError(f"CelebA: {PARTITION_FILE} in {str(self._base)!r} puts no image in the {split!r} split")
         return CelebAImages(load, names, attrs, idx, self.crop_size, self.image_size)
 
     def has_own_test_set(self) -> bool:

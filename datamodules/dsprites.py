@@ -81,6 +81,7 @@ from tcx.datamodules._common import (
     grid_index,
     validate_grid_factors,
 )
+from tcx.errors import TcxError
 
 __all__ = [
     "FACTOR_NAMES",
@@ -165,13 +166,13 @@ def index_to_factors(index: Tensor) -> Tensor:
     """
     check_integer_tensor(index, "index")
     if index.dim() != 1:
-        raise ValueError(f"index must be a 1-D tensor [N], got shape {list(index.shape)}")
+        raise TcxError(f"index must be a 1-D tensor [N], got shape {list(index.shape)}")
     index = index.long()
     if index.numel():
         bad = (index < 0) | (index >= NUM_IMAGES)
         if bool(bad.any()):
             pos = int(bad.nonzero()[0, 0])
-            raise ValueError(
+            raise TcxError(
                 f"index has value {int(index[pos])} at position {pos}; allowed range is "
                 f"0 .. {NUM_IMAGES - 1}"
             )

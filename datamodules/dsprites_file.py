@@ -58,6 +58,7 @@ from tcx.datamodules._common import (
     grid_index,
 )
 from tcx.datamodules.dsprites import FACTOR_NAMES, FACTOR_SIZES, IMAGE_SIZE
+from tcx.errors import TcxError
 
 __all__ = ["DSpritesFile", "DSPRITES_FILE_NAME", "DSPRITES_URL", "NpzImages", "open_dsprites_npz"]
 
@@ -82,7 +83,7 @@ def _member(zf: zipfile.ZipFile, name: str, path: Path) -> zipfile.ZipInfo:
         return zf.getinfo(f"{name}.npy")
     except KeyError:
         found = ", ".join(sorted(n.removesuffix(".npy") for n in zf.namelist())) or "none"
-        raise ValueError(
+        raise TcxError(
             f"{str(path)!r} has no array {name!r}: the dSprites file holds imgs, latents_classes, "
             f"latents_values and metadata; found {found}. It is not the official file ({DSPRITES_URL})"
         ) from None
@@ -94,7 +95,7 @@ def _read_small(zf: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
         with zf.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"{str(path)!r}: the array {name!r} could not be read ({type(exc).__name__}: {exc}); "
+        raise TcxError(f"{str(path)!r}: the array {name!r} could not be read ({type(exc).__name__}: {exc}); "
                          "the file is truncated or corrupt: download it again") from exc
 
 
@@ -118,12 +119,12 @@ class NpzImages:
             f.seek(info.header_offset)
             local = f.read(30)
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
-            raise ValueError(f"{str(self.path)!r}: corrupt zip (no local header for {info.filename})")
+            raise TcxError(f"{str(self.path)!r}: corrupt zip (no local header for {info.filename})")
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         offset = info.header_offset + 30 + name_len + extra_len + header_len
         size = self.path.stat().st_size
         if offset + self.n * _PIXELS > size:
-            raise ValueError(
+            raise TcxError(
                 f"{str(self.path)!r}: the images need {offset + self.n * _PIXELS} bytes, the file has {size}; "
                 "it is truncated: download it again"
             )
@@ -163,15 +164,15 @@ class NpzImages:
                     count = min(_CHUNK, self.n - start)
                     buf = f.read(count * _PIXELS)
                     if len(buf) != count * _PIXELS:
-                        raise ValueError(f"the images end after {start + len(buf) // _PIXELS} of {self.n}")
+                        raise TcxError(f"the images end after {start + len(buf) // _PIXELS} of {self.n}")
                     chunk = np.frombuffer(buf, dtype=np.uint8).reshape(count, _PIXELS)
                     if chunk.max(initial=0) > 1:
-                        raise ValueError(f"pixel value {int(chunk.max())} in images {start}..{start + count - 1}; "
+                        raise TcxError(f"pixel value {int(chunk.max())} in images {start}..{start + count - 1}; "
                                          "dSprites images are binary (0 or 1)")
                     packed[start : start + count] = np.packbits(chunk, axis=1)
                 f.read()  # to the end of the member: zipfile checks its CRC-32 there
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-            raise ValueError(
+            raise TcxError(
                 f"{str(self.path)!r}: the images could not be read ({type(exc).__name__}: {exc}); the file is "
                 f"truncated or corrupt: download it again from {DSPRITES_URL}"
             ) from exc
@@ -218,7 +219,7 @@ def open_dsprites_npz(path: str | Path, cache_dir: str | Path | None = None) -> 
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(
+        raise TcxError(
             f"{str(path)!r} is not a readable .npz (zip) file ({type(exc).__name__}: {exc}); it is truncated "
             f"or corrupt: download {DSPRITES_FILE_NAME} again from {DSPRITES_URL}"
         ) from exc
@@ -229,25 +230,25 @@ def open_dsprites_npz(path: str | Path, cache_dir: str | Path | None = None) -> 
                 shape, fortran, dtype = _npy_header(f)
                 header_len = f.tell()
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-            raise ValueError(f"{str(path)!r}: the header of 'imgs' could not be read ({exc}); the file is corrupt") from exc
+            raise TcxError(f"{str(path)!r}: the header of 'imgs' could not be read ({exc}); the file is corrupt") from exc
         if dtype != np.uint8 or fortran or len(shape) != 3 or tuple(shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r}: 'imgs' must be uint8 [N, 64, 64] (C order), found {dtype} {list(shape)}"
                 + (" in Fortran order" if fortran else "")
             )
         classes = torch.from_numpy(np.ascontiguousarray(_read_small(zf, "latents_classes", path)))
         values = _read_small(zf, "latents_values", path)
     if classes.dtype.is_floating_point or classes.dtype == torch.bool:
-        raise ValueError(f"{str(path)!r}: 'latents_classes' must hold integers, found {classes.dtype}")
+        raise TcxError(f"{str(path)!r}: 'latents_classes' must hold integers, found {classes.dtype}")
     sizes = grid_from_classes(classes, FACTOR_NAMES, f"{str(path)!r} latents_classes")
     n = classes.shape[0]
     if shape[0] != n:
-        raise ValueError(
+        raise TcxError(
             f"{str(path)!r}: 'imgs' holds {shape[0]} images but 'latents_classes' {n} rows; the file is "
             "truncated or corrupt"
         )
     if values.shape != (n, len(FACTOR_NAMES)) or not np.issubdtype(values.dtype, np.floating):
-        raise ValueError(
+        raise TcxError(
             f"{str(path)!r}: 'latents_values' must be float [{n}, {len(FACTOR_NAMES)}], found {values.dtype} {list(values.shape)}"
         )
     images = NpzImages(path, info, n, header_len, Path(cache_dir) if cache_dir is not None else None)
@@ -311,7 +312,7 @@ class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataM
         self._images, classes, self._values, self._sizes = open_dsprites_npz(self.path, cache_dir)
         self.num_images: int = classes.shape[0]
         if val_size >= self.num_images:
-            raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
+            raise TcxError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _FileSource(self._images, self._sizes)
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}

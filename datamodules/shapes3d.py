@@ -43,6 +43,7 @@ from tcx.datamodules._common import (
     grid_factors,
     grid_from_classes,
 )
+from tcx.errors import TcxError
 
 __all__ = ["Shapes3D", "FACTOR_NAMES", "FACTOR_SIZES", "SHAPE_NAMES", "SHAPES3D_FILE_NAME", "SHAPES3D_URL", "H5Images"]
 
@@ -137,22 +138,22 @@ def open_shapes3d(path: str | Path) -> tuple[H5Images, Tensor, tuple[int, ...], 
     with f:
         missing = [k for k in ("images", "labels") if k not in f]
         if missing:
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r} has no dataset {', '.join(map(repr, missing))}: the Shapes3D file holds "
                 f"'images' and 'labels', found {sorted(f.keys())}"
             )
         images, labels = f["images"], f["labels"]
         if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE, 3):
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r}: 'images' must be uint8 [N, 64, 64, 3], found {images.dtype} {list(images.shape)}"
             )
         if labels.ndim != 2 or labels.shape[1] != len(FACTOR_NAMES) or not np.issubdtype(labels.dtype, np.floating):
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r}: 'labels' must be float [N, {len(FACTOR_NAMES)}] ({', '.join(FACTOR_NAMES)}), "
                 f"found {labels.dtype} {list(labels.shape)}"
             )
         if labels.shape[0] != images.shape[0]:
-            raise ValueError(
+            raise TcxError(
                 f"{str(path)!r}: 'images' holds {images.shape[0]} images but 'labels' {labels.shape[0]} rows; "
                 "the file is truncated or corrupt"
             )
@@ -226,7 +227,7 @@ class Shapes3D(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModul
         self._images, self._labels, self._sizes, self._table = open_shapes3d(self.path)
         self.num_images: int = self._labels.shape[0]
         if val_size >= self.num_images:
-            raise ValueError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
+            raise TcxError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
         self.input_shape: tuple[int, int, int] = (3, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _Source(self._images, self._sizes)
 

@@ -41,6 +41,7 @@ from tcx.datamodules._common import (
     sample_grid_factors,
     validate_grid_factors,
 )
+from tcx.errors import TcxError
 
 __all__ = ["SyntheticCorEx", "group_entropy", "channel_entropy"]
 
@@ -65,7 +66,7 @@ def group_entropy(copies: int, cardinality: int, noise: float) -> float:
     with ``cardinality`` values (see the module docstring)."""
     r, c, e = int(copies), int(cardinality), float(noise)
     if math.comb(r + c - 1, c - 1) > 2_000_000:
-        raise ValueError(f"group_entropy: {math.comb(r + c - 1, c - 1)} count vectors are too many to sum exactly")
+        raise TcxError(f"group_entropy: {math.comb(r + c - 1, c - 1)} count vectors are too many to sum exactly")
     keep, other = 1.0 - e, e / (c - 1)
     terms = []
     for counts in _compositions(r, c):

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from tcx.models.base import CorExVAE
+from tcx.errors import TcxError
 
 __all__ = ["AnchorVAE", "resolve_anchors"]
 
@@ -23,12 +24,12 @@ def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int,
     """The sorted anchor indices for ``anchors``: a count ``k`` (the first ``k`` latents) or a list
     of distinct indices in ``[0, latent_dim)``. Anything else is refused with a clear message."""
     if latent_dim < 1:
-        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
     if isinstance(anchors, bool):
-        raise ValueError(f"anchors must be a count or a list of latent indices, got {anchors!r}")
+        raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}")
     if isinstance(anchors, int):
         if not 1 <= anchors <= latent_dim:
-            raise ValueError(
+            raise TcxError(
                 f"anchors={anchors}: the number of anchors must be between 1 and latent_dim="
                 f"{latent_dim} (use VAE or BetaVAE for a model without anchors)"
             )
@@ -36,16 +37,16 @@ def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int,
     try:
         indices = [int(i) for i in anchors]
     except (TypeError, ValueError):
-        raise ValueError(f"anchors must be a count or a list of latent indices, got {anchors!r}") from None
+        raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}") from None
     if not indices:
-        raise ValueError("anchors=[]: give at least one anchor index (or use VAE / BetaVAE)")
+        raise TcxError("anchors=[]: give at least one anchor index (or use VAE / BetaVAE)")
     bad = [i for i in indices if not 0 <= i < latent_dim]
     if bad:
-        raise ValueError(
+        raise TcxError(
             f"anchors={indices}: indices {bad} are out of range; latents are numbered 0 .. {latent_dim - 1}"
         )
     if len(set(indices)) != len(indices):
-        raise ValueError(f"anchors={indices}: indices must be distinct")
+        raise TcxError(f"anchors={indices}: indices must be distinct")
     return tuple(sorted(indices))
 
 
@@ -54,14 +55,14 @@ def check_anchor_weights(anchor_beta, beta) -> None:
     (docs/math.md#anchorvae: a smaller weight on the anchors' information than on the others', a
     bonus, not a penalty). Shared by every family with anchors."""
     if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
-        raise ValueError(
+        raise TcxError(
             f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1) "
             "(a smaller weight than the VAE's 1 on the anchors' information)"
         )
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+        raise TcxError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
     if not anchor_beta < beta:
-        raise ValueError(
+        raise TcxError(
             f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "
             "larger weight on their information than the other latents, a penalty instead of the "
             "bonus anchoring means; choose anchor_beta < beta (e.g. anchor_beta 0.2 with beta 1)"

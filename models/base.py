@@ -41,7 +41,7 @@ from torch import Tensor
 from tcx.batches import split_batch
 from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
-from tcx.errors import TcxError
+from tcx.errors import DivergedError, TcxError
 from tcx.objective import CorExObjective, CorExTerms
 from tcx.validation import check_int
 
@@ -133,13 +133,13 @@ class CorExVAE(pl.LightningModule):
     ) -> None:
         super().__init__()
         if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+            raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
         if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise TcxError(f"lr must be > 0, got {lr}")
         if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+            raise TcxError(f"weight_decay must be >= 0, got {weight_decay}")
         if int(input_entropy_samples) < 0:
-            raise ValueError(f"input_entropy_samples must be >= 0, got {input_entropy_samples}")
+            raise TcxError(f"input_entropy_samples must be >= 0, got {input_entropy_samples}")
         self.save_hyperparameters()
         self._latent_dim = int(latent_dim)
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -218,7 +218,7 @@ class CorExVAE(pl.LightningModule):
     def encode(self, x: Tensor) -> DiagonalGaussian:
         """The posterior ``p(z|x)`` for a batch ``x`` of shape ``[B, *input_shape]``."""
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
+            raise TcxError(
                 f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
                 f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
             )
@@ -346,12 +346,12 @@ class CorExVAE(pl.LightningModule):
         if input_entropy is not None:
             h = torch.as_tensor(input_entropy).detach().to("cpu", torch.float32)
             if h.numel() != self.objective.num_inputs:
-                raise ValueError(
+                raise TcxError(
                     f"input_entropy has {h.numel()} entries (shape {tuple(h.shape)}), the model's input has "
                     f"{self.objective.num_inputs} (input_shape={self.input_shape}): give H(X_i) per input, in nats"
                 )
             if not torch.isfinite(h).all():
-                raise ValueError(
+                raise TcxError(
                     f"input_entropy holds {int((~torch.isfinite(h)).sum())} NaN or inf entries: give a "
                     "finite H(X_i) per input, in nats"
                 )
@@ -370,14 +370,14 @@ class CorExVAE(pl.LightningModule):
             try:
                 self.attach_data(dataset_size=size)
             except ValueError as exc:
-                raise ValueError(f"the dataset_size declared by {name}: {exc}") from None
+                raise TcxError(f"the dataset_size declared by {name}: {exc}") from None
         samples = int(self.hparams.input_entropy_samples)
         entropy_fn = getattr(datamodule, "pixel_entropy", None)
         if self._input_entropy is None and samples > 0 and callable(entropy_fn) and self.hparams.likelihood == "bernoulli":
             try:
                 self.attach_data(input_entropy=entropy_fn(num_samples=samples))
             except ValueError as exc:
-                raise ValueError(f"{name}.pixel_entropy(num_samples={samples}): {exc}") from None
+                raise TcxError(f"{name}.pixel_entropy(num_samples={samples}): {exc}") from None
 
     def _attached_trainer(self) -> "pl.Trainer | None":
         # LightningModule.trainer raises RuntimeError when no Trainer is attached; Lightning has
@@ -399,7 +399,7 @@ class CorExVAE(pl.LightningModule):
         if self.requires_dataset_size and self._dataset_size is None and stage != "predict":
             source = f"the datamodule ({type(datamodule).__name__}) does not declare it" if datamodule is not None \
                 else "there is no datamodule to declare it"
-            raise ValueError(
+            raise TcxError(
                 f"{type(self).__name__} needs the number of training examples N (dataset_size) for its "
                 f"aggregate-posterior estimators, and {source}: give the datamodule an attribute or property "
                 "`dataset_size` (the size of its training set, as tcx.datamodules.DSprites does) and fit with "
@@ -431,7 +431,7 @@ class CorExVAE(pl.LightningModule):
         x, _ = split_batch(batch)
         if not self._checked_data:
             if tuple(x.shape[1:]) != self.input_shape:
-                raise ValueError(
+                raise TcxError(
                     f"the data's x has shape {tuple(x.shape)} but {type(self).__name__} was built for "
                     f"input_shape={self.input_shape}; set model input_shape to {tuple(x.shape[1:])}"
                 )
@@ -512,7 +512,7 @@ class CorExVAE(pl.LightningModule):
             return
         if x is not None and not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
-            raise FloatingPointError(
+            raise DivergedError(
                 f"{type(self).__name__}: the data batch at global step {self.global_step} holds {bad} NaN or "
                 f"inf values (x of shape {tuple(x.shape)}), so {what} is {value.item()}: the data, not the "
                 "optimizer, is at fault. Fix or filter the datamodule's data (tcx.datamodules.check_datamodule "
@@ -529,7 +529,7 @@ class CorExVAE(pl.LightningModule):
         else:
             advice = (f"Lower the learning rate (--model.lr, now {self.hparams.lr:g}) or clip the gradients "
                       f"(--trainer.gradient_clip_val 1.0); the precision ({precision!r}) is already full.")
-        raise FloatingPointError(
+        raise DivergedError(
             f"{type(self).__name__}: {what} is {value.item()} at global step {self.global_step}{detail}. "
             "Training stopped before the weights were updated; checkpoints already written are "
             f"intact. {advice}"
@@ -642,10 +642,10 @@ def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
     p = Path(path)
     checkpoint = load_checkpoint(p, map_location=map_location)
     if "state_dict" not in checkpoint:
-        raise ValueError(f"{str(p)!r} is not a Lightning checkpoint (no 'state_dict')")
+        raise TcxError(f"{str(p)!r} is not a Lightning checkpoint (no 'state_dict')")
     class_path = checkpoint.get(CLASS_KEY)
     if not class_path:
-        raise ValueError(
+        raise TcxError(
             f"{str(p)!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
             "written by a tcx model; load it with YourModel.load_from_checkpoint instead"
         )

@@ -30,6 +30,7 @@ from tcx.distributions import DiagonalGaussian
 from tcx.estimators import aggregate_information
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
+from tcx.errors import TcxError
 
 __all__ = ["BetaTCVAE", "ESTIMATORS"]
 
@@ -87,7 +88,7 @@ class BetaTCVAE(CorExVAE):
             check_real(name, value, 0.0)
         key = str(estimator).lower()
         if key not in ESTIMATORS:
-            raise ValueError(
+            raise TcxError(
                 f"estimator={estimator!r} is not known: choose 'mss' (minibatch stratified sampling) "
                 "or 'mws' (minibatch weighted sampling)"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tcx.models.base import CorExVAE
+from tcx.errors import TcxError
 
 __all__ = ["BetaVAE"]
 
@@ -21,7 +22,7 @@ class BetaVAE(CorExVAE):
 
     def __init__(self, beta: float = 4.0, **kwargs) -> None:
         if not (beta >= 0) or beta != beta or beta == float("inf"):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+            raise TcxError(f"beta must be a finite number >= 0, got {beta}")
         self.beta = float(beta)
         super().__init__(**kwargs)
 

@@ -23,6 +23,7 @@ from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
 from tcx.tc_penalties import density_ratio_tc, discriminator_loss, permute_dims
+from tcx.errors import TcxError
 
 __all__ = ["FactorVAE", "Discriminator"]
 
@@ -85,15 +86,15 @@ class FactorVAE(CorExVAE):
         **kwargs,
     ) -> None:
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"gamma={gamma!r} is not allowed: it must be a finite number >= 0")
+            raise TcxError(f"gamma={gamma!r} is not allowed: it must be a finite number >= 0")
         hidden = tuple(int(h) for h in discriminator_hidden_dims)
         if any(h < 1 for h in hidden):
-            raise ValueError(f"discriminator_hidden_dims={list(hidden)}: every size must be >= 1")
+            raise TcxError(f"discriminator_hidden_dims={list(hidden)}: every size must be >= 1")
         if not discriminator_lr > 0:
-            raise ValueError(f"discriminator_lr={discriminator_lr!r} is not allowed: it must be > 0")
+            raise TcxError(f"discriminator_lr={discriminator_lr!r} is not allowed: it must be > 0")
         betas = tuple(float(b) for b in discriminator_betas)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"discriminator_betas={list(betas)}: give two numbers in [0, 1)")
+            raise TcxError(f"discriminator_betas={list(betas)}: give two numbers in [0, 1)")
         self.gamma = float(gamma)
         self._discriminator_lr = float(discriminator_lr)
         self._discriminator_betas = betas
@@ -119,7 +120,7 @@ class FactorVAE(CorExVAE):
         # the discriminator's step, on codes that no longer carry the VAE's graph
         z = out.z.detach()
         if z.shape[0] < 2:
-            raise ValueError(
+            raise TcxError(
                 f"FactorVAE needs batches of at least 2 rows (the discriminator compares codes of one "
                 f"half with permuted codes of the other), got {z.shape[0]}: raise the batch size"
             )

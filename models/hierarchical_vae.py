@@ -23,6 +23,7 @@ from tcx.models.anchor_vae import check_anchor_weights, resolve_anchors
 from tcx.objective import as_weight_vector
 from tcx.models.base import CorExVAE
 from tcx.networks import MLPEncoder
+from tcx.errors import TcxError
 
 __all__ = ["HierarchicalVAE"]
 
@@ -88,19 +89,19 @@ class HierarchicalVAE(CorExVAE):
         **kwargs,
     ) -> None:
         if "latent_dim" in kwargs:
-            raise ValueError(
+            raise TcxError(
                 f"HierarchicalVAE takes layer_sizes (units per layer, bottom first), not latent_dim "
                 f"(got latent_dim={kwargs['latent_dim']!r}): e.g. layer_sizes=[10, 10]"
             )
         try:
             sizes = tuple(int(s) for s in layer_sizes)
         except (TypeError, ValueError):
-            raise ValueError(f"layer_sizes must be a list of positive ints, got {layer_sizes!r}") from None
+            raise TcxError(f"layer_sizes must be a list of positive ints, got {layer_sizes!r}") from None
         if not sizes or any(s < 1 for s in sizes):
-            raise ValueError(f"layer_sizes must be a non-empty list of positive ints, got {list(sizes)}")
+            raise TcxError(f"layer_sizes must be a non-empty list of positive ints, got {list(sizes)}")
         hidden = tuple(int(h) for h in layer_hidden_dims)
         if any(h < 1 for h in hidden):
-            raise ValueError(f"layer_hidden_dims must be positive, got {list(hidden)}")
+            raise TcxError(f"layer_hidden_dims must be positive, got {list(hidden)}")
         check_int("information_samples", information_samples, 0)
         self.layer_sizes = sizes
         self._anchors = self._resolve_layer_anchors(anchors, sizes)
@@ -135,7 +136,7 @@ class HierarchicalVAE(CorExVAE):
             return tuple(() for _ in sizes)
         anchors = list(anchors)
         if len(anchors) != len(sizes):
-            raise ValueError(
+            raise TcxError(
                 f"anchors has {len(anchors)} entries for {len(sizes)} layers: give one per layer, "
                 "bottom first, a list of unit indices ([] for none) or a count"
             )
@@ -147,7 +148,7 @@ class HierarchicalVAE(CorExVAE):
             try:
                 out.append(resolve_anchors(a, size))
             except ValueError as exc:
-                raise ValueError(f"anchors of layer {l}: {exc}") from None
+                raise TcxError(f"anchors of layer {l}: {exc}") from None
         return tuple(out)
 
     # ---------------------------------------------------------------- layer structure
@@ -202,7 +203,7 @@ class HierarchicalVAE(CorExVAE):
     # ------------------------------------------------------------ callback interface
     def _check_input(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
+            raise TcxError(
                 f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
                 f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
             )
@@ -229,7 +230,7 @@ class HierarchicalVAE(CorExVAE):
         layer = self._encode_layer if layer is None else self._check_layer(layer)
         size = self.layer_sizes[layer - 1]
         if z.ndim != 2 or z.shape[1] != size:
-            raise ValueError(f"layer {layer} has {size} units; z must be [batch, {size}], got {tuple(z.shape)}")
+            raise TcxError(f"layer {layer} has {size} units; z must be [batch, {size}], got {tuple(z.shape)}")
         for i in range(layer - 1, 0, -1):
             z = self.down[i - 1](z)[0]
         return self._network("decoder")(z)
@@ -295,13 +296,13 @@ class HierarchicalVAE(CorExVAE):
         if self.information_samples == 0:
             return []
         if self.dataset_size is None:
-            raise ValueError(
+            raise TcxError(
                 "HierarchicalVAE.layer_information needs the training set's size N: fit with a datamodule "
                 "that declares `dataset_size`, or call `model.attach_data(dataset_size=N)`"
             )
         m = int(x.shape[0])
         if not 2 <= m <= self.dataset_size:
-            raise ValueError(
+            raise TcxError(
                 f"HierarchicalVAE.layer_information takes a batch of 2 to dataset_size={self.dataset_size} "
                 f"points, got {m}"
             )

@@ -22,6 +22,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from tcx.errors import TcxError
+
 __all__ = ["AggregateDensity"]
 
 
@@ -36,7 +38,7 @@ class AggregateDensity:
         self.covariances = torch.as_tensor(covariances, dtype=torch.float64)
         m, s = self.means.shape
         if len(self.indices) != s or self.weights.shape != (m,) or self.covariances.shape != (m, s, s):
-            raise ValueError(
+            raise TcxError(
                 f"AggregateDensity: {len(self.indices)} indices, weights {tuple(self.weights.shape)}, means "
                 f"{tuple(self.means.shape)}, covariances {tuple(self.covariances.shape)} do not agree"
             )
@@ -59,12 +61,12 @@ class AggregateDensity:
 
         mean, log_var = torch.as_tensor(mean).double().cpu(), torch.as_tensor(log_var).double().cpu()
         if mean.dim() != 2 or mean.shape != log_var.shape:
-            raise ValueError(f"mean and log_var must both be [N, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}")
+            raise TcxError(f"mean and log_var must both be [N, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}")
         idx = [int(j) for j in indices]
         if not idx or len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= mean.shape[1]:
-            raise ValueError(f"indices={idx}: give distinct latent indices in 0 .. {mean.shape[1] - 1}")
+            raise TcxError(f"indices={idx}: give distinct latent indices in 0 .. {mean.shape[1] - 1}")
         if int(num_components) < 1:
-            raise ValueError(f"num_components must be >= 1, got {num_components}")
+            raise TcxError(f"num_components must be >= 1, got {num_components}")
         g = torch.Generator().manual_seed(int(seed))
         z = (mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=g, dtype=torch.float64))[:, idx]
         gmm = GaussianMixture(

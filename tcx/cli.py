@@ -27,6 +27,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from tcx.errors import TcxError
 
 # OpenMP reads its wait policy once, when torch loads it: set before torch is imported. PASSIVE
 # threads sleep between parallel regions instead of spinning, which protects shared cores and
@@ -74,7 +75,7 @@ def configure_wandb_mode(environ=os.environ) -> str:
 def _input_shape_of(datamodule) -> tuple[int, ...]:
     shape = getattr(datamodule, "input_shape", None)
     if shape is None:
-        raise ValueError(
+        raise TcxError(
             f"the datamodule {type(datamodule).__name__} does not declare `input_shape`; "
             "give it an attribute or property `input_shape` (e.g. (1, 64, 64) for [C, H, W] images, "
             "or (n,) for vectors): tcx builds the model's networks from it"

@@ -9,10 +9,12 @@ per input) so that the objective can weight them (alpha per input, beta per late
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tcx.errors import TcxError
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -66,7 +68,7 @@ class DiagonalGaussian:
 
     def __init__(self, mean: Tensor, log_var: Tensor) -> None:
         if mean.shape != log_var.shape:
-            raise ValueError(
+            raise TcxError(
                 f"DiagonalGaussian: mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} "
                 "must have the same shape"
             )
@@ -105,7 +107,7 @@ class StandardNormal:
 
     def __init__(self, latent_dim: int) -> None:
         if int(latent_dim) < 1:
-            raise ValueError(f"StandardNormal: latent_dim must be >= 1, got {latent_dim}")
+            raise TcxError(f"StandardNormal: latent_dim must be >= 1, got {latent_dim}")
         self.latent_dim = int(latent_dim)
 
     def sample(self, n: int, device=None, generator: torch.Generator | None = None) -> Tensor:
@@ -118,7 +120,7 @@ class StandardNormal:
     def kl(self, posterior: DiagonalGaussian) -> Tensor:
         """Per-input, per-latent ``KL(p(z_j|x) || r_j)`` in nats, ``[B, D]`` (closed form)."""
         if posterior.mean.shape[-1] != self.latent_dim:
-            raise ValueError(
+            raise TcxError(
                 f"StandardNormal.kl: posterior has {posterior.mean.shape[-1]} latents, "
                 f"the prior {self.latent_dim}"
             )
@@ -141,7 +143,15 @@ class Likelihood:
         raise NotImplementedError
 
     def check_data(self, x: Tensor) -> None:
-        """Raise a clear error when ``x`` is not data this likelihood can score."""
+        """Raise a clear error when ``x`` is not data this likelihood can score (every
+        likelihood: a floating-point tensor)."""
+        if not torch.is_floating_point(x):
+            hi = float(x.max()) if x.numel() else 0.0
+            hint = " (bytes 0..255: x.float() / 255)" if hi > 1 else " (x.float())"
+            raise TcxError(
+                f"the data's x has dtype {str(x.dtype).replace('torch.', '')}; tcx's models take float "
+                f"inputs: convert them in the datamodule{hint}, with values in [0, 1] for images"
+            )
 
 
 class BernoulliLikelihood(Likelihood):
@@ -160,11 +170,13 @@ class BernoulliLikelihood(Likelihood):
         return torch.sigmoid(params.float())
 
     def check_data(self, x: Tensor) -> None:
+        super().check_data(x)
         lo, hi = float(x.min()), float(x.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"The Bernoulli likelihood needs x in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: "
-                "rescale the data to [0, 1] or choose likelihood='gaussian'"
+            fix = ("divide by 255 in the datamodule (x / 255)" if lo >= 0.0 and 1.0 < hi <= 255.0
+                   else "rescale the data to [0, 1], or choose likelihood='gaussian' for real-valued data")
+            raise TcxError(
+                f"The Bernoulli likelihood needs x in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: {fix}"
             )
 
 
@@ -175,7 +187,7 @@ class GaussianLikelihood(Likelihood):
 
     def __init__(self, scale: float = 0.1) -> None:
         if not scale > 0:
-            raise ValueError(f"GaussianLikelihood: scale must be > 0, got {scale}")
+            raise TcxError(f"GaussianLikelihood: scale must be > 0, got {scale}")
         self.scale = float(scale)
         self._log_var = 2.0 * math.log(self.scale)
 
@@ -186,6 +198,20 @@ class GaussianLikelihood(Likelihood):
     def mean(self, params: Tensor) -> Tensor:
         return params.float()
 
+    #: a spread of x beyond which a Gaussian of scale ~0.1 is surely not what was meant
+    WIDE_RANGE = 20.0
+
+    def check_data(self, x: Tensor) -> None:
+        super().check_data(x)
+        lo, hi = float(x.min()), float(x.max())
+        if hi - lo > self.WIDE_RANGE:
+            warnings.warn(
+                f"tcx: the Gaussian likelihood (scale {self.scale:g}) sees x in [{lo:.4g}, {hi:.4g}] in the first "
+                f"batch: the reconstruction term will be of order -(range/scale)^2 per input; for images in "
+                "0..255 divide by 255 in the datamodule, or raise likelihood_scale to the data's spread",
+                stacklevel=2,
+            )
+
 
 def make_likelihood(name: str, scale: float = 0.1) -> Likelihood:
     """The likelihood called ``name``: ``'bernoulli'`` or ``'gaussian'`` (with ``scale``)."""
@@ -194,4 +220,4 @@ def make_likelihood(name: str, scale: float = 0.1) -> Likelihood:
         return BernoulliLikelihood()
     if key == "gaussian":
         return GaussianLikelihood(scale)
-    raise ValueError(f"likelihood={name!r} is not known: choose 'bernoulli' or 'gaussian'")
+    raise TcxError(f"likelihood={name!r} is not known: choose 'bernoulli' or 'gaussian'")

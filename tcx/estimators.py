@@ -50,6 +50,7 @@ from tcx.distributions import (
     gaussian_kl_standard_normal,
     gaussian_log_density,
 )
+from tcx.errors import TcxError
 
 __all__ = [
     "rate_per_latent",
@@ -76,19 +77,19 @@ _METHODS = ("mws", "mss")
 
 def _check_tensor(name: str, value, *, ndim: int | None = None) -> Tensor:
     if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        raise TcxError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if ndim is not None and value.dim() != ndim:
-        raise ValueError(
+        raise TcxError(
             f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}"
             + (": pass one row per data point and one column per latent, [M, D]" if ndim == 2 else "")
         )
     if not torch.is_floating_point(value):
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        raise TcxError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     if value.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+        raise TcxError(f"{name} must not be empty, got shape {tuple(value.shape)}")
     if not bool(torch.isfinite(value).all()):
         bad = int((~torch.isfinite(value)).sum())
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+        raise TcxError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
     return value
 
 
@@ -96,22 +97,22 @@ def _check_posterior(mean, log_var) -> tuple[Tensor, Tensor]:
     mean = _check_tensor("mean", mean, ndim=2)
     log_var = _check_tensor("log_var", log_var, ndim=2)
     if mean.shape != log_var.shape:
-        raise ValueError(
+        raise TcxError(
             f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape [M, D]"
         )
     if mean.device != log_var.device:
-        raise ValueError(f"mean is on {mean.device} and log_var on {log_var.device}: put both on one device")
+        raise TcxError(f"mean is on {mean.device} and log_var on {log_var.device}: put both on one device")
     return mean.double(), log_var.double()
 
 
 def _check_dataset_size(dataset_size, batch_size: int) -> int:
     if isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral):
-        raise ValueError(f"dataset_size must be an integer >= 1, got {dataset_size!r}")
+        raise TcxError(f"dataset_size must be an integer >= 1, got {dataset_size!r}")
     n = int(dataset_size)
     if n < 1:
-        raise ValueError(f"dataset_size must be >= 1, got {n}")
+        raise TcxError(f"dataset_size must be >= 1, got {n}")
     if batch_size > n:
-        raise ValueError(
+        raise TcxError(
             f"dataset_size={n} is smaller than the batch ({batch_size} rows of mean/log_var): the batch "
             "is a sample without replacement from the dataset, so dataset_size must be >= the batch size"
         )
@@ -125,17 +126,17 @@ def _sample_or_check_z(z, mean: Tensor, log_var: Tensor, generator) -> Tensor:
         return DiagonalGaussian(mean, log_var).rsample(generator).double()
     z = _check_tensor("z", z, ndim=2)
     if z.shape != mean.shape:
-        raise ValueError(
+        raise TcxError(
             f"z {tuple(z.shape)} must have the shape of mean {tuple(mean.shape)}: one sample per row"
         )
     if z.device != mean.device:
-        raise ValueError(f"z is on {z.device} and mean on {mean.device}: put both on one device")
+        raise TcxError(f"z is on {z.device} and mean on {mean.device}: put both on one device")
     return z.double()
 
 
 def _check_bytes(max_chunk_bytes) -> int:
     if isinstance(max_chunk_bytes, bool) or not isinstance(max_chunk_bytes, Integral) or max_chunk_bytes < 1:
-        raise ValueError(f"max_chunk_bytes must be a positive integer, got {max_chunk_bytes!r}")
+        raise TcxError(f"max_chunk_bytes must be a positive integer, got {max_chunk_bytes!r}")
     return int(max_chunk_bytes)
 
 
@@ -279,7 +280,7 @@ def _mss_weight_values(batch_size: int, dataset_size: int) -> tuple[float, float
         if n == 1:
             # the only row is the whole dataset: q(z) = p(z|x_1) exactly (no other weights used)
             return 0.0, 0.0, 0.0
-        raise ValueError(
+        raise TcxError(
             f"minibatch stratified sampling needs a batch of at least 2 rows when dataset_size > 1 "
             f"(got 1 row, dataset_size={n}): the other rows stand in for the rest of the dataset"
         )
@@ -309,7 +310,7 @@ def mss_log_weights(batch_size: int, dataset_size: int) -> Tensor:
     then exact); ``M > N`` raises.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        raise TcxError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     m = int(batch_size)
     n = _check_dataset_size(dataset_size, m)
     log_self, log_strat, log_other = _mss_weight_values(m, n)
@@ -429,7 +430,7 @@ def aggregate_information(
     """
     key = str(method).lower()
     if key not in _METHODS:
-        raise ValueError(f"method={method!r} is not known: choose 'mss' or 'mws'")
+        raise TcxError(f"method={method!r} is not known: choose 'mss' or 'mws'")
     mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
     nbytes = _check_bytes(max_chunk_bytes)
     log_q_z, log_q_zj = (_mss if key == "mss" else _mws)(mean, log_var, n, z, nbytes)
@@ -440,24 +441,24 @@ def _concat_posteriors(mean, log_var) -> tuple[Tensor, Tensor]:
     """Accept tensors, or ``mean`` an iterable of ``(mean, log_var)`` batches with ``log_var=None``."""
     if isinstance(mean, Tensor):
         if log_var is None:
-            raise ValueError("log_var is required when mean is a tensor")
+            raise TcxError("log_var is required when mean is a tensor")
         return mean, log_var
     if log_var is not None:
-        raise ValueError(
+        raise TcxError(
             "log_var must be None when mean is an iterable of (mean, log_var) batches, "
             f"got a {type(log_var).__name__}"
         )
     means, log_vars = [], []
     for i, batch in enumerate(mean):
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ValueError(f"batch {i} of mean must be a (mean, log_var) pair, got {type(batch).__name__}")
+            raise TcxError(f"batch {i} of mean must be a (mean, log_var) pair, got {type(batch).__name__}")
         means.append(_check_tensor(f"mean (batch {i})", batch[0], ndim=2))
         log_vars.append(_check_tensor(f"log_var (batch {i})", batch[1], ndim=2))
     if not means:
-        raise ValueError("mean is an empty iterable: pass at least one (mean, log_var) batch")
+        raise TcxError("mean is an empty iterable: pass at least one (mean, log_var) batch")
     widths = {t.shape[1] for t in means + log_vars}
     if len(widths) != 1:
-        raise ValueError(f"the (mean, log_var) batches have different latent sizes {sorted(widths)}")
+        raise TcxError(f"the (mean, log_var) batches have different latent sizes {sorted(widths)}")
     return torch.cat([t.double() for t in means]), torch.cat([t.double() for t in log_vars])
 
 
@@ -508,7 +509,7 @@ def aggregate_information_full(
         rows = None
     else:
         if isinstance(num_scored, bool) or not isinstance(num_scored, Integral) or not 1 <= num_scored <= m:
-            raise ValueError(f"num_scored must be an integer in [1, {m}] (the number of points), got {num_scored!r}")
+            raise TcxError(f"num_scored must be an integer in [1, {m}] (the number of points), got {num_scored!r}")
         gen_device = generator.device if generator is not None else torch.device("cpu")
         rows = torch.randperm(m, generator=generator, device=gen_device)[: int(num_scored)].to(mean.device)
     zq = z if rows is None else z[rows]
@@ -558,7 +559,7 @@ def gaussian_total_correlation(codes) -> float:
         try:
             codes = torch.as_tensor(codes)
         except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"codes must be a tensor or array [N, D] of numbers, got {type(codes).__name__}") from exc
+            raise TcxError(f"codes must be a tensor or array [N, D] of numbers, got {type(codes).__name__}") from exc
     codes = _check_tensor("codes", codes, ndim=2)
     keep = codes.amax(0) != codes.amin(0)
     x = codes[:, keep].double()
@@ -567,7 +568,7 @@ def gaussian_total_correlation(codes) -> float:
     if d < 2:
         return 0.0
     if n <= d:
-        raise ValueError(
+        raise TcxError(
             f"codes has {n} rows for {d} varying codes: the sample covariance needs N > D rows to be non-singular"
         )
     cov = x.T @ x / (n - 1)
@@ -607,15 +608,15 @@ def binary_pixel_entropy(x) -> Tensor:
     for i, batch in enumerate(_pixel_batches(x)):
         name = "x" if isinstance(x, Tensor) else f"x (batch {i})"
         if not isinstance(batch, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(batch).__name__}")
+            raise TcxError(f"{name} must be a torch.Tensor, got {type(batch).__name__}")
         if batch.dim() < 1 or batch.shape[0] == 0:
-            raise ValueError(f"{name} must be [N, ...] with N >= 1, got shape {tuple(batch.shape)}")
+            raise TcxError(f"{name} must be [N, ...] with N >= 1, got shape {tuple(batch.shape)}")
         b = batch.double()
         if not bool(torch.isfinite(b).all()):
-            raise ValueError(f"{name} contains non-finite value(s) (NaN or inf)")
+            raise TcxError(f"{name} contains non-finite value(s) (NaN or inf)")
         lo, hi = float(b.min()), float(b.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(
+            raise TcxError(
                 f"{name} has values in [{lo:.4g}, {hi:.4g}]: binary_pixel_entropy needs x in [0, 1] "
                 "(binary pixels or Bernoulli probabilities); rescale the data"
             )
@@ -623,9 +624,9 @@ def binary_pixel_entropy(x) -> Tensor:
             shape = b.shape[1:]
             total = torch.zeros(shape, dtype=torch.float64, device=b.device)
         elif b.shape[1:] != shape:
-            raise ValueError(f"{name} has per-example shape {tuple(b.shape[1:])}, earlier batches {tuple(shape)}")
+            raise TcxError(f"{name} has per-example shape {tuple(b.shape[1:])}, earlier batches {tuple(shape)}")
         total += b.sum(0).to(total.device)
         count += b.shape[0]
     if count == 0:
-        raise ValueError("x is an empty iterable: pass a tensor [N, ...] or at least one batch")
+        raise TcxError("x is an empty iterable: pass a tensor [N, ...] or at least one batch")
     return bernoulli_entropy(total / count)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from tcx.errors import MissingFileError
 
 __all__ = [
     "available_experiments",
@@ -44,7 +45,7 @@ def experiment_path(name: str) -> Path:
             stem = stem[: -len(suffix)]
     known = available_experiments()
     if stem not in known:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no config file {name!r} and no packaged experiment of that name; give a path to a "
             f"YAML file, or one of: {', '.join(known)} (`tcx configs` lists them)"
         )

@@ -47,6 +47,7 @@ from tcx.validation import check_int
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal, gaussian_log_density
 from tcx.estimators import mss_log_weights
 from tcx.objective import CorExTerms, as_weight_vector
+from tcx.errors import TcxError
 
 __all__ = ["HierarchicalTerms", "hierarchical_bound", "mixture_information"]
 
@@ -91,22 +92,22 @@ class HierarchicalTerms(CorExTerms):
 def _check_layers(posteriors, samples, conditionals) -> int:
     num = len(posteriors)
     if num < 1:
-        raise ValueError("hierarchical_bound needs at least one layer (posteriors is empty)")
+        raise TcxError("hierarchical_bound needs at least one layer (posteriors is empty)")
     if len(samples) != num:
-        raise ValueError(f"{num} posteriors but {len(samples)} samples: give one sample z^l per layer")
+        raise TcxError(f"{num} posteriors but {len(samples)} samples: give one sample z^l per layer")
     if len(conditionals) != num - 1:
-        raise ValueError(
+        raise TcxError(
             f"{num} layers need {num - 1} top-down conditionals q(z^l|z^(l+1)) for l = 1..{num - 1}, "
             f"got {len(conditionals)}"
         )
     for i, (post, z) in enumerate(zip(posteriors, samples)):
         if post.mean.shape != z.shape:
-            raise ValueError(
+            raise TcxError(
                 f"layer {i + 1}: the sample {tuple(z.shape)} does not match its posterior {tuple(post.mean.shape)}"
             )
     for i, cond in enumerate(conditionals):
         if cond.mean.shape != samples[i].shape:
-            raise ValueError(
+            raise TcxError(
                 f"layer {i + 1}: q(z^{i + 1}|z^{i + 2}) is over {tuple(cond.mean.shape)}, the layer's "
                 f"sample is {tuple(samples[i].shape)}"
             )
@@ -146,10 +147,10 @@ def hierarchical_bound(
     if layer is None:
         layer = num
     if not 1 <= int(layer) <= num:
-        raise ValueError(f"layer={layer} is out of range: layers are numbered 1 .. {num}")
+        raise TcxError(f"layer={layer} is out of range: layers are numbered 1 .. {num}")
     batch = x.shape[0]
     if params.shape != x.shape:
-        raise ValueError(f"decoder output {tuple(params.shape)} does not match x {tuple(x.shape)}")
+        raise TcxError(f"decoder output {tuple(params.shape)} does not match x {tuple(x.shape)}")
 
     reconstruction = likelihood.log_prob(params, x).reshape(batch, -1).sum(dim=1).mean()
     informativeness = [reconstruction]
@@ -164,7 +165,7 @@ def hierarchical_bound(
     if weights is None:
         weights = [1.0] * num
     if len(weights) != num:
-        raise ValueError(f"weights has {len(weights)} entries for {num} layers: give one per layer")
+        raise TcxError(f"weights has {len(weights)} entries for {num} layers: give one per layer")
     layer_rate = [r.sum() for r in rates]
     rate = torch.stack(layer_rate).sum()
     weighted = []
@@ -215,12 +216,12 @@ def mixture_information(z: Tensor, mean: Tensor, log_var: Tensor, dataset_size: 
     Computed in float64, without gradients.
     """
     if mean.ndim != 3 or mean.shape != log_var.shape:
-        raise ValueError(
+        raise TcxError(
             f"mean and log_var must both be [M, K, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}"
         )
     m, k, d = mean.shape
     if z.shape != (m, d):
-        raise ValueError(f"z must be [M, D] = [{m}, {d}], got {tuple(z.shape)}")
+        raise TcxError(f"z must be [M, D] = [{m}, {d}], got {tuple(z.shape)}")
     check_int("dataset_size (at least the batch size)", dataset_size, m)
     with torch.no_grad():
         zd, mu, lv = z.double(), mean.double(), log_var.double()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from torch import Tensor, nn
+from tcx.errors import TcxError
 
 __all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_networks", "NETWORKS"]
 
@@ -29,22 +30,22 @@ def _check_shape(input_shape: Sequence[int], name: str = "input_shape") -> tuple
     try:
         shape = tuple(int(s) for s in input_shape)
     except TypeError:
-        raise ValueError(f"{name} must be a sequence of ints, got {input_shape!r}") from None
+        raise TcxError(f"{name} must be a sequence of ints, got {input_shape!r}") from None
     if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"{name} must be non-empty with positive sizes, got {shape}")
+        raise TcxError(f"{name} must be non-empty with positive sizes, got {shape}")
     return shape
 
 
 def _check_conv_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     shape = _check_shape(input_shape)
     if len(shape) != 3:
-        raise ValueError(
+        raise TcxError(
             f"network='conv' needs images [C, H, W], got input_shape={shape}; "
             "use network='mlp' for vector data"
         )
     c, h, w = shape
     if h % 16 or w % 16:
-        raise ValueError(
+        raise TcxError(
             f"network='conv' halves the image four times, so H and W must be multiples of 16; "
             f"got input_shape={shape}. Pad or resize the images (64x64 is the standard size, "
             "32x32 for padded MNIST) or use network='mlp'"
@@ -166,18 +167,18 @@ def build_networks(
     the conv pair has the fixed architecture of Burgess et al. 2018.
     """
     if int(latent_dim) < 1:
-        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
     key = str(network).lower()
     if key == "conv":
         if hidden_dims is not None:
-            raise ValueError("hidden_dims applies to network='mlp' only; the conv pair is fixed")
+            raise TcxError("hidden_dims applies to network='mlp' only; the conv pair is fixed")
         return ConvEncoder(input_shape, latent_dim), ConvDecoder(input_shape, latent_dim)
     if key == "mlp":
         hidden = tuple(hidden_dims) if hidden_dims is not None else (512, 256)
         if any(int(h) < 1 for h in hidden):
-            raise ValueError(f"hidden_dims must be positive, got {hidden}")
+            raise TcxError(f"hidden_dims must be positive, got {hidden}")
         return (
             MLPEncoder(input_shape, latent_dim, hidden),
             MLPDecoder(input_shape, latent_dim, tuple(reversed(hidden))),
         )
-    raise ValueError(f"network={network!r} is not known: choose one of {NETWORKS}")
+    raise TcxError(f"network={network!r} is not known: choose one of {NETWORKS}")

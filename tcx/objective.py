@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal
+from tcx.errors import TcxError
 
 __all__ = ["CorExTerms", "CorExObjective", "as_weight_vector"]
 
@@ -111,14 +112,14 @@ def as_weight_vector(value, size: int, name: str) -> Tensor:
     if w.ndim == 0:
         w = w.expand(size).clone()
     elif w.ndim != 1 or w.numel() != size:
-        raise ValueError(
+        raise TcxError(
             f"{name} must be a number or a vector of length {size}, got shape {tuple(w.shape)}"
         )
     if not torch.isfinite(w).all():
-        raise ValueError(f"{name} must be finite, got {w.tolist()}")
+        raise TcxError(f"{name} must be finite, got {w.tolist()}")
     if (w < 0).any():
         bad = [i for i, v in enumerate(w.tolist()) if v < 0]
-        raise ValueError(
+        raise TcxError(
             f"{name} must be non-negative (the CorEx bound needs weights >= 0); "
             f"entries {bad} are negative: {[w[i].item() for i in bad]}"
         )
@@ -149,7 +150,7 @@ class CorExObjective(nn.Module):
     ) -> None:
         super().__init__()
         if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+            raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
         self.latent_dim = int(latent_dim)
         self.input_shape = tuple(int(s) for s in input_shape)
         num_inputs = 1
@@ -179,16 +180,16 @@ class CorExObjective(nn.Module):
         input_entropy: Tensor | float | None = None,
     ) -> CorExTerms:
         if posterior.mean.ndim != 2 or posterior.mean.shape[1] != self.latent_dim:
-            raise ValueError(
+            raise TcxError(
                 f"posterior must be [batch, {self.latent_dim}], got {tuple(posterior.mean.shape)}"
             )
         batch = x.shape[0]
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
+            raise TcxError(
                 f"x has shape {tuple(x.shape)}; this objective expects [batch, *{self.input_shape}]"
             )
         if params.shape != x.shape:
-            raise ValueError(
+            raise TcxError(
                 f"decoder output {tuple(params.shape)} does not match x {tuple(x.shape)}"
             )
 
@@ -207,13 +208,13 @@ class CorExObjective(nn.Module):
             h = torch.as_tensor(input_entropy, dtype=torch.float32, device=rate.device)
             if h.ndim == 0:
                 if not self._alpha_is_one:
-                    raise ValueError(
+                    raise TcxError(
                         "input_entropy must be given per input (not summed) when alpha is not uniform"
                     )
                 h_sum = h_weighted = h
             else:
                 if h.numel() != self.num_inputs:
-                    raise ValueError(
+                    raise TcxError(
                         f"input_entropy has {h.numel()} entries; expected one per input "
                         f"({self.num_inputs}, shape {self.input_shape}) or a single sum"
                     )

@@ -35,7 +35,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from tcx.checkpoint_run import DATA_CONFIG_KEY
-from tcx.errors import TcxError
+from tcx.errors import MissingFileError, TcxError
 from tcx.safe_io import CheckpointRefused, DiskFullError, atomic_save
 
 __all__ = [
@@ -205,7 +205,7 @@ class RunGuard(pl.Callback):
         if trainer.global_step == 0 and getattr(trainer.fit_loop, "max_batches", None) == 0:
             dm = getattr(trainer, "datamodule", None)
             name = type(dm).__name__ if dm is not None else "the model"
-            raise ValueError(
+            raise TcxError(
                 f"the training loader of {name} yields no batches: nothing was trained. Check that "
                 "its train_dataloader() has data (dataset size, batch_size with drop_last, the data "
                 "path) and that --trainer.limit_train_batches is not 0"
@@ -308,7 +308,7 @@ def check_writable(path, what: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ValueError(
+        raise TcxError(
             f"{what} {str(p)!r} is not writable ({exc.strerror or exc}); give a folder you can write to"
         ) from None
 
@@ -389,7 +389,7 @@ def check_argument_order(argv: list[str]) -> None:
         early = [a.partition("=")[0] for a in argv[:first_class] if a.startswith(group + ".")]
         if early:
             name = argv[first_class].partition("=")[2] or (argv[first_class + 1] if first_class + 1 < len(argv) else "")
-            raise ValueError(
+            raise TcxError(
                 f"{', '.join(early)} comes before {group} {name}: put the class first, then its "
                 f"arguments ({group} {name} {early[0]} ...), since {group} NAME starts that class's "
                 "arguments afresh"
@@ -408,12 +408,12 @@ def check_config_files(argv: list[str]) -> None:
             continue  # YAML given inline: jsonargparse parses (and reports) it
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"config file {path!r} does not exist (given with {flag})")
+            raise MissingFileError(f"config file {path!r} does not exist (given with {flag})")
         try:
             yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ValueError(f"config file {path!r} is not valid YAML{where}: {problem}; fix the file "
+            raise TcxError(f"config file {path!r} is not valid YAML{where}: {problem}; fix the file "
                              "(`tcx fit --print_config` shows a valid one)") from None

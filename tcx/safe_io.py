@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from tcx.errors import TcxError
+from tcx.errors import MissingFileError, TcxError
 
 __all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "resolve_class", "atomic_save"]
 
@@ -48,7 +48,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
+        raise MissingFileError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
     try:
         checkpoint = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
@@ -63,12 +63,12 @@ def load_checkpoint(path, map_location="cpu") -> dict:
                 f"({what}); tcx loads only tensors and plain values. Use a checkpoint written by "
                 "`tcx fit`, or load this file yourself if you trust where it came from"
             ) from None
-        raise ValueError(
+        raise TcxError(
             f"checkpoint {str(p)!r} could not be read ({type(exc).__name__}: {_first_line(exc)}); the file is "
             "truncated or not a PyTorch checkpoint: use another checkpoint of the run (e.g. last.ckpt)"
         ) from None
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"{str(p)!r} is not a Lightning checkpoint (not a dict)")
+        raise TcxError(f"{str(p)!r} is not a Lightning checkpoint (not a dict)")
     return checkpoint
 
 

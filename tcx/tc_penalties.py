@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tcx.errors import TcxError
 
 __all__ = [
     "DIP_TYPES",
@@ -38,13 +39,13 @@ DIP_TYPES = ("i", "ii")
 
 def _check_batch(mean: Tensor, log_var: Tensor | None = None) -> None:
     if mean.ndim != 2:
-        raise ValueError(f"mean must be [batch, latents], got shape {tuple(mean.shape)}")
+        raise TcxError(f"mean must be [batch, latents], got shape {tuple(mean.shape)}")
     if mean.shape[0] < 2:
-        raise ValueError(
+        raise TcxError(
             f"a covariance over the batch needs at least 2 rows, got {mean.shape[0]}: use a batch size >= 2"
         )
     if log_var is not None and log_var.shape != mean.shape:
-        raise ValueError(f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape")
+        raise TcxError(f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape")
 
 
 def dip_covariance(mean: Tensor, log_var: Tensor | None = None, dip_type: str = "i") -> Tensor:
@@ -61,13 +62,13 @@ def dip_covariance(mean: Tensor, log_var: Tensor | None = None, dip_type: str = 
     """
     key = str(dip_type).lower()
     if key not in DIP_TYPES:
-        raise ValueError(f"dip_type={dip_type!r} is not known: choose 'i' or 'ii'")
+        raise TcxError(f"dip_type={dip_type!r} is not known: choose 'i' or 'ii'")
     _check_batch(mean, log_var)
     centred = mean - mean.mean(dim=0, keepdim=True)
     cov = centred.T @ centred / mean.shape[0]
     if key == "ii":
         if log_var is None:
-            raise ValueError("dip_type='ii' needs log_var: the aggregate covariance adds E_x[Sigma(x)]")
+            raise TcxError("dip_type='ii' needs log_var: the aggregate covariance adds E_x[Sigma(x)]")
         cov = cov + torch.diag(torch.exp(log_var).mean(dim=0))
     return cov
 
@@ -80,7 +81,7 @@ def dip_penalty(cov: Tensor, lambda_od: float, lambda_d: float) -> tuple[Tensor,
     ``diagonal = sum_i (C_ii - 1)^2`` (both unweighted and dimensionless: squared covariances).
     """
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"cov must be a square [D, D] matrix, got shape {tuple(cov.shape)}")
+        raise TcxError(f"cov must be a square [D, D] matrix, got shape {tuple(cov.shape)}")
     diag = torch.diagonal(cov)
     off = cov - torch.diag(diag)
     off_diagonal = off.pow(2).sum()
@@ -95,7 +96,7 @@ def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
     product of the marginals, whereas the rows of ``z`` are samples of ``q(z)``.
     """
     if z.ndim != 2:
-        raise ValueError(f"z must be [batch, latents], got shape {tuple(z.shape)}")
+        raise TcxError(f"z must be [batch, latents], got shape {tuple(z.shape)}")
     m, d = z.shape
     gen_device = generator.device if generator is not None else z.device
     perms = torch.stack([torch.randperm(m, generator=generator, device=gen_device) for _ in range(d)], dim=1)
@@ -111,7 +112,7 @@ def density_ratio_tc(logits: Tensor) -> Tensor:
     (Kim and Mnih 2018, eq. 3, the density-ratio trick).
     """
     if logits.ndim != 2 or logits.shape[1] != 2:
-        raise ValueError(f"logits must be [batch, 2], got shape {tuple(logits.shape)}")
+        raise TcxError(f"logits must be [batch, 2], got shape {tuple(logits.shape)}")
     logits = logits.float()
     return (logits[:, 0] - logits[:, 1]).mean()
 

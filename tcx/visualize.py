@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from tcx.errors import TcxError
 
 __all__ = [
     "ANCHOR_COLOR",
@@ -69,7 +70,7 @@ def as_image_batch(x) -> Tensor:
     elif t.dim() == 3:
         t = t.unsqueeze(1)
     if t.dim() != 4:
-        raise ValueError(f"images must be [N, C, H, W] (or [N, H, W], or vectors [N, n]), got shape {tuple(t.shape)}")
+        raise TcxError(f"images must be [N, C, H, W] (or [N, H, W], or vectors [N, n]), got shape {tuple(t.shape)}")
     if t.shape[1] not in (1, 3):
         t = t[:, :1]
     t = t.float().cpu()
@@ -160,29 +161,29 @@ def image_grid(
         if t.dim() == 4:
             t = t.unsqueeze(0)
         if t.dim() != 5:
-            raise ValueError(f"images must be [rows, cols, C, H, W] or [N, C, H, W], got shape {tuple(t.shape)}")
+            raise TcxError(f"images must be [rows, cols, C, H, W] or [N, C, H, W], got shape {tuple(t.shape)}")
         rgb = to_uint8(t.reshape(-1, *t.shape[2:])).reshape(t.shape[0], t.shape[1], *t.shape[3:], 3)
     rows, cols = int(rgb.shape[0]), int(rgb.shape[1])
     if rows == 0 or cols == 0:
-        raise ValueError(f"image_grid needs at least one image, got {rows} rows of {cols}")
+        raise TcxError(f"image_grid needs at least one image, got {rows} rows of {cols}")
     if isinstance(groups, int):
         if groups < 1 or cols % groups:
-            raise ValueError(f"groups={groups} must divide the number of columns ({cols})")
+            raise TcxError(f"groups={groups} must divide the number of columns ({cols})")
         sizes = [cols // groups] * groups
     else:
         sizes = [int(g) for g in groups]
         if not sizes or min(sizes) < 1 or sum(sizes) != cols:
-            raise ValueError(f"groups={list(groups)} must be positive widths that add up to the {cols} columns")
+            raise TcxError(f"groups={list(groups)} must be positive widths that add up to the {cols} columns")
     group_of = [g for g, size in enumerate(sizes) for _ in range(size)]
     starts = [sum(sizes[:g]) for g in range(len(sizes))]
     if row_labels is not None and len(row_labels) != rows:
-        raise ValueError(f"row_labels has {len(row_labels)} entries for {rows} rows")
+        raise TcxError(f"row_labels has {len(row_labels)} entries for {rows} rows")
     if row_marks is not None and len(row_marks) != rows:
-        raise ValueError(f"row_marks has {len(row_marks)} entries for {rows} rows")
+        raise TcxError(f"row_marks has {len(row_marks)} entries for {rows} rows")
     if group_labels is not None and len(group_labels) != len(sizes):
-        raise ValueError(f"group_labels has {len(group_labels)} entries for {len(sizes)} groups")
+        raise TcxError(f"group_labels has {len(group_labels)} entries for {len(sizes)} groups")
     if scale < 1 or padding < 0 or group_gap < 0:
-        raise ValueError(f"scale must be >= 1 and padding, group_gap >= 0; got {scale}, {padding}, {group_gap}")
+        raise TcxError(f"scale must be >= 1 and padding, group_gap >= 0; got {scale}, {padding}, {group_gap}")
 
     tiles = rgb.reshape(rows * cols, *rgb.shape[2:])  # [R*K, h, w, 3]
     if scale > 1:
@@ -254,10 +255,10 @@ def traversal_codes(base: Tensor, latent: int, values: Tensor) -> Tensor:
     """Codes ``[B, K, D]``: each base code ``[B, D]`` with latent ``latent`` set to each of the
     ``K`` ``values`` in turn; every other latent keeps its base value."""
     if base.dim() != 2:
-        raise ValueError(f"base must be [B, D] codes, got shape {tuple(base.shape)}")
+        raise TcxError(f"base must be [B, D] codes, got shape {tuple(base.shape)}")
     d = base.shape[1]
     if not 0 <= int(latent) < d:
-        raise ValueError(f"latent={latent} is out of range: the codes have latents 0 .. {d - 1}")
+        raise TcxError(f"latent={latent} is out of range: the codes have latents 0 .. {d - 1}")
     values = torch.as_tensor(values, dtype=base.dtype, device=base.device).reshape(-1)
     codes = base[:, None, :].repeat(1, values.numel(), 1)
     codes[:, :, int(latent)] = values[None, :]
@@ -284,7 +285,7 @@ def latent_traversal(
     if values.dim() == 1:
         values = values[None, :].expand(d, -1)
     if values.dim() != 2 or values.shape[0] != d:
-        raise ValueError(f"values must be [K] or [D={d}, K], got shape {tuple(values.shape)}")
+        raise TcxError(f"values must be [K] or [D={d}, K], got shape {tuple(values.shape)}")
     latents = list(range(d)) if latents is None else [int(j) for j in latents]
     codes = torch.stack([traversal_codes(base, j, values[j]) for j in latents])  # [L, B, K, D]
     flat = codes.reshape(-1, d)
@@ -309,25 +310,25 @@ def traversal_values(
     - neither: the same quantiles of the standard normal prior (``latent_dim`` latents).
     """
     if steps < 2:
-        raise ValueError(f"steps must be >= 2, got {steps}")
+        raise TcxError(f"steps must be >= 2, got {steps}")
     if limit is not None:
         if not limit > 0:
-            raise ValueError(f"limit must be > 0, got {limit}")
+            raise TcxError(f"limit must be > 0, got {limit}")
         d = samples.shape[1] if samples is not None else latent_dim
         if d is None:
-            raise ValueError("give samples or latent_dim")
+            raise TcxError("give samples or latent_dim")
         return torch.linspace(-limit, limit, steps).expand(d, -1).clone()
     if not 0.0 <= quantile < 0.5:
-        raise ValueError(f"quantile must be in [0, 0.5), got {quantile}")
+        raise TcxError(f"quantile must be in [0, 0.5), got {quantile}")
     probs = torch.linspace(quantile, 1.0 - quantile, steps, dtype=torch.float64)
     if samples is None:
         if latent_dim is None:
-            raise ValueError("give samples or latent_dim")
+            raise TcxError("give samples or latent_dim")
         clipped = probs.clamp(1e-6, 1 - 1e-6)
         return torch.special.ndtri(clipped).float().expand(latent_dim, -1).clone()
     s = torch.as_tensor(samples).double().cpu()
     if s.dim() != 2 or s.shape[0] < 1:
-        raise ValueError(f"samples must be [N >= 1, D], got shape {tuple(s.shape)}")
+        raise TcxError(f"samples must be [N >= 1, D], got shape {tuple(s.shape)}")
     return torch.quantile(s, probs, dim=0).T.float().contiguous()
 
 
@@ -338,7 +339,7 @@ def information_order(information, anchors: Sequence[int] = ()) -> list[int]:
     anchor_set = {int(a) for a in anchors}
     bad = sorted(a for a in anchor_set if not 0 <= a < len(info))
     if bad:
-        raise ValueError(f"anchors {bad} are out of range for {len(info)} latents")
+        raise TcxError(f"anchors {bad} are out of range for {len(info)} latents")
     key = lambda j: (j not in anchor_set, -info[j], j)  # noqa: E731
     return sorted(range(len(info)), key=key)
 
@@ -364,7 +365,7 @@ def traversal_frames(
     """
     t = torch.as_tensor(images) if not isinstance(images, Tensor) else images
     if t.dim() != 5:
-        raise ValueError(f"images must be [B, K, C, H, W], got shape {tuple(t.shape)}")
+        raise TcxError(f"images must be [B, K, C, H, W], got shape {tuple(t.shape)}")
     num_b, k_steps = int(t.shape[0]), int(t.shape[1])
     grey = t.shape[2] == 1
     rgb = to_uint8(t.reshape(-1, *t.shape[2:])).reshape(num_b, k_steps, *t.shape[3:], 3)
@@ -393,12 +394,12 @@ def encode_gif(frames: Sequence[np.ndarray], fps: float = 4.0) -> bytes:
     from PIL import Image
 
     if not frames:
-        raise ValueError("encode_gif needs at least one frame")
+        raise TcxError("encode_gif needs at least one frame")
     if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+        raise TcxError(f"fps must be > 0, got {fps}")
     shapes = {np.asarray(f).shape for f in frames}
     if len(shapes) != 1:
-        raise ValueError(f"all frames must have one shape, got {sorted(shapes)}")
+        raise TcxError(f"all frames must have one shape, got {sorted(shapes)}")
     arrays = [np.asarray(f, dtype=np.uint8) for f in frames]
     if all((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all() for a in arrays):
         # grey frames as 8-bit grey: exact, and no colour quantization (the slow part)
@@ -421,7 +422,7 @@ def _latent_labels(d: int, names: Sequence[str] | None) -> list[str]:
     if names is None:
         return [f"z{j}" for j in range(d)]
     if len(names) != d:
-        raise ValueError(f"latent_names has {len(names)} entries for {d} latents")
+        raise TcxError(f"latent_names has {len(names)} entries for {d} latents")
     return [str(n) for n in names]
 
 
@@ -462,7 +463,7 @@ def information_chart(
     if estimate is not None:
         est = np.asarray(torch.as_tensor(estimate, dtype=torch.float64).cpu()).reshape(-1)
         if est.size != d:
-            raise ValueError(f"estimate has {est.size} entries, rate {d}")
+            raise TcxError(f"estimate has {est.size} entries, rate {d}")
         colors = ["#e06c00" if j in anchor_set else "#3d85c6" for j in range(d)]
         bars = ax.bar(x + bar_width / 2, est, bar_width, color=colors, edgecolor="#444444", linewidth=0.6)
         for bar, h in zip(bars, hatches):
@@ -502,10 +503,10 @@ def mi_heatmap(
 
     m = np.asarray(torch.as_tensor(matrix, dtype=torch.float64).cpu())
     if m.ndim != 2:
-        raise ValueError(f"matrix must be [D, K], got shape {m.shape}")
+        raise TcxError(f"matrix must be [D, K], got shape {m.shape}")
     d, k = m.shape
     if len(factor_names) != k:
-        raise ValueError(f"factor_names has {len(factor_names)} entries for {k} columns")
+        raise TcxError(f"factor_names has {len(factor_names)} entries for {k} columns")
     labels = _latent_labels(d, latent_names)
     anchor_set = {int(a) for a in anchors}
     label_in = 0.15 + 0.075 * max(len(str(n)) for n in (labels + [""]))

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from numba import njit
+from tcx.errors import TcxError
 
 __all__ = ["fit_boosted_trees", "BoostedTreesResult"]
 
@@ -283,7 +284,7 @@ def fit_boosted_trees(
     ``n_jobs``: threads (default ``torch.get_num_threads()``); the result does not depend on it.
     """
     if not 1 <= max_depth <= 7:
-        raise ValueError(f"max_depth must be in 1..7, got {max_depth}.")
+        raise TcxError(f"max_depth must be in 1..7, got {max_depth}.")
     n, d = x_train.shape
     n_test = x_test.shape[0]
     n_factors = y_train.shape[1]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tcx.errors import TcxError
 
 __all__ = ["as_codes", "as_factors", "check_same_n", "check_test_set", "to_numpy"]
 
@@ -28,7 +29,7 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     try:
         return np.asarray(x)
     except Exception as exc:  # pragma: no cover - exotic inputs
-        raise ValueError(
+        raise TcxError(
             f"{name} must be a torch tensor or a numpy array, got {type(x).__name__}: {exc}"
         ) from exc
 
@@ -41,19 +42,19 @@ def as_codes(codes: Any, name: str = "codes", min_dims: int = 1) -> np.ndarray:
     """
     arr = to_numpy(codes, name)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+        raise TcxError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+        raise TcxError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     if arr.ndim != 2:
-        raise ValueError(
+        raise TcxError(
             f"{name} must be a 2-D array [N, D] (one row per sample, one column per code), got "
             f"shape {tuple(arr.shape)}; reshape it, e.g. codes.reshape(N, -1)."
         )
     n, d = arr.shape
     if n < 2:
-        raise ValueError(f"{name} must have at least 2 samples (rows), got shape {(n, d)}.")
+        raise TcxError(f"{name} must have at least 2 samples (rows), got shape {(n, d)}.")
     if d < min_dims:
-        raise ValueError(
+        raise TcxError(
             f"{name} has D={d} code(s), but this metric needs at least {min_dims} codes "
             f"(it compares codes with each other); pass a representation with D >= {min_dims}."
         )
@@ -62,7 +63,7 @@ def as_codes(codes: Any, name: str = "codes", min_dims: int = 1) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))
         row, col = (int(v) for v in bad[0])
-        raise ValueError(
+        raise TcxError(
             f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), the first at row {row}, "
             f"code {col} ({arr[row, col]}); drop those samples or fix the encoder before scoring."
         )
@@ -86,30 +87,30 @@ def as_factors(
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(
+        raise TcxError(
             f"{name} must be a 2-D array [N, K] of factor values (or a 1-D [N] class label), got "
             f"shape {tuple(arr.shape)}."
         )
     n, k = arr.shape
     if k < 1:
-        raise ValueError(
+        raise TcxError(
             f"{name} has shape {(n, k)}: no factors. These metrics need ground-truth factors; "
             f"data without factors (an empty [N, 0] label) cannot be scored."
         )
     if arr.dtype == bool:
         arr = arr.astype(np.int64)
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"{name} must hold numbers, got dtype {arr.dtype}.")
+        raise TcxError(f"{name} must hold numbers, got dtype {arr.dtype}.")
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             bad = np.argwhere(~np.isfinite(arr))[0]
-            raise ValueError(
+            raise TcxError(
                 f"{name} contains a non-finite value at row {int(bad[0])}, factor {int(bad[1])}."
             )
         if discrete:
             if not np.all(arr == np.round(arr)):
                 bad = np.argwhere(arr != np.round(arr))[0]
-                raise ValueError(
+                raise TcxError(
                     f"{name} must hold integer factor values (indices of discrete factors), but "
                     f"row {int(bad[0])}, factor {int(bad[1])} is {arr[bad[0], bad[1]]}; pass the "
                     f"factor indices (e.g. a LongTensor), not continuous values."
@@ -123,7 +124,7 @@ def as_factors(
         for j in range(k):
             col = arr[:, j]
             if np.all(col == col[0]):
-                raise ValueError(
+                raise TcxError(
                     f"{name}[:, {j}] (factor {j}) takes only one value ({col[0]}) over the {n} "
                     f"samples: a constant factor carries no information to score against. Drop "
                     f"factor {j}, or sample more data so that it varies."
@@ -135,7 +136,7 @@ def check_same_n(codes: np.ndarray, factors: np.ndarray, codes_name: str = "code
                  factors_name: str = "factors") -> None:
     """Codes and factors must describe the same samples."""
     if codes.shape[0] != factors.shape[0]:
-        raise ValueError(
+        raise TcxError(
             f"{codes_name} and {factors_name} must have the same number of samples N (rows), got "
             f"{codes_name} of shape {tuple(codes.shape)} and {factors_name} of shape "
             f"{tuple(factors.shape)}; pass the factors of exactly the encoded samples."
@@ -146,12 +147,12 @@ def check_test_set(codes_train: np.ndarray, factors_train: np.ndarray, codes_tes
                    factors_test: np.ndarray) -> None:
     """The test set must have the train set's number of codes and factors."""
     if codes_test.shape[1] != codes_train.shape[1]:
-        raise ValueError(
+        raise TcxError(
             f"codes_test has D={codes_test.shape[1]} codes but codes_train has "
             f"D={codes_train.shape[1]}; encode both sets with the same representation."
         )
     if factors_test.shape[1] != factors_train.shape[1]:
-        raise ValueError(
+        raise TcxError(
             f"factors_test has K={factors_test.shape[1]} factors but factors_train has "
             f"K={factors_train.shape[1]}; pass the same factors for both sets."
         )

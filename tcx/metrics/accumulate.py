@@ -26,6 +26,7 @@ from .modularity import modularity_explicitness
 from .irs import irs
 from .sap import sap
 from .unsupervised import unsupervised
+from tcx.errors import TcxError
 
 __all__ = [
     "DisentanglementMetric",
@@ -67,7 +68,7 @@ class DisentanglementMetric(Metric):
     def update(self, codes: Tensor, factors: Tensor | None = None) -> None:
         codes = torch.as_tensor(codes)
         if codes.ndim != 2:
-            raise ValueError(
+            raise TcxError(
                 f"codes must be a 2-D tensor [B, D], got shape {tuple(codes.shape)}."
             )
         if factors is None:
@@ -76,18 +77,18 @@ class DisentanglementMetric(Metric):
         if factors.ndim == 1:
             factors = factors[:, None]
         if factors.ndim != 2:
-            raise ValueError(
+            raise TcxError(
                 f"factors must be a 2-D tensor [B, K] (or a [B] label), got shape "
                 f"{tuple(factors.shape)}."
             )
         if factors.shape[0] != codes.shape[0]:
-            raise ValueError(
+            raise TcxError(
                 f"codes and factors must have the same batch size, got codes of shape "
                 f"{tuple(codes.shape)} and factors of shape {tuple(factors.shape)}."
             )
         if len(self.codes) > 0 and (codes.shape[1] != self.codes[0].shape[1]
                                     or factors.shape[1] != self.factors[0].shape[1]):
-            raise ValueError(
+            raise TcxError(
                 f"every batch must have the same D and K: got codes [.., {codes.shape[1]}] and "
                 f"factors [.., {factors.shape[1]}] after [.., {self.codes[0].shape[1]}] and "
                 f"[.., {self.factors[0].shape[1]}]."
@@ -104,7 +105,7 @@ class DisentanglementMetric(Metric):
     def _gathered(self) -> tuple[Tensor, Tensor]:
         # A list of batches, or one tensor once synced across processes.
         if isinstance(self.codes, list) and len(self.codes) == 0:
-            raise ValueError(
+            raise TcxError(
                 f"{type(self).__name__}.compute() called before any update(codes, factors)."
             )
         return dim_zero_cat(self.codes).cpu(), dim_zero_cat(self.factors).cpu()
@@ -114,7 +115,7 @@ class DisentanglementMetric(Metric):
         n = codes.shape[0]
         n_train = int(round(n * train_fraction))
         if not 2 <= n_train <= n - 1:
-            raise ValueError(
+            raise TcxError(
                 f"{type(self).__name__}: {n} gathered samples with train_fraction="
                 f"{train_fraction} leave {n_train} to train and {n - n_train} to test; gather "
                 f"more samples."
@@ -126,7 +127,7 @@ class DisentanglementMetric(Metric):
 
 def _check_fraction(train_fraction: float) -> float:
     if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
+        raise TcxError(f"train_fraction must be in (0, 1), got {train_fraction}.")
     return float(train_fraction)
 
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from .sample_quality import class_entropy, frechet_distance_gaussians, mean_confidence
+from tcx.errors import TcxError
 
 __all__ = ["FrechetFeatureDistance", "ClassDiversity"]
 
@@ -28,7 +29,7 @@ class FrechetFeatureDistance(Metric):
         super().__init__(**kwargs)
         f = int(num_features)
         if f < 1:
-            raise ValueError(f"num_features must be >= 1, got {num_features}")
+            raise TcxError(f"num_features must be >= 1, got {num_features}")
         self.num_features = f
         for tag in ("real", "fake"):
             self.add_state(f"{tag}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
@@ -38,7 +39,7 @@ class FrechetFeatureDistance(Metric):
     def update(self, features: Tensor, real: bool) -> None:
         x = features.detach().double()
         if x.dim() != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"features must be [B, {self.num_features}], got {tuple(x.shape)}")
+            raise TcxError(f"features must be [B, {self.num_features}], got {tuple(x.shape)}")
         tag = "real" if real else "fake"
         setattr(self, f"{tag}_n", getattr(self, f"{tag}_n") + x.shape[0])
         setattr(self, f"{tag}_sum", getattr(self, f"{tag}_sum") + x.sum(0))
@@ -47,7 +48,7 @@ class FrechetFeatureDistance(Metric):
     def _moments(self, tag: str) -> tuple[Tensor, Tensor]:
         n = getattr(self, f"{tag}_n")
         if float(n) < 2:
-            raise ValueError(f"FrechetFeatureDistance needs at least 2 {tag} feature vectors, got {int(n)}")
+            raise TcxError(f"FrechetFeatureDistance needs at least 2 {tag} feature vectors, got {int(n)}")
         mu = getattr(self, f"{tag}_sum") / n
         cov = (getattr(self, f"{tag}_outer") - n * torch.outer(mu, mu)) / (n - 1)
         return mu, cov
@@ -79,6 +80,6 @@ class ClassDiversity(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         if float(self.n) < 1:
-            raise ValueError("ClassDiversity: no probabilities were given")
+            raise TcxError("ClassDiversity: no probabilities were given")
         p_bar = (self.prob_sum / self.n)[None, :]
         return {"entropy": torch.tensor(class_entropy(p_bar), dtype=torch.float64), "confidence": self.max_sum / self.n}

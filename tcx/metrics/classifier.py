@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from tcx.safe_io import atomic_save
+from tcx.errors import TcxError
 
 __all__ = ["FeatureClassifier", "train_classifier", "cached_classifier", "data_fingerprint", "default_cache_dir"]
 
@@ -44,7 +45,7 @@ class FeatureClassifier(nn.Module):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_classes = int(num_classes)
         if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+            raise TcxError(f"num_classes must be >= 2, got {num_classes}")
         if len(self.input_shape) == 3:
             c = self.input_shape[0]
             self.body = nn.Sequential(
@@ -58,13 +59,13 @@ class FeatureClassifier(nn.Module):
                 nn.Linear(self.input_shape[0], 256), nn.ReLU(), nn.Linear(256, FEATURE_DIM), nn.ReLU()
             )
         else:
-            raise ValueError(f"input_shape must be [C, H, W] or [n], got {self.input_shape}")
+            raise TcxError(f"input_shape must be [C, H, W] or [n], got {self.input_shape}")
         self.head = nn.Linear(FEATURE_DIM, self.num_classes)
         self.register_buffer("accuracy", torch.tensor(float("nan")))
 
     def _check(self, x: Tensor) -> Tensor:
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"FeatureClassifier: x has shape {tuple(x.shape)}, expected [B, *{self.input_shape}]")
+            raise TcxError(f"FeatureClassifier: x has shape {tuple(x.shape)}, expected [B, *{self.input_shape}]")
         return x.float()
 
     def features(self, x: Tensor) -> Tensor:
@@ -95,9 +96,9 @@ class FeatureClassifier(nn.Module):
 def _labels(y: Tensor, num_classes: int, what: str) -> Tensor:
     y = torch.as_tensor(y)
     if y.dim() != 1 or y.dtype.is_floating_point:
-        raise ValueError(f"{what} must be [N] integer class labels, got {y.dtype} {tuple(y.shape)}")
+        raise TcxError(f"{what} must be [N] integer class labels, got {y.dtype} {tuple(y.shape)}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"{what} must lie in 0 .. {num_classes - 1}, found {int(y.min())} .. {int(y.max())}")
+        raise TcxError(f"{what} must lie in 0 .. {num_classes - 1}, found {int(y.min())} .. {int(y.max())}")
     return y.long()
 
 
@@ -111,9 +112,9 @@ def train_classifier(
     ``(x_test, y_test)`` in ``.accuracy``. Returned in eval mode."""
     y_train, y_test = _labels(y_train, num_classes, "y_train"), _labels(y_test, num_classes, "y_test")
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise ValueError("x_train/y_train and x_test/y_test must have the same number of rows")
+        raise TcxError("x_train/y_train and x_test/y_test must have the same number of rows")
     if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise TcxError(f"epochs must be >= 1, got {epochs}")
     torch.manual_seed(int(seed))
     model = FeatureClassifier(x_train.shape[1:], num_classes)
     g = torch.Generator().manual_seed(int(seed))

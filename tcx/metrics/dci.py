@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ._validate import as_codes, as_factors, check_same_n, check_test_set
+from tcx.errors import TcxError
 
 __all__ = ["dci", "gbt_importance_matrix", "dci_from_importance"]
 
@@ -62,7 +63,7 @@ def gbt_importance_matrix(
     does not depend on it.
     """
     if booster not in BOOSTERS:
-        raise ValueError(f"booster must be one of {BOOSTERS}, got {booster!r}.")
+        raise TcxError(f"booster must be one of {BOOSTERS}, got {booster!r}.")
     zt, vt, ze, ve = _inputs(codes_train, factors_train, codes_test, factors_test)
     if booster == "tcx":
         try:  # numba compiles the booster; imported here so that tcx.metrics works without it
@@ -112,9 +113,9 @@ def dci_from_importance(importance: Any) -> dict[str, float]:
     r = np.asarray(importance.detach().cpu() if isinstance(importance, Tensor) else importance,
                    dtype=np.float64)
     if r.ndim != 2 or r.shape[0] < 2 or r.shape[1] < 1:
-        raise ValueError(f"importance must be a [D, K] matrix with D >= 2, got shape {r.shape}.")
+        raise TcxError(f"importance must be a [D, K] matrix with D >= 2, got shape {r.shape}.")
     if not np.all(np.isfinite(r)) or np.any(r < 0):
-        raise ValueError("importance must be finite and non-negative.")
+        raise TcxError("importance must be finite and non-negative.")
     d, k = r.shape
     if k == 1:
         per_code = np.ones(d)

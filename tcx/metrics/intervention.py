@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from tcx.validation import check_int
+from tcx.errors import TcxError
 
 __all__ = ["factor_vae_score", "beta_vae_score"]
 
@@ -37,14 +38,14 @@ def _check_ground_truth(ground_truth: Any) -> list[int]:
     missing = [m for m in ("factor_sizes", "sample_factors", "render")
                if not hasattr(ground_truth, m)]
     if missing:
-        raise ValueError(
+        raise TcxError(
             f"ground_truth must provide factor_sizes, sample_factors(num, generator) and "
             f"render(factors) (tcx.groundtruth.GroundTruth); {type(ground_truth).__name__} lacks "
             f"{', '.join(missing)}. Pass a ground-truth datamodule or source."
         )
     sizes = [int(s) for s in ground_truth.factor_sizes]
     if len(sizes) < 1:
-        raise ValueError(
+        raise TcxError(
             "ground_truth.factor_sizes is empty: there is no factor to intervene on.")
     return sizes
 
@@ -66,13 +67,13 @@ def _encode(representation_fn: RepresentationFn, ground_truth: Any, factors: Ten
             if not isinstance(z, Tensor):
                 z = torch.as_tensor(np.asarray(z))
             if z.ndim != 2 or z.shape[0] != f.shape[0]:
-                raise ValueError(
+                raise TcxError(
                     f"representation_fn must map observations [n, C, H, W] to codes [n, D]; for "
                     f"n={f.shape[0]} observations it returned shape {tuple(z.shape)}."
                 )
             z = z.detach().to("cpu", torch.float64).numpy()
             if not np.all(np.isfinite(z)):
-                raise ValueError(
+                raise TcxError(
                     "representation_fn returned non-finite codes (NaN or inf); fix the encoder "
                     "before scoring."
                 )
@@ -131,12 +132,12 @@ def factor_vae_score(
     _check_counts(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
                   num_variance_estimate=num_variance_estimate, chunk_size=chunk_size)
     if batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2 to estimate a variance, got {batch_size}.")
+        raise TcxError(f"batch_size must be at least 2 to estimate a variance, got {batch_size}.")
     num_factors = len(sizes)
     generator = torch.Generator().manual_seed(int(seed))
 
     if num_variance_estimate < 2:
-        raise ValueError(
+        raise TcxError(
             f"num_variance_estimate must be at least 2, got {num_variance_estimate}.")
     factors = torch.as_tensor(ground_truth.sample_factors(num_variance_estimate, generator)).long()
     codes = _encode(representation_fn, ground_truth, factors, chunk_size)
@@ -212,7 +213,7 @@ def beta_vae_score(
                   chunk_size=chunk_size)
     num_factors = len(sizes)
     if num_factors < 2:
-        raise ValueError(
+        raise TcxError(
             "beta_vae_score needs at least two factors (it classifies which factor was fixed); "
             f"ground_truth has {num_factors}."
         )
@@ -239,7 +240,7 @@ def beta_vae_score(
 
     x_train, y_train = points(num_train)
     if len(np.unique(y_train)) < 2:
-        raise ValueError(
+        raise TcxError(
             f"num_train={num_train} points all fixed the same factor; use more training points."
         )
     clf = LogisticRegression(solver="liblinear", random_state=int(seed))

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
+from tcx.errors import TcxError
 
 __all__ = ["intervention_agreement"]
 
@@ -42,11 +43,11 @@ def intervention_agreement(
     """
     mu = torch.as_tensor(means).detach().float()
     if mu.dim() != 2 or mu.shape[0] == 0:
-        raise ValueError(f"means must be [N, D] with N >= 1, got shape {tuple(mu.shape)}")
+        raise TcxError(f"means must be [N, D] with N >= 1, got shape {tuple(mu.shape)}")
     d = mu.shape[1]
     idx = sorted({int(j) for j in subset})
     if not idx or idx[0] < 0 or idx[-1] >= d or len(idx) == d:
-        raise ValueError(f"subset={list(subset)}: give a proper, non-empty subset of 0 .. {d - 1}")
+        raise TcxError(f"subset={list(subset)}: give a proper, non-empty subset of 0 .. {d - 1}")
     mask = torch.zeros(d, dtype=torch.bool)
     mask[idx] = True
     prior = torch.randn(mu.shape, generator=generator)

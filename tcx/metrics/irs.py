@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validate import as_codes, as_factors, check_same_n
 from .mutual_info import _check_num_bins, _discretize
+from tcx.errors import TcxError
 
 __all__ = ["irs"]
 
@@ -36,7 +37,7 @@ def irs(codes: Any, factors: Any, diff_quantile: float = 0.99, num_bins: int = 2
     ``irs`` is 0 when no code varies, as in disentanglement_lib.
     """
     if not 0.0 <= diff_quantile <= 1.0:
-        raise ValueError(f"diff_quantile must be in [0, 1], got {diff_quantile}.")
+        raise TcxError(f"diff_quantile must be in [0, 1], got {diff_quantile}.")
     num_bins = _check_num_bins(num_bins)
     z = as_codes(codes, "codes")
     v = as_factors(factors, "factors")

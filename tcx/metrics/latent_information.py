@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .mutual_info import mutual_info_matrix
+from tcx.errors import TcxError
 
 __all__ = ["latent_label_information"]
 
@@ -38,7 +39,7 @@ def latent_label_information(
     mean = torch.as_tensor(mean).detach().double().cpu()
     log_var = torch.as_tensor(log_var).detach().double().cpu()
     if mean.shape != log_var.shape or mean.dim() != 2:
-        raise ValueError(f"mean and log_var must both be [N, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}")
+        raise TcxError(f"mean and log_var must both be [N, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}")
     eps = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
     z = mean + torch.exp(0.5 * log_var) * eps
     return {

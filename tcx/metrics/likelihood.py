@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+from tcx.errors import TcxError
 
 __all__ = ["iwae_bound", "log_importance_weights", "model_iwae"]
 
@@ -27,7 +28,7 @@ def iwae_bound(log_weights: Tensor) -> Tensor:
     """``log (1/k) sum_i exp(log_weights[i])`` per column: ``[k, N] -> [N]`` nats (float64)."""
     lw = torch.as_tensor(log_weights).double()
     if lw.dim() != 2 or lw.shape[0] < 1:
-        raise ValueError(f"log_weights must be [k, N] with k >= 1, got shape {tuple(lw.shape)}")
+        raise TcxError(f"log_weights must be [k, N] with k >= 1, got shape {tuple(lw.shape)}")
     return torch.logsumexp(lw, dim=0) - math.log(lw.shape[0])
 
 
@@ -47,7 +48,7 @@ def log_importance_weights(
     from tcx.distributions import DiagonalGaussian, StandardNormal
 
     if int(k) < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise TcxError(f"k must be >= 1, got {k}")
     n, d = mean.shape
     posterior = DiagonalGaussian(mean, log_var)
     eps = torch.randn((k, n, d), generator=generator, dtype=torch.float32).to(mean.device)

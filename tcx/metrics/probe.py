@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from tcx.errors import TcxError
 
 __all__ = ["linear_probe"]
 
@@ -27,9 +28,9 @@ __all__ = ["linear_probe"]
 def _codes(name: str, value: Any) -> np.ndarray:
     a = np.asarray(torch.as_tensor(value).detach().double().cpu().numpy() if isinstance(value, Tensor) else value, dtype=np.float64)
     if a.ndim != 2:
-        raise ValueError(f"{name} must be [N, D], got shape {a.shape}")
+        raise TcxError(f"{name} must be [N, D], got shape {a.shape}")
     if not np.isfinite(a).all():
-        raise ValueError(f"{name} has non-finite values")
+        raise TcxError(f"{name} has non-finite values")
     return a
 
 
@@ -38,9 +39,9 @@ def _labels(name: str, value: Any, n: int) -> np.ndarray:
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[0] != n:
-        raise ValueError(f"{name} must be [N] or [N, K] with N={n} rows, got shape {a.shape}")
+        raise TcxError(f"{name} must be [N] or [N, K] with N={n} rows, got shape {a.shape}")
     if a.dtype.kind not in "iub":
-        raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}")
+        raise TcxError(f"{name} must hold integer labels, got dtype {a.dtype}")
     return a.astype(np.int64)
 
 
@@ -64,15 +65,15 @@ def linear_probe(
 
     xtr, xte = _codes("train_codes", train_codes), _codes("test_codes", test_codes)
     if xtr.shape[1] != xte.shape[1]:
-        raise ValueError(f"train_codes has {xtr.shape[1]} latents, test_codes {xte.shape[1]}")
+        raise TcxError(f"train_codes has {xtr.shape[1]} latents, test_codes {xte.shape[1]}")
     ytr, yte = _labels("train_labels", train_labels, xtr.shape[0]), _labels("test_labels", test_labels, xte.shape[0])
     if ytr.shape[1] != yte.shape[1]:
-        raise ValueError(f"train_labels has {ytr.shape[1]} columns, test_labels {yte.shape[1]}")
+        raise TcxError(f"train_labels has {ytr.shape[1]} columns, test_labels {yte.shape[1]}")
     if latents is not None:
         latents = [int(j) for j in latents]
         bad = [j for j in latents if not 0 <= j < xtr.shape[1]]
         if not latents or bad:
-            raise ValueError(f"latents={latents}: give at least one index in 0 .. {xtr.shape[1] - 1}")
+            raise TcxError(f"latents={latents}: give at least one index in 0 .. {xtr.shape[1] - 1}")
         xtr, xte = xtr[:, latents], xte[:, latents]
     mu, sd = xtr.mean(0), xtr.std(0)
     sd = np.where(sd > 1e-12, sd, 1.0)

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tcx.errors import TcxError
 
 __all__ = ["frechet_distance", "frechet_distance_gaussians", "feature_moments", "class_entropy", "mean_confidence"]
 
@@ -31,12 +32,12 @@ __all__ = ["frechet_distance", "frechet_distance_gaussians", "feature_moments", 
 def _as_float64(name: str, value: Any, ndim: int) -> Tensor:
     t = torch.as_tensor(value)
     if t.dim() != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
+        raise TcxError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
     if not torch.is_floating_point(t):
         t = t.double()
     t = t.detach().double().cpu()
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} has non-finite values")
+        raise TcxError(f"{name} has non-finite values")
     return t
 
 
@@ -45,7 +46,7 @@ def feature_moments(features: Any) -> tuple[Tensor, Tensor]:
     divisor ``N - 1``, as numpy's ``np.cov`` that the FID reference code uses). Needs ``N >= 2``."""
     f = _as_float64("features", features, 2)
     if f.shape[0] < 2:
-        raise ValueError(f"features needs at least 2 rows to estimate a covariance, got {f.shape[0]}")
+        raise TcxError(f"features needs at least 2 rows to estimate a covariance, got {f.shape[0]}")
     mu = f.mean(0)
     c = f - mu
     return mu, c.T @ c / (f.shape[0] - 1)
@@ -70,7 +71,7 @@ def frechet_distance_gaussians(mu_a: Any, cov_a: Any, mu_b: Any, cov_b: Any) -> 
     f = mu_a.shape[0]
     for name, t in (("mu_b", mu_b), ("cov_a", cov_a), ("cov_b", cov_b)):
         if t.shape[0] != f or (t.dim() == 2 and t.shape != (f, f)):
-            raise ValueError(f"{name} has shape {tuple(t.shape)}, expected ({f},) or ({f}, {f}) like mu_a")
+            raise TcxError(f"{name} has shape {tuple(t.shape)}, expected ({f},) or ({f}, {f}) like mu_a")
     root_a = _psd_sqrt(cov_a)
     middle = root_a @ cov_b @ root_a
     tr_cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
@@ -88,9 +89,9 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
 def _check_probs(probs: Any) -> Tensor:
     p = _as_float64("probs", probs, 2)
     if bool((p < -1e-6).any()) or not torch.allclose(p.sum(1), torch.ones(p.shape[0], dtype=p.dtype), atol=1e-4):
-        raise ValueError("probs must be rows of class probabilities (non-negative, summing to 1); apply softmax to logits")
+        raise TcxError("probs must be rows of class probabilities (non-negative, summing to 1); apply softmax to logits")
     if p.shape[0] == 0:
-        raise ValueError("probs has no rows")
+        raise TcxError("probs has no rows")
     return p.clamp_min(0)
 
 

@@ -1,0 +1,130 @@
+"""How the ``tcx`` command reports a failure: one paragraph for a user's error, a traceback for a bug.
+
+- :func:`describe_error`: the one-paragraph message of a :class:`tcx.errors.UserError` found in an
+  exception's chain (tcx's own checks, a refused checkpoint, a missing data file, a full disk),
+  or ``None`` for anything else, which keeps its traceback.
+- :func:`user_code_frame`: for such a bug, the innermost frame in the user's own code (their
+  datamodule or model, not tcx, Python or an installed package), also found in the traceback
+  text a DataLoader worker sends back, so the command can name their file and line first.
+- :func:`parse_error_line`: a jsonargparse parse error as one line, with the closest valid keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+import sysconfig
+from pathlib import Path
+
+from tcx.errors import UserError
+
+__all__ = ["describe_error", "user_code_frame", "parse_error_line", "is_disk_full"]
+
+_TCX_ROOT = Path(__file__).resolve().parents[1]
+_NOT_USER = tuple(
+    str(Path(p).resolve())
+    for p in {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} if p
+)
+_OWN = tuple(str(_TCX_ROOT / d) for d in ("tcx", "models", "datamodules", "callbacks"))
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            exc = None if exc.__suppress_context__ else exc.__context__
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its chain) is a write that failed for a full disk or quota."""
+    import errno
+
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return True
+    return False
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """The one-paragraph message for a user's error in ``exc``'s chain (the innermost
+    :class:`UserError`, which names the value; or a full disk), ``None`` for anything else."""
+    found = None
+    for e in _chain(exc):
+        if isinstance(e, UserError):
+            found = e
+    if found is None:
+        if is_disk_full(exc):
+            e = next(e for e in _chain(exc) if isinstance(e, OSError))
+            where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
+            return (f"no space left on the disk{where} ({e.strerror or e}); free space there or point the run "
+                    "elsewhere (--trainer.default_root_dir, or the logger's save_dir)")
+        return None
+    if isinstance(found, OSError) and found.strerror and found.filename and not found.args[1:2] == (str(found),):
+        text = str(found) if len(found.args) == 1 else f"{found.strerror}: {found.filename}"
+    else:
+        text = str(found)
+    return " ".join(text.split())
+
+
+def _is_user_file(filename: str) -> bool:
+    if not filename or filename.startswith("<"):
+        return False
+    path = str(Path(filename).resolve())
+    if path.startswith(_OWN) or path.startswith(_NOT_USER) or f"{os.sep}site-packages{os.sep}" in path:
+        return False
+    return not path.startswith(str(Path(sys.prefix).resolve()))
+
+
+_TRACEBACK_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def user_code_frame(exc: BaseException) -> tuple[str, int, str] | None:
+    """``(file, line, function)`` of the innermost frame of ``exc`` (or of its chain, or of a
+    worker's traceback quoted in its message) that is in the user's own code; ``None`` if none."""
+    found = None
+    for e in _chain(exc):
+        tb = e.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if _is_user_file(code.co_filename):
+                found = (code.co_filename, tb.tb_lineno, code.co_name)
+            tb = tb.tb_next
+        for filename, line, func in _TRACEBACK_LINE.findall(str(e)):
+            if _is_user_file(filename):
+                found = (filename, int(line), func)
+        if found is not None:
+            return found
+    return found
+
+
+def parse_error_line(message: str, known_keys) -> str:
+    """A parse error of jsonargparse as one line: its first meaningful sentence and, for an
+    unknown key, the closest valid ones."""
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    key = None
+    for pattern in (r"[Uu]nrecognized arguments: (--?\S+)", r"Key ['\"]([^'\"]+)['\"]",
+                    r"[Nn]o action for key ['\"]([^'\"]+)['\"]", r"['\"]--?([a-zA-Z0-9_.]+)['\"]"):
+        m = re.search(pattern, message)
+        if m:
+            key = m.group(1).lstrip("-").split("=")[0]
+            break
+    head = next((ln for ln in lines if not ln.startswith(("usage:", "[", "tcx [", "error:"))), lines[0] if lines else message)
+    head = head.removeprefix("error: ")
+    text = head if len(head) <= 300 else head[:297] + "..."
+    if key:
+        known = list(known_keys)
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
+        if not close:
+            leaf = key.rpartition(".")[2]
+            close = [k for k in difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in known], n=3, cutoff=0.75)]
+            prefix = key.rpartition(".")[0]
+            close = [f"{prefix}.{c}" if prefix else c for c in close]
+        if close:
+            text += f"; did you mean {' or '.join('--' + c for c in dict.fromkeys(close))}?"
+    return text
