@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tcx.errors import TcxError
+from tcx.errors import MissingFileError, TcxError
 
 __all__ = [
     "DATA_CONFIG_KEY",
@@ -106,12 +106,15 @@ def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[lis
     from lightning.pytorch import LightningDataModule
 
     from tcx.experiments import flag_values
-    from tcx.safe_io import resolve_class
+    from tcx.safe_io import checkpoint_exists, resolve_class
 
     found = flag_values(argv, ("--ckpt_path",))
-    if not argv or not found or not found[-1][2] or not Path(found[-1][2]).is_file():
-        return argv, []  # no checkpoint (Lightning reports a missing ckpt_path itself)
+    if not argv or not found or not found[-1][2] or found[-1][2] in ("last", "best", "hpc", "registry"):
+        return argv, []  # no checkpoint, or one of Lightning's named ones (it finds those itself)
     ckpt = found[-1][2]
+    if not checkpoint_exists(ckpt):
+        raise MissingFileError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by "
+                               "`tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
     run = recorded_run(ckpt)
     given = {g for g in ("--model", "--data") if _class_arguments(argv, g) or g[2:] in config_keys}
     inserted, notes = [], []

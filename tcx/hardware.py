@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags"]
+__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags", "resolve_precision"]
 
 #: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which oneDNN still has native bf16 matmuls
 _ONEDNN_BF16_ISAS = {
@@ -142,3 +142,22 @@ def read_capabilities(environ=os.environ) -> Capabilities:
 def default_precision(accelerator="auto", environ=os.environ) -> tuple[str, str]:
     """:func:`choose_precision` on this machine's :func:`read_capabilities`."""
     return choose_precision(read_capabilities(environ), accelerator)
+
+
+def resolve_precision(config) -> str:
+    """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default) to
+    the hardware's choice (:func:`tcx.hardware.default_precision`), print the choice and why on
+    rank 0, and return it in words. An explicit precision is kept and said to be the user's."""
+    trainer = config.get("trainer") if hasattr(config, "get") else None
+    if trainer is None:
+        return ""
+    given = trainer.get("precision")
+    if given is not None:
+        note = f"{given} (given explicitly)"
+    else:
+        precision, reason = default_precision(trainer.get("accelerator", "auto"))
+        trainer["precision"] = precision
+        note = f"{precision} (chosen by the hardware: {reason})"
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        print(f"tcx: precision {note}", flush=True)
+    return note

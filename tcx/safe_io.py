@@ -26,16 +26,30 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from tcx.errors import MissingFileError, TcxError
+from tcx.errors import MissingFileError, TcxError, UserError
 
-__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "resolve_class", "atomic_save"]
+__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_save"]
+
+
+def _is_url(path) -> bool:
+    return "://" in str(path)
+
+
+def checkpoint_exists(path) -> bool:
+    """Whether ``path`` (a local path or an fsspec URL such as ``memory://`` or ``s3://``) is a file."""
+    if _is_url(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(str(path))
+        return fs.isfile(inner)
+    return Path(path).is_file()
 
 
 class CheckpointRefused(TcxError):
     """A checkpoint holds something tcx will not load (code, or a class it cannot vouch for)."""
 
 
-class DiskFullError(OSError):
+class DiskFullError(OSError, UserError):
     """A file could not be written because its disk is full; nothing partial was left behind."""
 
 
@@ -46,11 +60,17 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     holds pickled objects other than tensors, numbers, strings and containers (loading it would
     run code), and ``ValueError`` for a truncated or foreign file.
     """
-    p = Path(path)
-    if not p.is_file():
+    p = str(path) if _is_url(path) else Path(path)
+    if not checkpoint_exists(p):
         raise MissingFileError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
     try:
-        checkpoint = torch.load(p, map_location=map_location, weights_only=True)
+        if _is_url(p):  # an fsspec URL, as Lightning reads it
+            import fsspec
+
+            with fsspec.open(p, "rb") as f:
+                checkpoint = torch.load(f, map_location=map_location, weights_only=True)
+        else:
+            checkpoint = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
         text = str(exc)
         if "Unsupported global" in text:

@@ -65,10 +65,8 @@ def describe_error(exc: BaseException) -> str | None:
             return (f"no space left on the disk{where} ({e.strerror or e}); free space there or point the run "
                     "elsewhere (--trainer.default_root_dir, or the logger's save_dir)")
         return None
-    if isinstance(found, OSError) and found.strerror and found.filename and not found.args[1:2] == (str(found),):
-        text = str(found) if len(found.args) == 1 else f"{found.strerror}: {found.filename}"
-    else:
-        text = str(found)
+    # an OSError built as (errno, message) prints "[Errno N] message": the message alone
+    text = found.strerror if isinstance(found, OSError) and len(found.args) >= 2 and found.strerror else str(found)
     return " ".join(text.split())
 
 
@@ -104,27 +102,30 @@ def user_code_frame(exc: BaseException) -> tuple[str, int, str] | None:
 
 
 def parse_error_line(message: str, known_keys) -> str:
-    """A parse error of jsonargparse as one line: its first meaningful sentence and, for an
-    unknown key, the closest valid ones."""
-    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    """A jsonargparse parse error as one line: the option and what is wrong with it, and, for an
+    unknown option, the closest valid ones among ``known_keys`` ("did you mean")."""
+    message = str(message)
+    parents = [k for k in re.findall(r'Parser key "([^"]+)"', message)]
+    unknown = (re.search(r"does not accept option '([^']+)'", message)
+               or re.search(r"unrecognized arguments: --?([^\s=]+)", message))
+    option = re.search(r"Option '([^']+)' is not accepted", message)
+    typed = re.search(r"Expected an? <class '([^']+)'>\. Got value: (.+)", message)
     key = None
-    for pattern in (r"[Uu]nrecognized arguments: (--?\S+)", r"Key ['\"]([^'\"]+)['\"]",
-                    r"[Nn]o action for key ['\"]([^'\"]+)['\"]", r"['\"]--?([a-zA-Z0-9_.]+)['\"]"):
-        m = re.search(pattern, message)
-        if m:
-            key = m.group(1).lstrip("-").split("=")[0]
-            break
-    head = next((ln for ln in lines if not ln.startswith(("usage:", "[", "tcx [", "error:"))), lines[0] if lines else message)
-    head = head.removeprefix("error: ")
-    text = head if len(head) <= 300 else head[:297] + "..."
+    if unknown:
+        key = unknown.group(1)
+        text = f"unknown option --{key}"
+    elif option:
+        key = ".".join([*parents[:1], option.group(1)])
+        text = f"unknown option --{key}"
+    elif typed:
+        name = ".".join(dict.fromkeys(parents)) or "a value"
+        text = f"--{name} expects {typed.group(1)}, got {typed.group(2).strip()!r}"
+    else:
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        text = next((ln for ln in lines if not ln.startswith(("usage:", "Parser key"))), lines[0] if lines else message)
+        text = text if len(text) <= 300 else text[:297] + "..."
     if key:
-        known = list(known_keys)
-        close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
-        if not close:
-            leaf = key.rpartition(".")[2]
-            close = [k for k in difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in known], n=3, cutoff=0.75)]
-            prefix = key.rpartition(".")[0]
-            close = [f"{prefix}.{c}" if prefix else c for c in close]
+        close = difflib.get_close_matches(key, list(known_keys), n=2, cutoff=0.7)
         if close:
-            text += f"; did you mean {' or '.join('--' + c for c in dict.fromkeys(close))}?"
+            text += f"; did you mean {' or '.join('--' + c for c in close)}?"
     return text

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tcx.cli import configure_wandb_mode, main
+from tcx.cli import main
+from tcx.wandb_setup import configure_wandb_mode
 from tcx.models import AnchorVAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,9 +109,11 @@ def test_print_config_shows_the_default(capsys):
         (["--data=Nope"], r"--data 'Nope' is not a known class. Choose one of .*DSprites, .*MNIST"),
     ],
 )
-def test_unknown_class_names_are_refused(args, message):
-    with pytest.raises(SystemExit, match=message):
+def test_unknown_class_names_are_refused(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
         main(["fit", *args])
+    assert info.value.code == 2  # a user's error, as every other
+    assert re.search(message, capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ def test_bad_data_for_the_chosen_model_is_explained(tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit) as info:
         main(["fit", "--data", "my_module.ByteDataModule", "--model", "VAE", "--model.network", "mlp", *QUICK])
     assert info.value.code == 2
-    assert re.search(r"Bernoulli likelihood needs x in \[0, 1\], got values in \[0, 255\].*rescale", capsys.readouterr().err)
+    assert re.search(r"Bernoulli likelihood needs x in \[0, 1\], got values in \[0, 255\]: divide by 255", capsys.readouterr().err)
     # 28 x 28 MNIST for the convolutional network
     path = tmp_path / "mnist.csv.gz"
     write_embedded_csv(path, n=20)

@@ -92,7 +92,7 @@ def _trainer_config(**trainer):
 
 
 def test_cli_resolves_an_unset_precision_from_the_hardware(monkeypatch, capsys):
-    from tcx import cli
+    from tcx import hardware as cli  # resolve_precision lives beside default_precision
 
     monkeypatch.setattr(cli, "default_precision", lambda accelerator="auto": ("32-true", "CPU without native bf16"))
     config = _trainer_config(precision=None)
@@ -104,7 +104,7 @@ def test_cli_resolves_an_unset_precision_from_the_hardware(monkeypatch, capsys):
 
 @pytest.mark.parametrize("given", ["bf16-mixed", "32-true", "16-mixed", 64])
 def test_an_explicit_precision_always_wins(monkeypatch, given):
-    from tcx import cli
+    from tcx import hardware as cli  # resolve_precision lives beside default_precision
 
     monkeypatch.setattr(cli, "default_precision", lambda accelerator="auto": pytest.fail("must not be asked"))
     config = _trainer_config(precision=given)
@@ -128,7 +128,7 @@ def test_quiet_start_drops_only_the_known_warnings(capsys):
 
     import wandb
 
-    from tcx import cli
+    from tcx import quiet as cli
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -156,7 +156,7 @@ def test_quiet_start_drops_only_the_known_warnings(capsys):
 
     seen = []
     inner = wandb.termwarn.__closure__  # the filter wraps wandb's own termwarn
-    assert getattr(wandb.termwarn, "_tcx_filtered", False) and inner
+    assert getattr(wandb.termwarn, "tcx_filtered", False) and inner
     import wandb.errors.term as term
 
     original = term._log

@@ -1,0 +1,247 @@
+"""What keeps a ``tcx`` run from losing work or failing silently (used by ``tcx.cli``).
+
+- :class:`RunGuard`, a callback the CLI adds to every run: ``last.ckpt`` before the end-of-epoch
+  evaluation (which may take minutes), ``interrupted.ckpt`` on SIGINT and SIGTERM (through
+  Lightning's own ``trainer.save_checkpoint``, as ``OnExceptionCheckpoint`` does), the RNG states,
+  the W&B run id and the run's data config in every checkpoint, restored on resume so that 1 epoch
+  + resume 1 epoch equals 2 epochs; an empty training loader refused.
+- :func:`check_loggers_writable`: a logger folder that cannot be written is refused before
+  training; :func:`check_loader`: ``test``/``predict`` on a datamodule without that loader.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_helpers import is_overridden
+
+from tcx.checkpoint_run import DATA_CONFIG_KEY
+from tcx.errors import TcxError
+from tcx.safe_io import DiskFullError
+from tcx.shell_errors import is_disk_full
+from tcx.wandb_setup import WANDB_ID_KEY
+
+__all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable", "check_loader", "prepare_trainer",
+           "SIGTERMException"]
+
+RNG_KEY = "tcx_rng_states"
+
+
+#: the signal that stopped the last run in this process ("SIGINT (Ctrl-C)", "SIGTERM"), for the
+#: command's exit status (Lightning itself exits 1 after a Ctrl-C)
+LAST_INTERRUPT: dict = {"reason": None}
+
+
+def _collect_rng() -> dict:
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, state, gauss = random.getstate()
+    out = {
+        "torch": torch.get_rng_state(),
+        # as tensors and plain values, so that the checkpoint loads with weights_only=True
+        "numpy": [str(kind), torch.from_numpy(keys.astype("int64")), int(pos), int(has_gauss), float(cached)],
+        "python": [int(version), torch.tensor(state, dtype=torch.int64), gauss],
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def _restore_rng(states: dict) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(int(v) for v in state.tolist()), gauss))
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _wandb_loggers(trainer) -> list:
+    return [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
+
+
+class RunGuard(pl.Callback):
+    """Nothing lost, exact resume, no silent empty run (the module docstring has the list).
+
+    Args:
+        checkpoint_before_eval: write ``last.ckpt`` (in the ModelCheckpoint's folder, when it has
+            ``save_last``) at the end of each training epoch, before the validation and the
+            callbacks' end-of-epoch evaluation run.
+    """
+
+    def __init__(self, checkpoint_before_eval: bool = True, data_config: dict | None = None) -> None:
+        super().__init__()
+        self.checkpoint_before_eval = bool(checkpoint_before_eval)
+        #: the run's ``--data`` config (plain values), recorded in every checkpoint so that a
+        #: later ``--ckpt_path`` command rebuilds the same data (tcx/checkpoint_run.py)
+        self.data_config = data_config
+        self._pending_rng: dict | None = None
+        #: path of the checkpoint written on an interrupt, if any
+        self.interrupted_path: Path | None = None
+        self.interrupt_reason: str | None = None
+
+    # ---- state in every checkpoint
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[RNG_KEY] = _collect_rng()
+        if self.data_config:
+            checkpoint[DATA_CONFIG_KEY] = self.data_config
+        for logger in _wandb_loggers(trainer):
+            run_id = logger.version  # the run's id (public; starts no run)
+            if run_id:
+                checkpoint[WANDB_ID_KEY] = str(run_id)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # the RNG goes back to where the interrupted run was when it wrote the checkpoint, before
+        # the first epoch's data order is drawn (Lightning creates that iterator before
+        # on_train_start); again after a sanity check, whose sampling the interrupted run did not do
+        self._pending_rng = checkpoint.get(RNG_KEY)
+        if self._pending_rng is not None:
+            _restore_rng(self._pending_rng)
+
+    def on_sanity_check_end(self, trainer, pl_module) -> None:
+        if self._pending_rng is not None:
+            _restore_rng(self._pending_rng)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._pending_rng = None
+
+    # ---- nothing lost
+    def _dirpath(self, trainer) -> str:
+        # a string, not a Path: the folder may be an fsspec URL (memory://, s3://)
+        ckpt = trainer.checkpoint_callback
+        dirpath = getattr(ckpt, "dirpath", None) if ckpt is not None else None
+        return str(dirpath) if dirpath else f"{str(trainer.default_root_dir).rstrip('/')}/checkpoints"
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not self.checkpoint_before_eval or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        ckpt = trainer.checkpoint_callback
+        if ckpt is None or not getattr(ckpt, "save_last", False) or trainer.global_step == 0:
+            return
+        # the name ModelCheckpoint gives its last checkpoint, from the public metrics and counters
+        candidates = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
+        try:
+            path = ckpt.format_checkpoint_name(candidates, ckpt.CHECKPOINT_NAME_LAST)
+        except Exception:  # another ModelCheckpoint's naming: its own last checkpoint will do
+            return
+        # a save, not a load: Lightning's save-side weights_only=False writes the optimizer and loop
+        # state too, which resuming needs; every load in tcx stays weights_only=True (tcx.safe_io)
+        trainer.save_checkpoint(path, weights_only=False)
+        # the ModelCheckpoint then overwrites this same file after the evaluation (it would
+        # otherwise think the name taken and write last-v1.ckpt)
+        ckpt.last_model_path = str(path)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            reason = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            reason = "SIGINT (Ctrl-C)"
+        else:
+            return
+        self.interrupt_reason = reason
+        LAST_INTERRUPT["reason"] = reason
+        if trainer.state.fn != "fit" or trainer.global_step == 0:
+            return
+        path = f"{self._dirpath(trainer).rstrip('/')}/interrupted.ckpt"
+        try:
+            # Lightning's public save, as its OnExceptionCheckpoint does: every rank that got the
+            # signal calls it, rank 0 writes. A save, not a load: weights_only=False keeps the
+            # optimizer and loop state for the resume
+            trainer.save_checkpoint(path, weights_only=False)
+        except Exception as exc:
+            print(f"tcx: {reason}: could not write {path}: {exc}", file=sys.stderr)
+            return
+        if not trainer.is_global_zero:
+            return
+        self.interrupted_path = path
+        print(f"tcx: stopped by {reason} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+              f"checkpoint {path}; resume with --ckpt_path {path}", file=sys.stderr)
+
+    # ---- no silent empty run
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if trainer.global_step == 0 and getattr(trainer.fit_loop, "max_batches", None) == 0:
+            dm = getattr(trainer, "datamodule", None)
+            name = type(dm).__name__ if dm is not None else "the model"
+            raise TcxError(
+                f"the training loader of {name} yields no batches: nothing was trained. Check that "
+                "its train_dataloader() has data (dataset size, batch_size with drop_last, the data "
+                "path) and that --trainer.limit_train_batches is not 0"
+            )
+
+
+def check_writable(path, what: str) -> None:
+    """Refuse a folder that cannot be created or written, naming it (``ValueError``)."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".tcx-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise TcxError(
+            f"{what} {str(p)!r} is not writable ({exc.strerror or exc}); give a folder you can write to"
+        ) from None
+
+
+def check_loggers_writable(trainer) -> None:
+    """Refuse, before training, a logger whose folder cannot be written (W&B would otherwise fall
+    back to the system's temporary folder without a word)."""
+    for logger in trainer.loggers:
+        save_dir = getattr(logger, "save_dir", None)
+        if save_dir:
+            name = type(logger).__name__
+            check_writable(save_dir, f"the {name}'s save_dir (--trainer.logger.init_args.save_dir)")
+
+
+def check_loader(datamodule, stage: str) -> None:
+    """Refuse ``tcx test``/``tcx predict`` on a datamodule without that split's loader, in one line
+    (Lightning's own message does not name the datamodule)."""
+    if datamodule is not None and not is_overridden(f"{stage}_dataloader", datamodule, pl.LightningDataModule):
+        raise TcxError(
+            f"the datamodule {type(datamodule).__name__} has no {stage}_dataloader(): `tcx {stage}` runs on "
+            f"what it yields; give the class a {stage}_dataloader() (e.g. returning the validation loader) "
+            "or run `tcx validate`")
+
+
+class DiskFullMessageIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO``, unchanged (its write is atomic through an fsspec
+    transaction, so URLs and ``storage_options`` work), except that a write that fails for a full
+    disk raises :class:`tcx.safe_io.DiskFullError` naming the checkpoint, in one line."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        try:
+            super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"no space left on the disk of {str(path).rpartition('/')[0]!r}: {str(path).rpartition('/')[2]} was "
+                "not written (nothing partial was left); free space there or point the checkpoints elsewhere "
+                "(--trainer.default_root_dir or ModelCheckpoint's dirpath)",
+            ) from None
+
+
+def prepare_trainer(trainer, data_config: dict | None = None) -> None:
+    """A :class:`RunGuard` (recording ``data_config`` in the checkpoints) first among the callbacks,
+    and Lightning's CheckpointIO with the one-line disk-full message (:class:`DiskFullMessageIO`)
+    unless the user chose another."""
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = DiskFullMessageIO()
+    if not any(isinstance(cb, RunGuard) for cb in trainer.callbacks):
+        trainer.callbacks.insert(0, RunGuard(data_config=data_config))

@@ -1,0 +1,101 @@
+"""The table that ends ``tcx fit``, ``validate`` and ``test`` (used by ``tcx.cli``).
+
+The ELBO, the reconstruction term and the rates (anchors against the others) in nats, from the
+split the command ran on, the estimated information terms, every metric that ran, the precision
+and why, and where the run's files are.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+from tcx.callbacks import media_files
+from tcx.models.base import CorExVAE
+
+__all__ = ["fit_summary"]
+
+def _fmt(value, unit: str = "nats") -> str:
+    if value is None:
+        return "n/a"
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:10.3f} {unit}".rstrip()
+
+
+def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_note: str | None = None,
+                command: str = "fit", stage: str = "val", ckpt_path: str | None = None) -> str:
+    """The table that ends ``fit``, ``validate`` and ``test``: ELBO, reconstruction, rates (anchors
+    against the others) in nats from the ``stage`` split (``val``, or ``test``; a fit with no
+    validation falls back to its training values), the metrics that ran, and the run's files."""
+    metrics = {k: v for k, v in trainer.callback_metrics.items()}
+    if not any(k.startswith(f"{stage}/") for k in metrics) and any(k.startswith("train/") for k in metrics):
+        stage = "train"
+
+    def get(name):
+        value = metrics.get(f"{stage}/{name}")
+        return None if value is None else float(value)
+
+    latent_dim = getattr(model, "latent_dim", 0)
+    rates = [get(f"rate/z{j}") for j in range(latent_dim)]
+    anchors = tuple(getattr(model, "anchor_indices", ()))
+    rows = [
+        ("ELBO", _fmt(get("elbo"))),
+        ("reconstruction E log q(x|z)", _fmt(get("reconstruction"))),
+        ("total rate sum_j KL_j", _fmt(get("rate"))),
+    ]
+    if get("corex_bound") is not None:
+        rows.append(("CorEx bound sum_i H(X_i) + ELBO", _fmt(get("corex_bound"))))
+    if anchors and all(r is not None for r in rates):
+        others = [j for j in range(latent_dim) if j not in anchors]
+        a_sum = sum(rates[j] for j in anchors)
+        o_sum = sum(rates[j] for j in others)
+        rows.append((f"anchors' rate ({len(anchors)} latents {list(anchors)})", _fmt(a_sum)))
+        rows.append((f"other latents' rate ({len(others)} latents)", _fmt(o_sum)))
+        rows.append(("mean rate per anchor / per other", f"{a_sum / len(anchors):.3f} / "
+                     f"{(o_sum / len(others)) if others else float('nan'):.3f} nats"))
+    if all(r is not None for r in rates) and rates:
+        rows.append(("rate per latent", " ".join(f"{r:.2f}" for r in rates)))
+    for key in ("diagnostics/mutual_info", "diagnostics/total_correlation"):
+        if key in metrics:
+            rows.append((key.replace("diagnostics/", "estimated ").replace("_", " ") + " (nats)",
+                         f"{float(metrics[key]):.3f}"))
+    for key in sorted(metrics):
+        if key.startswith("metrics/"):
+            rows.append((key, f"{float(metrics[key]):.4f}"))
+    if command == "fit":
+        rows.append(("epochs / steps", f"{trainer.current_epoch} / {trainer.global_step}"))
+    rows.append(("precision", precision_note or str(trainer.precision)))
+    rows.append(("wall time", f"{seconds:.1f} s"))
+
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None:
+        path = ckpt_path or ckpt.last_model_path or ckpt.best_model_path
+        if path:
+            rows.append(("checkpoint", str(path)))
+    pictures = media_files(trainer)
+    if pictures:
+        rows.append(("pictures", str(Path(next(iter(pictures.values()))).parent)))
+        for key in ("media/traversal", "diagnostics/information", "media/anchor_samples_held"):
+            if key in pictures:
+                rows.append((f"  {key}", Path(pictures[key]).name))
+    for logger in trainer.loggers:
+        name = type(logger).__name__
+        if name == "WandbLogger":
+            run = logger.experiment
+            run_dir = Path(getattr(run, "dir", "") or "").parent
+            mode = os.environ.get("WANDB_MODE", "online")
+            rows.append((f"W&B run ({mode})", str(run_dir)))
+            if mode == "offline":
+                rows.append(("upload it with", f"wandb sync {run_dir}"))
+        elif getattr(logger, "log_dir", None):
+            rows.append((name, str(logger.log_dir)))
+    width = max(len(k) for k, _ in rows)
+    title = f"tcx {command} summary: {type(model).__name__} ({stage} set)"
+    lines = ["", title, "-" * max(len(title), width + 30)]
+    lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
