@@ -2,26 +2,24 @@
 
 The builders (``traversal_media``, ``reconstruction_media``, ``sample_media``) turn a model and a
 few inputs into items that ``log_media`` sends to the loggers; the picture callbacks
-(``tcx.callbacks.media``) and ``tcx traverse`` (``export_pictures``) use the same builders. Each
+(``tcx.callbacks.media``) and ``tcx traverse`` (``callbacks/export.py``) use the same builders. Each
 picture is built under ``attempt``: one that fails is reported and the others are still made.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from tcx import visualize as viz
-from tcx.callbacks.encoding import Encoded, decode_images, encode_dataset, encode_posteriors, evaluating, fixed_inputs
-from tcx.callbacks.media_logging import Media, report, write_media_files
+from tcx.callbacks.encoding import Encoded, decode_images, encode_posteriors
+from tcx.callbacks.media_logging import Media, report
 from tcx.estimators import rate_per_latent
 from tcx.errors import TcxError
 
-__all__ = ["attempt", "rows_of", "traversal_media", "reconstruction_media", "sample_media", "export_pictures"]
+__all__ = ["attempt", "rows_of", "traversal_media", "reconstruction_media", "sample_media"]
 
 
 def attempt(key: str, failures: list[str], fn, *args, **kwargs):
@@ -252,65 +250,3 @@ def sample_media(
         if item is not None:
             items.append(item)
     return items
-
-
-def export_pictures(
-    model,
-    out,
-    datamodule=None,
-    *,
-    num_inputs: int = 2,
-    steps: int = 9,
-    seed: int = 0,
-    num_points: int = 2000,
-    quantile: float = 0.05,
-    limit: float | None = None,
-    fps: float = 4.0,
-    scale: int = 1,
-) -> tuple[dict[str, Path], list[str], list[str]]:
-    """Write the pictures of ``model`` to the folder ``out``; returns ``(files, failures, notes)``:
-    ``{key: path}`` written, the keys that failed, and why pictures were left out."""
-    from tcx.callbacks.diagnostics import factor_names_of, information_media
-
-    failures: list[str] = []
-    notes: list[str] = []
-    items = []
-    with evaluating(model):
-        inputs, encoded = None, None
-        if datamodule is not None:
-            try:
-                inputs = fixed_inputs(datamodule, None, num=max(num_inputs, 8), seed=seed)
-            except Exception as exc:
-                notes.append(f"no fixed inputs ({type(exc).__name__}: {exc})")
-            try:
-                encoded = encode_dataset(model, datamodule.val_dataloader(), num_points)
-            except Exception as exc:
-                notes.append(f"no validation posteriors ({type(exc).__name__}: {exc})")
-        trav_inputs = inputs[:num_inputs] if inputs is not None and num_inputs else None
-        items += traversal_media(
-            model, trav_inputs, encoded, steps=steps, quantile=quantile, limit=limit, fps=fps,
-            scale=scale, seed=seed, failures=failures,
-        )
-        items += sample_media(
-            model, inputs[:4] if inputs is not None else None, encoded, seed=seed, scale=scale, failures=failures,
-        )
-        if inputs is not None:
-            items += reconstruction_media(model, inputs[:8], scale=scale, failures=failures)
-        else:
-            notes.append("reconstructions.png left out: no inputs")
-        if encoded is not None and len(encoded) >= 2:
-            try:
-                media, _ = information_media(
-                    model, encoded, factor_names_of(datamodule, encoded.y), seed=seed,
-                    num_scored=min(1000, len(encoded)), failures=failures,
-                    dataset_size=getattr(model, "dataset_size", None),
-                )
-                items += media
-            except Exception as exc:
-                failures.append("diagnostics/information")
-                warnings.warn(f"tcx: could not compute the information diagnostics: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
-        else:
-            notes.append("information.png left out: no validation data")
-    files = write_media_files(items, out)
-    failures += [item.key for item in items if item.key not in files]
-    return files, failures, notes

@@ -613,6 +613,19 @@ class CorExVAE(pl.LightningModule):
         return self.with_scheduler(self.make_optimizer(self.parameters()))
 
 
+def tcx_families() -> list[type]:
+    """CorExVAE and every family defined in tcx's own model modules (``tcx.models.*``): the
+    classes a checkpoint may name without ``trust``. Found from the class tree, so that this
+    module never imports its own package (importing it has imported every family)."""
+    found, todo = [CorExVAE], list(CorExVAE.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("tcx.models.") and cls not in found:
+            found.append(cls)
+    return found
+
+
 def _class_spec(spec, what: str) -> dict:
     """``spec`` as ``{"class_path", "init_args"}`` (a bare class path is accepted), or a one-line
     error naming the argument."""
@@ -636,7 +649,6 @@ def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
     """
     from pathlib import Path
 
-    import tcx.models as families
     from tcx.safe_io import load_checkpoint, resolve_class
 
     p = Path(path)
@@ -649,8 +661,7 @@ def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
             f"{str(p)!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
             "written by a tcx model; load it with YourModel.load_from_checkpoint instead"
         )
-    known = [getattr(families, n) for n in getattr(families, "__all__", ())]
-    known = [c for c in known if isinstance(c, type) and issubclass(c, CorExVAE)]
+    known = tcx_families()
     cls = resolve_class(class_path, known, CorExVAE, what="model family", source=f"checkpoint {str(p)!r}",
                         trust=trust)
     del checkpoint

@@ -19,7 +19,7 @@ from tcx.validation import check_int, check_real
 from tcx.distributions import DiagonalGaussian, StandardNormal
 from tcx.estimators import aggregate_information
 from tcx.hierarchical import HierarchicalTerms, hierarchical_bound, mixture_information
-from tcx.models.anchor_vae import check_anchor_weights, resolve_anchors
+from tcx.models.anchors import check_anchor_weights, resolve_anchors
 from tcx.objective import as_weight_vector
 from tcx.models.base import CorExVAE
 from tcx.networks import MLPEncoder

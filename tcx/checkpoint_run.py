@@ -80,6 +80,11 @@ def recorded_run(ckpt_path) -> dict:
     from tcx.safe_io import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)
+    if "state_dict" not in checkpoint or "pytorch-lightning_version" not in checkpoint:
+        raise CheckpointMismatch(
+            f"checkpoint {str(ckpt_path)!r} is not a Lightning checkpoint (it has no "
+            f"{'state_dict' if 'state_dict' not in checkpoint else 'pytorch-lightning_version'}); give a .ckpt "
+            "written by `tcx fit` (runs/.../checkpoints/last.ckpt)")
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     model_class = hparams.pop("_class_path", None) or checkpoint.get(CLASS_KEY)
     hparams.pop("_instantiator", None)

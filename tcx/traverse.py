@@ -173,7 +173,7 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 
-    from tcx.callbacks.pictures import export_pictures
+    from tcx.callbacks.export import export_pictures
     from tcx.models import load_model
     from tcx.safe_io import load_checkpoint
 

@@ -235,3 +235,37 @@ def test_the_shell_reads_no_private_attribute_of_another_library():
     # the one place that changes W&B's function is marked and says why
     text = (ROOT / "tcx" / "wandb_setup.py").read_text()
     assert "THE ONE PLACE tcx changes another library's function" in text
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a checkpoint at all", "could not be read"),
+    (None, "holds pickled Python objects"),
+    ("plain", "is not a Lightning checkpoint"),
+])
+def test_fit_from_a_truncated_or_crafted_checkpoint_is_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.ckpt"
+    if content == "plain":
+        torch.save({"weights": torch.zeros(2)}, path)  # data, but not what Lightning writes
+    elif content is None:
+        torch.save({"state_dict": {}, "x": Path("a")}, path)  # a pickled object, not plain data
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--ckpt_path", str(path), "--trainer.logger", "false"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 2  # the line and the --debug hint
+
+
+def test_loading_a_checkpoint_of_another_folder_shows_no_dirpath_warning(tmp_path, monkeypatch, capsys):
+    import warnings
+
+    monkeypatch.chdir(tmp_path)
+    base = [*QUIET, "--data.batch_size", "16", "--data.epoch_size", "32", "--data.val_size", "16",
+            "--trainer.callbacks", '[{"class_path": "ModelCheckpoint", "init_args": {"save_last": true}}]']
+    main(["fit", *base, "--trainer.default_root_dir", str(tmp_path / "a")])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["validate", "--ckpt_path", str(tmp_path / "a" / "checkpoints" / "last.ckpt"), *base,
+              "--trainer.default_root_dir", str(tmp_path / "b")])
+    assert not [w for w in caught if "dirpath has changed" in str(w.message)]

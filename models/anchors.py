@@ -1,0 +1,60 @@
+"""Anchors, for every family that has them (AnchorVAE, HierarchicalVAE): which latents are the
+anchors, and the weights that make them anchors (docs/math.md#anchorvae)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from tcx.errors import TcxError
+
+__all__ = ["resolve_anchors", "check_anchor_weights"]
+
+
+def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int, ...]:
+    """The sorted anchor indices for ``anchors``: a count ``k`` (the first ``k`` latents) or a list
+    of distinct indices in ``[0, latent_dim)``. Anything else is refused with a clear message."""
+    if latent_dim < 1:
+        raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
+    if isinstance(anchors, bool):
+        raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}")
+    if isinstance(anchors, int):
+        if not 1 <= anchors <= latent_dim:
+            raise TcxError(
+                f"anchors={anchors}: the number of anchors must be between 1 and latent_dim="
+                f"{latent_dim} (use VAE or BetaVAE for a model without anchors)"
+            )
+        return tuple(range(anchors))
+    try:
+        indices = [int(i) for i in anchors]
+    except (TypeError, ValueError):
+        raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}") from None
+    if not indices:
+        raise TcxError("anchors=[]: give at least one anchor index (or use VAE / BetaVAE)")
+    bad = [i for i in indices if not 0 <= i < latent_dim]
+    if bad:
+        raise TcxError(
+            f"anchors={indices}: indices {bad} are out of range; latents are numbered 0 .. {latent_dim - 1}"
+        )
+    if len(set(indices)) != len(indices):
+        raise TcxError(f"anchors={indices}: indices must be distinct")
+    return tuple(sorted(indices))
+
+
+def check_anchor_weights(anchor_beta, beta) -> None:
+    """Refuse weights that do not anchor: ``anchor_beta`` must lie in ``[0, 1)`` and below ``beta``
+    (docs/math.md#anchorvae: a smaller weight on the anchors' information than on the others', a
+    bonus, not a penalty). Shared by every family with anchors."""
+    if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
+        raise TcxError(
+            f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1) "
+            "(a smaller weight than the VAE's 1 on the anchors' information)"
+        )
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise TcxError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+    if not anchor_beta < beta:
+        raise TcxError(
+            f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "
+            "larger weight on their information than the other latents, a penalty instead of the "
+            "bonus anchoring means; choose anchor_beta < beta (e.g. anchor_beta 0.2 with beta 1)"
+        )

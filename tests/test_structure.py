@@ -1,0 +1,70 @@
+"""The house's structure: no import cycle among tcx's modules, no module importing its own package,
+and the CLI imported by nothing but itself."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"tcx": "tcx", "models": "tcx.models", "datamodules": "tcx.datamodules", "callbacks": "tcx.callbacks"}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for folder, package in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(ROOT / folder).with_suffix("").parts if p != "__init__"]
+            found[".".join([package, *parts])] = path
+    return found
+
+
+def _imports(path: Path, modules) -> set[str]:
+    """Every tcx module ``path`` imports, at the top or inside a function."""
+    deps = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & set(modules)
+            # `from tcx import visualize` imports the module, not what the package itself defines
+            deps |= submodules or ({node.module} & set(modules))
+        elif isinstance(node, ast.Import):
+            deps |= {a.name for a in node.names} & set(modules)
+    return deps
+
+
+def _graph():
+    modules = _modules()
+    return modules, {name: _imports(path, modules) - {name} for name, path in modules.items()}
+
+
+def test_no_module_imports_its_own_package():
+    modules, graph = _graph()
+    own = [f"{name} imports {dep}" for name, deps in graph.items() for dep in deps
+           if name.startswith(dep + ".") and not modules[name].name == "__init__.py"]
+    assert own == [], own
+
+
+def test_there_is_no_import_cycle():
+    _, graph = _graph()
+    # a package's __init__ re-exports its modules; a module naming the package means the package
+    graph = {name: {d for d in deps if not name.startswith(d + ".")} for name, deps in graph.items()}
+    state, stack, cycles = {}, [], []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert cycles == [], cycles
+
+
+def test_nothing_imports_the_cli():
+    _, graph = _graph()
+    assert [name for name, deps in graph.items() if "tcx.cli" in deps] == []
