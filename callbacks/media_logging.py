@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
+from tcx.safe_io import atomic_path
 from tcx.errors import TcxError
 
 __all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report"]
@@ -57,16 +58,18 @@ class Media:
     def write(self, path: Path) -> Path:
         """Write the item to ``path`` (PNG, GIF or CSV bytes, by kind) and return the path."""
         path = Path(path)
-        if self.kind == "image":
-            viz.save_png(self.data, path)
-        elif self.kind == "gif":
-            path.write_bytes(self.data)
-        else:
-            columns, rows = self.data
-            with path.open("w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(columns)
-                writer.writerows(rows)
+        # through tcx's one atomic writer: never a half-written picture under its name
+        with atomic_path(path, advice="free space in the run's folder or log elsewhere") as tmp:
+            if self.kind == "image":
+                viz.save_png(self.data, tmp)
+            elif self.kind == "gif":
+                tmp.write_bytes(self.data)
+            else:
+                columns, rows = self.data
+                with tmp.open("w", newline="") as fh:
+                    writer = csv.writer(fh)
+                    writer.writerow(columns)
+                    writer.writerows(rows)
         return path
 
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -40,7 +38,6 @@ __all__ = [
     "StoredGridMixin",
     "default_num_workers",
     "default_pin_memory",
-    "atomic_path",
     "SPLITS",
 ]
 
@@ -476,24 +473,3 @@ class LoaderMixin:
 
 
 # ------------------------------------------------------------------------------------- files
-
-
-@contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success rename it to ``target`` (atomic on
-    POSIX), on any error delete it, so that no half-written file is ever left under ``target``'s
-    name or beside it."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp's 0600 would hide a shared cache from others
-        os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise

@@ -46,12 +46,12 @@ import torch
 from torch import Tensor
 
 from tcx.distributions import bernoulli_entropy
+from tcx.safe_io import atomic_path
 from tcx.datamodules._common import (
     require_file,
     HoldoutMixin,
     LoaderMixin,
     StoredGridMixin,
-    atomic_path,
     check_int,
     grid_factors,
     grid_from_classes,

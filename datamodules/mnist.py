@@ -41,10 +41,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tcx.distributions import bernoulli_entropy
+from tcx.safe_io import atomic_path
 from tcx.datamodules._common import (
     BatchDataset,
     LoaderMixin,
-    atomic_path,
     check_choice,
     check_int,
     check_probability,

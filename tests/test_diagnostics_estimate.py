@@ -1,4 +1,4 @@
-"""Issue #9: InformationDiagnostics' I(Z;X) and TC(Z) estimate the dataset's aggregate posterior,
+"""InformationDiagnostics' I(Z;X) and TC(Z) estimate the dataset's aggregate posterior,
 not the mixture of however many points the callback happened to encode."""
 
 import math

@@ -1,4 +1,4 @@
-"""Issue #9: checkpoints never run code, nothing is lost on an interrupt or a full disk, W&B is
+"""Run safety: checkpoints never run code, nothing is lost on an interrupt or a full disk, W&B is
 never fatal, exact resume, one-paragraph errors, data errors named as data."""
 
 import errno
@@ -102,7 +102,7 @@ def genuine_ckpt(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# rows 1-2: checkpoints never run code
+# checkpoints never run code
 
 
 class _Evil:
@@ -113,7 +113,7 @@ class _Evil:
         return (open, (self.marker, "w"))
 
 
-def test_row1_pickled_code_in_a_checkpoint_is_refused_not_run(tmp_path, capsys):
+def test_pickled_code_in_a_checkpoint_is_refused_not_run(tmp_path, capsys):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "tcx_model_class": "tcx.models.VAE", "payload": _Evil(str(marker))}, path)
@@ -125,7 +125,7 @@ def test_row1_pickled_code_in_a_checkpoint_is_refused_not_run(tmp_path, capsys):
     assert not marker.exists(), "the checkpoint's code ran"
 
 
-def test_row2_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, capsys):
+def test_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, capsys):
     marker = tmp_path / "pwned"
     ckpt = torch.load(genuine_ckpt, weights_only=True)
     assert ckpt[DATAMODULE_CLASS_KEY] == "tcx.datamodules.dsprites.DSprites"
@@ -157,7 +157,7 @@ def test_row2_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_p
 
 
 # --------------------------------------------------------------------------------------------
-# rows 10-15: errors are one paragraph, exit 2, no traceback
+# a user's errors are one paragraph, exit 2, no traceback
 
 
 def _cli_error(capsys, argv) -> str:
@@ -183,7 +183,7 @@ def _cli_error(capsys, argv) -> str:
         (["--model.network", "bogus"], "network='bogus' is not known"),
     ],
 )
-def test_row10_bad_arguments_are_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+def test_bad_arguments_are_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
     import re
 
     monkeypatch.chdir(tmp_path)
@@ -191,7 +191,7 @@ def test_row10_bad_arguments_are_one_paragraph_and_exit_2(tmp_path, monkeypatch,
     assert re.search(message, line), line
 
 
-def test_row10_debug_shows_the_traceback(tmp_path, monkeypatch):
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="latent_dim must be >= 1"):
         main(["fit", *NO_LOGGER, "--model.latent_dim", "0", "--debug"])
@@ -200,7 +200,7 @@ def test_row10_debug_shows_the_traceback(tmp_path, monkeypatch):
         main(["fit", *NO_LOGGER, "--model.latent_dim", "0"])
 
 
-def test_row11_a_yaml_syntax_error_names_the_file(tmp_path, monkeypatch, capsys):
+def test_a_yaml_syntax_error_names_the_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     bad = tmp_path / "broken.yaml"
     bad.write_text("trainer:\n  max_epochs: [1\n")
@@ -210,7 +210,7 @@ def test_row11_a_yaml_syntax_error_names_the_file(tmp_path, monkeypatch, capsys)
     assert "missing.yaml" in line and "no config file" in line
 
 
-def test_row12_class_arguments_before_the_class_are_explained(tmp_path, monkeypatch, capsys):
+def test_class_arguments_before_the_class_are_explained(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     line = _cli_error(capsys, ["fit", "--data.epoch_size", "100", "--data", "MNIST"])
     assert "--data.epoch_size comes before --data MNIST: put the class first" in line
@@ -218,7 +218,7 @@ def test_row12_class_arguments_before_the_class_are_explained(tmp_path, monkeypa
     assert "--model.beta comes before --model BetaVAE" in line
 
 
-def test_row13_divergence_advice_follows_the_precision_and_is_one_line(tmp_path, monkeypatch, capsys):
+def test_divergence_advice_follows_the_precision_and_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     line = _cli_error(capsys, ["fit", *TINY, *NO_LOGGER, "--model.lr", "1e12", "--trainer.max_steps", "6"])
     assert "the loss is nan" in line and "precision ('32-true') is already full" in line
@@ -233,14 +233,14 @@ def test_row13_divergence_advice_follows_the_precision_and_is_one_line(tmp_path,
             trainer_for(tmp_path, max_steps=1, precision=precision, enable_checkpointing=False).fit(model, Vectors())
 
 
-def test_row14_nan_in_the_data_is_blamed_on_the_data_on_any_batch(tmp_path):
+def test_nan_in_the_data_is_blamed_on_the_data_on_any_batch(tmp_path):
     with pytest.raises(FloatingPointError, match="the data batch at global step [0-9]+ holds 1 NaN or inf values") as info:
         trainer_for(tmp_path, max_epochs=1, enable_checkpointing=False, limit_val_batches=0).fit(
             tiny_vae(), Vectors(nan=True))
     assert "learning rate" not in str(info.value)
 
 
-def test_row15_an_empty_training_loader_is_an_error(tmp_path):
+def test_an_empty_training_loader_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="the training loader of Vectors yields no batches"):
         trainer_for(tmp_path, enable_checkpointing=False).fit(tiny_vae(), Vectors(n=0))
     assert shell_errors.describe_error(TcxError("a\n  b")) == "a b"
@@ -248,7 +248,7 @@ def test_row15_an_empty_training_loader_is_an_error(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# row 9: the README's own datamodule, verbatim; without val data every callback skips with a reason
+# the README's own datamodule, verbatim; without val data every callback skips with a reason
 
 
 def _readme_datamodule_source() -> str:
@@ -268,7 +268,7 @@ def _fit_user_module(tmp_path, monkeypatch, source, capsys):
     return capsys.readouterr()
 
 
-def test_row9_readme_datamodule_runs_as_written_with_the_default_callbacks(tmp_path, monkeypatch, capsys):
+def test_readme_datamodule_runs_as_written_with_the_default_callbacks(tmp_path, monkeypatch, capsys):
     from tcx.datamodules import check_datamodule
 
     source = _readme_datamodule_source()
@@ -294,7 +294,7 @@ def test_row9_readme_datamodule_runs_as_written_with_the_default_callbacks(tmp_p
 
 
 # --------------------------------------------------------------------------------------------
-# rows 4-6: nothing lost on SIGINT, SIGTERM or a full disk
+# nothing lost on SIGINT, SIGTERM or a full disk
 
 KILLER = '''
 import os, signal
@@ -349,7 +349,7 @@ def _fit_with_signal(tmp_path, monkeypatch, signum, **kw):
     return info.value.code
 
 
-def test_row5_sigterm_writes_a_checkpoint_and_exits_non_zero(tmp_path, monkeypatch, capsys, restore_signals):
+def test_sigterm_leaves_a_resumable_checkpoint_and_exits_143(tmp_path, monkeypatch, capsys, restore_signals):
     code = _fit_with_signal(tmp_path, monkeypatch, signal.SIGTERM, step=2)
     err = capsys.readouterr().err
     assert code == 143, err
@@ -359,7 +359,7 @@ def test_row5_sigterm_writes_a_checkpoint_and_exits_non_zero(tmp_path, monkeypat
     assert torch.load(ckpts[0], weights_only=True)["global_step"] == 2
 
 
-def test_row4_sigint_during_the_end_of_epoch_evaluation_keeps_the_epoch(tmp_path, monkeypatch, capsys, restore_signals):
+def test_sigint_during_the_end_of_epoch_evaluation_keeps_the_epoch_and_exits_130(tmp_path, monkeypatch, capsys, restore_signals):
     code = _fit_with_signal(tmp_path, monkeypatch, signal.SIGINT, in_eval=True)
     err = capsys.readouterr().err
     assert code == 130, err  # SIGINT's own status (Lightning itself exits 1)
@@ -371,7 +371,7 @@ def test_row4_sigint_during_the_end_of_epoch_evaluation_keeps_the_epoch(tmp_path
     assert "stopped by SIGINT" in err
 
 
-def test_row6_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+def test_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     target = tmp_path / "ck" / "last.ckpt"
     safe_io.atomic_save(lambda f: f.write(b"old"), target)
 
@@ -396,14 +396,14 @@ def test_row6_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monke
 
 
 # --------------------------------------------------------------------------------------------
-# row 16: exact resume; rows 7, 8, 16: W&B never fatal, resume continues the run
+# exact resume; W&B never fatal, resume continues the run
 
 
 def _params(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_row16_one_epoch_and_a_resumed_one_equal_two_epochs_bit_for_bit(tmp_path):
+def test_one_epoch_and_a_resumed_one_equal_two_epochs_bit_for_bit(tmp_path):
     def trainer(root, epochs):
         return trainer_for(root, max_epochs=epochs, limit_val_batches=1,
                            callbacks=[ModelCheckpoint(dirpath=root / "ck", save_last=True)])
@@ -424,7 +424,7 @@ def test_row16_one_epoch_and_a_resumed_one_equal_two_epochs_bit_for_bit(tmp_path
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
 
 
-def test_row7_unreachable_wandb_server_goes_offline_with_a_notice(capsys):
+def test_unreachable_wandb_server_goes_offline_with_a_notice(capsys):
     env = {"WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:9"}  # a closed loopback port
     start = time.perf_counter()
     assert wandb_setup.settle_wandb_mode(env, timeout=2.0) == "offline"
@@ -436,7 +436,7 @@ def test_row7_unreachable_wandb_server_goes_offline_with_a_notice(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_row8_unwritable_logger_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
+def test_unwritable_logger_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -448,7 +448,7 @@ def test_row8_unwritable_logger_folder_is_refused_before_training(tmp_path, monk
 
 
 @pytest.mark.slow
-def test_rows7_16_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_continues_the_run(tmp_path):
+def test_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_continues_the_run(tmp_path):
     """Through the console script: WANDB_MODE=online with an unreachable server (a closed loopback
     port) runs offline; resuming from its checkpoint logs to the same W&B run id."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -469,11 +469,11 @@ def test_rows7_16_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_co
 
 
 # --------------------------------------------------------------------------------------------
-# row 3: DDP gives the one-process metrics
+# DDP gives the one-process metrics
 
 
 @pytest.mark.slow
-def test_row3_two_process_ddp_metrics_equal_one_process_on_the_same_checkpoint(tmp_path):
+def test_two_process_ddp_metrics_equal_one_process_on_the_same_checkpoint(tmp_path):
     """A real 2-process CPU (gloo) fit logs every metrics/* and diagnostics/* value; the same
     checkpoint in one process gives the same values (tests/ddp_equal_metrics.py)."""
     import json
