@@ -34,6 +34,8 @@ __all__ = [
 
 #: the ``--data`` config (class_path and init_args) a CLI run was built with
 DATA_CONFIG_KEY = "tcx_data_config"
+#: the W&B run a checkpoint was logged to (so that a resumed fit continues it)
+WANDB_ID_KEY = "tcx_wandb_run_id"
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
                             "lr_scheduler"})
@@ -72,10 +74,38 @@ def plain_config(value: Any) -> Any:
     return None
 
 
+_RECORDS: dict = {}
+
+
 def recorded_run(ckpt_path) -> dict:
     """What the checkpoint at ``ckpt_path`` records of its run: ``model_class`` (a class path),
-    ``model_args`` (its saved hyperparameters) and ``data`` (``{"class_path", "init_args"}``, or
-    ``None`` when the checkpoint names no datamodule). Read as data (``weights_only=True``)."""
+    ``model_args`` (its saved hyperparameters), ``data`` (``{"class_path", "init_args"}``, or
+    ``None`` when the checkpoint names no datamodule) and ``wandb_id``. Read as data
+    (``weights_only=True``), once per file version: the command's steps share one read."""
+    import copy
+
+    key = _version_of(ckpt_path)
+    if key is None or key not in _RECORDS:
+        record = _read_run(ckpt_path)
+        if key is None:
+            return record
+        _RECORDS.clear()  # one command, one checkpoint: keep only the latest
+        _RECORDS[key] = record
+    return copy.deepcopy(_RECORDS[key])
+
+
+def _version_of(ckpt_path):
+    """``(path, mtime, size)`` of a local file (a new write is a new version); ``None`` for a URL."""
+    if "://" in str(ckpt_path):
+        return None
+    try:
+        st = os.stat(ckpt_path)
+    except OSError:
+        return None
+    return (os.path.abspath(ckpt_path), st.st_mtime_ns, st.st_size)
+
+
+def _read_run(ckpt_path) -> dict:
     from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY
     from tcx.safe_io import load_checkpoint
 
@@ -95,7 +125,8 @@ def recorded_run(ckpt_path) -> dict:
         init = {k: v for k, v in dict(checkpoint.get("datamodule_hyper_parameters") or {}).items()
                 if not str(k).startswith("_")}
         data = {"class_path": checkpoint[DATAMODULE_CLASS_KEY], "init_args": init}
-    return {"model_class": model_class, "model_args": hparams, "data": data or None}
+    return {"model_class": model_class, "model_args": hparams, "data": data or None,
+            "wandb_id": checkpoint.get(WANDB_ID_KEY)}
 
 
 def _class_arguments(argv: list[str], group: str) -> bool:

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tcx.checkpoint_run import WANDB_ID_KEY, recorded_run
+
 __all__ = [
     "configure_wandb_mode",
     "settle_wandb_mode",
@@ -29,7 +31,6 @@ __all__ = [
     "WANDB_ID_KEY",
 ]
 
-WANDB_ID_KEY = "tcx_wandb_run_id"
 
 
 WANDB_TIMEOUT_S = 5.0
@@ -102,10 +103,8 @@ def resume_wandb_run(config) -> str | None:
                   if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
     if not ckpt_path or not wandb_args:
         return None
-    from tcx.safe_io import load_checkpoint
-
     try:
-        run_id = load_checkpoint(ckpt_path).get(WANDB_ID_KEY)
+        run_id = recorded_run(ckpt_path)["wandb_id"]
     except (OSError, ValueError):
         return None  # Lightning reports an unreadable ckpt_path itself
     if not run_id:
