@@ -5,17 +5,21 @@
 
 - *information* of the chosen latents ``S`` (the anchors; for a model without anchors its
   ``num_top`` latents of largest rate): their rate ``sum_{j in S} E_x KL_j`` in nats
-  (``rate_subset``), and the discrete MI of each with the label on posterior means and samples
-  (``mi_means_subset``, ``mi_samples_subset``: summed over ``S``; ``tcx.metrics.latent_information``);
-- *interpretability*: linear probe accuracy of the label from ``S`` alone (``probe_subset``), from
-  all latents (``probe_all``), from the others (``probe_rest``) (``tcx.metrics.probe``), and the
-  intervention agreement (``held``, ``redrawn``; ``tcx.metrics.intervention_agreement``);
+  (``rate_subset``), the discrete MI of each with the label on posterior means and samples
+  (``mi_means_subset``, ``mi_samples_subset``: sums of per-latent MIs over ``S``), and the joint
+  lower bound on ``I(Z_S; label)`` (``mi_joint_subset``; ``tcx.metrics.latent_information``);
+- *interpretability*: linear and k-NN probe accuracy of the label from ``S`` alone
+  (``probe_subset``, ``knn_subset``), from all latents (``probe_all``, ``knn_all``), from the
+  others (``probe_rest``) (``tcx.metrics.probe``), and the intervention agreement (``held``,
+  ``redrawn``; ``tcx.metrics.intervention_agreement``);
 - *samples*: Frechet distance in the features of tcx's own classifier (an FID-like score, **not**
   the Inception FID), class entropy (nats) and mean confidence of prior samples (``*_prior``), of
   samples whose ``S`` latents come from a Gaussian mixture fitted to their aggregate posterior on
-  training codes (``*_fitted``; ``tcx.aggregate_density``), and of reconstructions (``*_recon``),
-  with the real-vs-real distance at the same size (``fd_real``) and the classifier's held-out
-  accuracy (``classifier_accuracy``) beside them;
+  training codes (``*_fitted``; ``tcx.aggregate_density``), of samples with *all* latents from
+  such a mixture (``*_fitted_all``), and of reconstructions (``*_recon``), with the real-vs-real
+  distance at the same size (``fd_real``) and the classifier's held-out accuracy
+  (``classifier_accuracy``) beside them. Under the Bernoulli likelihood each kind is scored twice:
+  the decoded means (grey) and one binary image drawn from them (``*_binary``), like the data;
 - *likelihood*: the IWAE bound with ``iwae_k`` samples and the ELBO, nats per input
   (``tcx.metrics.likelihood``).
 
@@ -24,9 +28,12 @@ and labels: a class label ``[N]``, or factors ``[N, K]`` with ``label_factor`` n
 (default ``"shape"`` when the datamodule declares such a factor). The classifier is trained once
 per dataset and seed and cached (``tcx.metrics.classifier.cached_classifier``).
 
-As a callback it measures at the end of every ``every_n_epochs``-th validation epoch (on global
-rank 0, in eval mode, float32) and logs ``quality/<name>`` to every logger; ``last`` keeps the
-latest numbers. ``measure(model, datamodule)`` is the same computation, for scripts.
+As a callback it measures the *validation* split at the end of every ``every_n_epochs``-th
+validation epoch, and the *test* split at the end of ``trainer.test`` (on global rank 0, in eval
+mode, float32), and logs ``quality/<name>`` to every logger; ``last`` keeps the latest numbers.
+The classifier's own held-out accuracy is measured on the validation split, so that ``fit`` never
+reads a test set. ``measure(model, datamodule, split="test")`` is the same computation, for
+scripts.
 """
 
 from __future__ import annotations
@@ -43,11 +50,11 @@ from tcx.callbacks.media import MediaCallback
 from tcx.estimators import aggregate_information_full, rate_per_latent
 from tcx.metrics.classifier import cached_classifier
 from tcx.metrics.intervention_agreement import intervention_agreement
-from tcx.metrics.latent_information import latent_label_information
+from tcx.metrics.latent_information import latent_label_information, subset_label_information
 from tcx.metrics.likelihood import model_iwae
-from tcx.metrics.probe import linear_probe
+from tcx.metrics.probe import knn_probe, linear_probe
 from tcx.metrics.sample_quality import class_entropy, frechet_distance, mean_confidence
-from tcx.validation import check_int
+from tcx.validation import check_choice, check_int
 from tcx.errors import TcxError
 
 __all__ = ["QualityMetrics"]
@@ -61,7 +68,8 @@ class QualityMetrics(Callback):
             of largest held-out rate when it has none).
         num_top: the subset's size for models without anchors (None: 2).
         label_factor: for ground-truth data, the factor (name or column) used as the label.
-        num_points: held-out (test split) inputs measured.
+        num_points: held-out inputs measured (of the validation split during fit, of the test
+            split in ``trainer.test`` and by default in ``measure``).
         num_fit: training inputs whose codes fit the probes and the mixture.
         num_samples: generated images per kind (prior, fitted).
         density_components: Gaussians of the fitted mixture.
@@ -136,7 +144,7 @@ class QualityMetrics(Callback):
         key = id(datamodule)
         if key not in self._classifiers:
             x_tr, y_tr = datamodule.split_data("train", max_items=self.classifier_train)
-            x_te, y_te = datamodule.split_data("test")
+            x_te, y_te = datamodule.split_data("val")
             l_tr, num = self._label_column(datamodule, y_tr)
             l_te, _ = self._label_column(datamodule, y_te)
             name = f"{type(datamodule).__name__}-{getattr(datamodule, 'source', '')}"
@@ -160,15 +168,17 @@ class QualityMetrics(Callback):
         return sorted(torch.argsort(rates, descending=True)[:k].tolist())
 
     # ---------------------------------------------------------------------------- measure
-    def measure(self, model, datamodule) -> dict[str, float]:
-        """Every measurement of the module docstring for ``model`` on ``datamodule``'s data."""
+    def measure(self, model, datamodule, split: str = "test") -> dict[str, float]:
+        """Every measurement of the module docstring for ``model`` on ``datamodule``'s data,
+        held-out inputs from ``split`` (``"val"`` or ``"test"``)."""
+        check_choice("split", split, ("val", "test"))
         with evaluating(model):
-            return self._measure(model, datamodule)
+            return self._measure(model, datamodule, split)
 
-    def _measure(self, model, datamodule) -> dict[str, float]:
+    def _measure(self, model, datamodule, split: str) -> dict[str, float]:
         clf = self.classifier(datamodule).to(model.device)
         g = torch.Generator().manual_seed(self.seed)
-        x_te, y_te = datamodule.split_data("test", max_items=self.num_points)
+        x_te, y_te = datamodule.split_data(split, max_items=self.num_points)
         x_tr, y_tr = datamodule.split_data("train", max_items=self.num_fit)
         l_te, _ = self._label_column(datamodule, y_te)
         l_tr, _ = self._label_column(datamodule, y_tr)
@@ -186,8 +196,13 @@ class QualityMetrics(Callback):
         out["info_subset"] = float(agg["mutual_info_per_latent"][subset].sum())
         out["prior_gap_subset"] = float(agg["dimension_wise_kl"][subset].sum())
         # interpretability
+        out["info_per_latent"] = ",".join(f"{float(v):.4f}" for v in agg["mutual_info_per_latent"])  # type: ignore[assignment]
+        out["rate_per_latent"] = ",".join(f"{float(v):.4f}" for v in rates)  # type: ignore[assignment]
         out["probe_subset"] = float(linear_probe(m_tr, l_tr, m_te, l_te, subset)[0])
         out["probe_all"] = float(linear_probe(m_tr, l_tr, m_te, l_te)[0])
+        out["knn_subset"] = float(knn_probe(m_tr, l_tr, m_te, l_te, subset)[0])
+        out["knn_all"] = float(knn_probe(m_tr, l_tr, m_te, l_te)[0])
+        out["mi_joint_subset"] = subset_label_information(m_tr, l_tr, m_te, l_te, subset)["lower_bound"]
         if rest:
             out["probe_rest"] = float(linear_probe(m_tr, l_tr, m_te, l_te, rest)[0])
         if y_te.dim() == 2:
@@ -210,11 +225,18 @@ class QualityMetrics(Callback):
         f_real_train, _ = clf.evaluate(x_tr[:n_ref])
         out["fd_real"] = frechet_distance(f_real[:n_ref], f_real_train)
 
+        binary = getattr(model.hparams, "likelihood", None) == "bernoulli"
+        draws = torch.Generator().manual_seed(self.seed + 2)
+
         def score(tag: str, images: Tensor) -> None:
             f, p = clf.evaluate(images)
             out[f"fd_{tag}"] = frechet_distance(f, f_real)
             out[f"entropy_{tag}"] = class_entropy(p)
             out[f"confidence_{tag}"] = mean_confidence(p)
+            if binary:  # one binary image from each decoded mean: like for like with the data
+                f, p = clf.evaluate(torch.bernoulli(images.clamp(0, 1), generator=draws))
+                out[f"fd_{tag}_binary"] = frechet_distance(f, f_real)
+                out[f"entropy_{tag}_binary"] = class_entropy(p)
 
         def generate(density=None) -> Tensor:
             gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
@@ -231,6 +253,13 @@ class QualityMetrics(Callback):
         score("prior", generate())
         density = AggregateDensity.fit(m_tr, v_tr, subset, self.density_components, seed=self.seed)
         score("fitted", generate(density))
+        every = list(range(model.latent_dim))
+        if every != list(density.indices):
+            dense = AggregateDensity.fit(m_tr, v_tr, every, self.density_components, seed=self.seed)
+            score("fitted_all", generate(dense))
+        else:
+            for key in [k for k in out if k.endswith("_fitted") or "_fitted_" in k]:
+                out[key.replace("fitted", "fitted_all", 1)] = out[key]
         # the decoded posterior means of the test points, encoded once above (m_te)
         recon = torch.cat([model.decode(to_model(model, m)).float().cpu() for m in m_te.split(500)])
         score("recon", recon)
@@ -245,12 +274,18 @@ class QualityMetrics(Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
+        self._measure_and_log(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._measure_and_log(trainer, pl_module, "test")
+
+    def _measure_and_log(self, trainer, pl_module, split: str) -> None:
         if trainer.global_rank != 0:
             return
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is None or not callable(getattr(datamodule, "split_data", None)):
             raise TcxError("QualityMetrics needs a datamodule with split_data (every tcx datamodule has it)")
-        self.last = self.measure(pl_module, datamodule)
+        self.last = self.measure(pl_module, datamodule, split)
         numbers = {f"quality/{k}": v for k, v in self.last.items() if isinstance(v, float)}
         # to every logger and to trainer.callback_metrics (the end-of-fit summary), as the picture
         # callbacks log their scalars

@@ -15,9 +15,9 @@ from tcx.aggregate_density import AggregateDensity
 from tcx.distributions import GaussianLikelihood
 from tcx.metrics.classifier import cached_classifier, train_classifier
 from tcx.metrics.intervention_agreement import intervention_agreement
-from tcx.metrics.latent_information import latent_label_information
+from tcx.metrics.latent_information import latent_label_information, subset_label_information
 from tcx.metrics.likelihood import iwae_bound, log_importance_weights
-from tcx.metrics.probe import linear_probe
+from tcx.metrics.probe import knn_probe, linear_probe
 from tcx.metrics.sample_quality import (
     class_entropy,
     frechet_distance,
@@ -83,6 +83,36 @@ def test_linear_probe_reads_a_separable_label_from_the_right_latent():
     assert torch.equal(linear_probe(codes[:400], factors[:400], codes[400:], factors[400:], [1]), torch.ones(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="latents"):
         linear_probe(codes, y, codes, y, latents=[5])
+
+
+def test_knn_probe_reads_a_label_no_line_can_separate():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(1200, 2, generator=g) * 2
+    y = (codes.norm(dim=1) > 2.0).long()  # inside vs outside a circle: not linearly separable
+    tr, te = slice(0, 900), slice(900, None)
+    knn = float(knn_probe(codes[tr], y[tr], codes[te], y[te], k=15)[0])
+    lin = float(linear_probe(codes[tr], y[tr], codes[te], y[te])[0])
+    chance = max(float(y[te].float().mean()), 1 - float(y[te].float().mean()))
+    assert knn > 0.93 and lin < chance + 0.05
+    assert float(knn_probe(codes[tr], y[tr], codes[te], y[te], latents=[0], k=15)[0]) < 0.8
+    with pytest.raises(ValueError, match="k must be"):
+        knn_probe(codes, y, codes, y, k=0)
+
+
+def test_joint_label_information_of_a_pair_is_a_lower_bound_and_sees_what_single_latents_miss():
+    g = torch.Generator().manual_seed(0)
+    n = 6000
+    a, b = torch.randint(0, 2, (n,), generator=g), torch.randint(0, 2, (n,), generator=g)
+    y = a ^ b  # the class is the XOR: each latent alone tells nothing, the pair tells all of it
+    codes = torch.stack([a.float() * 4, b.float() * 4, torch.zeros(n)], 1) + 0.3 * torch.randn(n, 3, generator=g)
+    tr, te = slice(0, 4000), slice(4000, None)
+    pair = subset_label_information(codes[tr], y[tr], codes[te], y[te], [0, 1])
+    h = pair["label_entropy"]
+    assert h == pytest.approx(math.log(2), abs=0.01)
+    assert h - 0.06 < pair["lower_bound"] <= h  # add-1 smoothing of a 50-vote costs ~0.02 nats
+    one = subset_label_information(codes[tr], y[tr], codes[te], y[te], [0])
+    assert one["lower_bound"] < 0.02  # ~0 (and <= 0 in expectation): a lower bound, not an estimate
+    assert pair["lower_bound"] == pytest.approx(pair["label_entropy"] - pair["cross_entropy"])
 
 
 # ------------------------------------------------------------------------- MI on samples
@@ -293,6 +323,9 @@ def test_quality_metrics_measure_and_fitted_samples(tmp_path):
                        classifier_epochs=1, classifier_train=1000, cache_dir=str(tmp_path))
     out = q.measure(model, dm)
     assert out["subset"] == "0,1" and {"info_subset", "prior_gap_subset"} <= set(out)
+    assert {"knn_subset", "knn_all", "mi_joint_subset", "fd_prior_binary", "fd_fitted_all",
+            "entropy_fitted_all_binary", "fd_recon_binary"} <= set(out)
+    assert len(out["info_per_latent"].split(",")) == 4 and out["fd_prior_binary"] >= 0
     assert 0.0 <= out["probe_subset"] <= 1.0 and 0.0 <= out["held"] <= 1.0
     assert 0.0 <= out["entropy_prior"] <= math.log(10) + 1e-9
     assert out["iwae"] >= out["elbo"] - 1.0 and out["rate_subset"] >= 0 and out["fd_real"] >= 0
@@ -325,6 +358,32 @@ def test_metric_classes_accumulate_to_the_function_values():
     out = c.compute()
     assert float(out["entropy"]) == pytest.approx(class_entropy(p), rel=1e-6)
     assert float(out["confidence"]) == pytest.approx(mean_confidence(p), rel=1e-6)
+
+
+def test_quality_metrics_reads_the_test_split_only_in_test(tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    from tcx.callbacks import QualityMetrics
+    from tcx.datamodules import MNIST
+    from tcx.models import VAE
+
+    dm = MNIST(source="embedded", val_size=200, batch_size=100, binarize=True)
+    read = []
+    original = dm.split_data
+    monkeypatch.setattr(dm, "split_data", lambda split, max_items=None: read.append(split) or original(split, max_items))
+    model = VAE(latent_dim=3, input_shape=(1, 32, 32), network="mlp", hidden_dims=[16])
+    q = QualityMetrics(num_points=50, num_fit=100, num_samples=50, iwae_k=2, iwae_points=10,
+                       classifier_epochs=1, classifier_train=300, cache_dir=str(tmp_path))
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, limit_test_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[q], default_root_dir=str(tmp_path), num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    assert "val" in read and "test" not in read and q.last
+    read.clear()
+    trainer.test(model, datamodule=dm, verbose=False)
+    assert read.count("test") >= 1 and "quality/probe_subset" in trainer.callback_metrics
+    with pytest.raises(ValueError, match="split"):
+        q.measure(model, dm, split="train")
 
 
 @pytest.mark.slow

@@ -22,8 +22,8 @@ from .modularity import modularity_explicitness, modularity_from_mi
 from .mutual_info import discrete_entropy, histogram_discretize, mutual_info_matrix
 from .sap import sap, sap_score_matrix
 from .sample_quality import class_entropy, frechet_distance, frechet_distance_gaussians, mean_confidence
-from .probe import linear_probe
-from .latent_information import latent_label_information
+from .probe import knn_probe, linear_probe
+from .latent_information import latent_label_information, subset_label_information
 from .intervention_agreement import intervention_agreement
 from .likelihood import iwae_bound, log_importance_weights, model_iwae
 from .unsupervised import (
@@ -54,7 +54,9 @@ __all__ = [
     "frechet_distance_gaussians",
     "class_entropy",
     "mean_confidence",
+    "knn_probe",
     "linear_probe",
+    "subset_label_information",
     "latent_label_information",
     "intervention_agreement",
     "iwae_bound",

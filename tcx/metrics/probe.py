@@ -11,6 +11,8 @@ the digit) better than as many other latents do.
 Codes are standardised with the training codes' mean and standard deviation, then scikit-learn's
 ``LogisticRegression`` (L2, ``C``, lbfgs) is fitted. Chance level is the frequency of the most
 common held-out label; the accuracy is biased downwards when the training set is small.
+``knn_probe`` is the nonlinear read-out beside it: the majority label of the ``k`` nearest
+standardised training codes (Euclidean), which also reads labels a line cannot separate.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 from tcx.errors import TcxError
 
-__all__ = ["linear_probe"]
+__all__ = ["knn_probe", "linear_probe", "standardized_codes"]
 
 
 def _codes(name: str, value: Any) -> np.ndarray:
@@ -63,6 +65,46 @@ def linear_probe(
     """
     from sklearn.linear_model import LogisticRegression
 
+    xtr, ytr, xte, yte = standardized_codes(train_codes, train_labels, test_codes, test_labels, latents)
+    out = np.empty(ytr.shape[1])
+    for k in range(ytr.shape[1]):
+        classes = np.unique(ytr[:, k])
+        if classes.size < 2:
+            out[k] = float((yte[:, k] == classes[0]).mean())
+            continue
+        clf = LogisticRegression(C=C, max_iter=max_iter)
+        clf.fit(xtr, ytr[:, k])
+        out[k] = float((clf.predict(xte) == yte[:, k]).mean())
+    return torch.from_numpy(out)
+
+
+def knn_probe(
+    train_codes: Any,
+    train_labels: Any,
+    test_codes: Any,
+    test_labels: Any,
+    latents: Sequence[int] | None = None,
+    k: int = 25,
+) -> Tensor:
+    """Held-out accuracy ``[K]`` (float64) of the ``k``-nearest-neighbour read-out per label
+    column; arguments as ``linear_probe``."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if int(k) < 1:
+        raise TcxError(f"k must be >= 1, got {k}")
+    xtr, ytr, xte, yte = standardized_codes(train_codes, train_labels, test_codes, test_labels, latents)
+    out = np.empty(ytr.shape[1])
+    for c in range(ytr.shape[1]):
+        clf = KNeighborsClassifier(n_neighbors=min(int(k), xtr.shape[0])).fit(xtr, ytr[:, c])
+        out[c] = float((clf.predict(xte) == yte[:, c]).mean())
+    return torch.from_numpy(out)
+
+
+def standardized_codes(
+    train_codes: Any, train_labels: Any, test_codes: Any, test_labels: Any, latents: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked float64 codes restricted to ``latents`` and standardised by the training codes'
+    mean and standard deviation, with int64 labels ``[N, K]``: ``(xtr, ytr, xte, yte)``."""
     xtr, xte = _codes("train_codes", train_codes), _codes("test_codes", test_codes)
     if xtr.shape[1] != xte.shape[1]:
         raise TcxError(f"train_codes has {xtr.shape[1]} latents, test_codes {xte.shape[1]}")
@@ -77,14 +119,4 @@ def linear_probe(
         xtr, xte = xtr[:, latents], xte[:, latents]
     mu, sd = xtr.mean(0), xtr.std(0)
     sd = np.where(sd > 1e-12, sd, 1.0)
-    xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
-    out = np.empty(ytr.shape[1])
-    for k in range(ytr.shape[1]):
-        classes = np.unique(ytr[:, k])
-        if classes.size < 2:
-            out[k] = float((yte[:, k] == classes[0]).mean())
-            continue
-        clf = LogisticRegression(C=C, max_iter=max_iter)
-        clf.fit(xtr, ytr[:, k])
-        out[k] = float((clf.predict(xte) == yte[:, k]).mean())
-    return torch.from_numpy(out)
+    return (xtr - mu) / sd, ytr, (xte - mu) / sd, yte
