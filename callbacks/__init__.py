@@ -10,6 +10,8 @@
   posterior samples and means, intervention agreement, IWAE (``tcx.callbacks.quality``).
 - ``PosteriorWriter``: ``tcx predict`` writes the posterior means and log-variances (and labels or
   factors) of the predicted split to ``predictions.npz`` (``tcx.callbacks.predictions``).
+- ``ModelSummary``: Lightning's model summary without a FLOPs column of zeros
+  (``tcx.callbacks.model_summary``).
 - ``media_files(trainer)``: the latest picture file of every key, after fit.
 
 One module per job: ``media_logging`` sends pictures to the loggers and files, ``encoding`` runs
@@ -22,6 +24,7 @@ from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
 from tcx.callbacks.media_logging import log_media, media_dir, run_dir
+from tcx.callbacks.model_summary import ModelSummary
 from tcx.callbacks.predictions import PosteriorWriter
 from tcx.callbacks.quality import QualityMetrics
 
@@ -32,6 +35,7 @@ __all__ = [
     "Reconstructions",
     "Samples",
     "QualityMetrics",
+    "ModelSummary",
     "PosteriorWriter",
     "MediaCallback",
     "log_media",
