@@ -54,10 +54,7 @@ from tcx.errors import TcxError
 
 __all__ = [
     "rate_per_latent",
-    "log_q_z_mws",
-    "log_q_zj_mws",
-    "log_q_z_mss",
-    "log_q_zj_mss",
+    "log_aggregate_posterior",
     "mss_log_weights",
     "aggregate_information",
     "aggregate_information_full",
@@ -148,7 +145,7 @@ def _logsumexp_last_(x: Tensor) -> Tensor:
     """``logsumexp`` over the last dimension, overwriting ``x`` (saves two copies of the block).
 
     Falls back to the out-of-place ``torch.logsumexp`` when ``x`` needs a gradient (a beta-TCVAE
-    style loss built on ``log_q_z_mss``), since the in-place version would break autograd.
+    style loss built on ``log_aggregate_posterior``), since the in-place version would break autograd.
     """
     if x.requires_grad:
         return torch.logsumexp(x, dim=-1)
@@ -231,44 +228,6 @@ def _mws(mean, log_var, n, z, max_chunk_bytes):
     return _log_mixture(z, mean, log_var, lambda a, b: const, max_chunk_bytes)
 
 
-def log_q_z_mws(
-    mean: Tensor,
-    log_var: Tensor,
-    dataset_size: int,
-    z: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
-) -> Tensor:
-    """Minibatch weighted sampling estimate of ``log q(z_i)``, ``[M]``, in nats.
-
-    ``log q(z_i) ~= logsumexp_m log p(z_i|x_m) - log(N * M)`` with ``p(z|x_m)`` the batch's
-    diagonal Gaussians (``mean``, ``log_var`` ``[M, D]``), ``z`` ``[M, D]`` one sample per row (drawn
-    with ``generator`` when not given) and ``N = dataset_size`` (Chen et al. 2018, section 4.1,
-    appendix C.1). Constants kept. This is the paper's *lower bound*: the weights sum to ``1/N``,
-    so the estimate sits between ``log M`` and ``log N`` below ``log q(z_i)`` and does not converge
-    to it (see the module docstring); prefer ``log_q_z_mss`` for values in nats.
-    """
-    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
-    return _mws(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[0]
-
-
-def log_q_zj_mws(
-    mean: Tensor,
-    log_var: Tensor,
-    dataset_size: int,
-    z: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
-) -> Tensor:
-    """Minibatch weighted sampling estimate of each marginal ``log q(z_ij)``, ``[M, D]``, in nats.
-
-    ``log q(z_ij) ~= logsumexp_m log p(z_ij|x_m) - log(N * M)`` (Chen et al. 2018, section 4.1).
-    The same caveat as ``log_q_z_mws``: a lower bound, ``log M`` to ``log N`` below the truth.
-    """
-    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
-    return _mws(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[1]
-
-
 # --------------------------------------------------------------------------------------------
 # minibatch stratified sampling (Chen et al. 2018, appendix C.2)
 
@@ -338,36 +297,35 @@ def _mss(mean, log_var, n, z, max_chunk_bytes):
     )
 
 
-def log_q_z_mss(
+def log_aggregate_posterior(
     mean: Tensor,
     log_var: Tensor,
     dataset_size: int,
+    method: str = "mss",
     z: Tensor | None = None,
     generator: torch.Generator | None = None,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
-) -> Tensor:
-    """Minibatch stratified sampling estimate of ``log q(z_i)``, ``[M]``, in nats.
+) -> tuple[Tensor, Tensor]:
+    """``(log q(z_i) [M], log q(z_ij) [M, D])`` in nats: the aggregate posterior's log-density at
+    one code per row, jointly and per latent, estimated from one batch.
 
-    ``log q(z_i) ~= logsumexp_m (log W_im + log p(z_i|x_m))`` with the weights of
-    ``mss_log_weights`` (Chen et al. 2018, appendix C.2). Consistent: it converges to
-    ``log q(z_i)`` as the batch grows (from below, by Jensen, at a fixed batch).
+    ``mean``, ``log_var`` ``[M, D]``: the batch's diagonal Gaussians ``p(z|x_m)``, drawn without
+    replacement from ``N = dataset_size`` points; ``z`` ``[M, D]`` one sample per row (drawn with
+    ``generator`` when not given). Constants kept. ``method``:
+
+    - ``"mss"`` (the default): minibatch stratified sampling, ``logsumexp_m (log W_im + log
+      p(z_i|x_m))`` with the weights of ``mss_log_weights`` (Chen et al. 2018, appendix C.2).
+      Consistent: it converges to ``log q(z_i)`` as the batch grows (from below, by Jensen, at a
+      fixed batch); the marginals apply the same weights per latent.
+    - ``"mws"``: minibatch weighted sampling, ``logsumexp_m log p(z_i|x_m) - log(N M)`` (section
+      4.1, appendix C.1), the paper's *lower bound*: the weights sum to ``1/N``, so it sits between
+      ``log M`` and ``log N`` below the truth and does not converge to it (module docstring).
     """
+    key = str(method).lower()
+    if key not in _METHODS:
+        raise TcxError(f"method={method!r} is not known: choose 'mss' or 'mws'")
     mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
-    return _mss(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[0]
-
-
-def log_q_zj_mss(
-    mean: Tensor,
-    log_var: Tensor,
-    dataset_size: int,
-    z: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
-) -> Tensor:
-    """Minibatch stratified sampling estimate of each marginal ``log q(z_ij)``, ``[M, D]``, in nats
-    (the weights of ``mss_log_weights`` applied per latent; Chen et al. 2018, appendix C.2)."""
-    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
-    return _mss(mean, log_var, n, z, _check_bytes(max_chunk_bytes))[1]
+    return (_mss if key == "mss" else _mws)(mean, log_var, n, z, _check_bytes(max_chunk_bytes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,12 +386,8 @@ def aggregate_information(
 
     and ``num_scored`` (int, ``M``).
     """
-    key = str(method).lower()
-    if key not in _METHODS:
-        raise TcxError(f"method={method!r} is not known: choose 'mss' or 'mws'")
     mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
-    nbytes = _check_bytes(max_chunk_bytes)
-    log_q_z, log_q_zj = (_mss if key == "mss" else _mws)(mean, log_var, n, z, nbytes)
+    log_q_z, log_q_zj = log_aggregate_posterior(mean, log_var, n, method, z, max_chunk_bytes=max_chunk_bytes)
     return _summarize(z, mean, log_var, log_q_z, log_q_zj)
 
 

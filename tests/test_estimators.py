@@ -22,10 +22,7 @@ from tcx.estimators import (
     aggregate_information_full,
     binary_pixel_entropy,
     gaussian_total_correlation,
-    log_q_z_mss,
-    log_q_z_mws,
-    log_q_zj_mss,
-    log_q_zj_mws,
+    log_aggregate_posterior,
     mss_log_weights,
     rate_per_latent,
 )
@@ -173,8 +170,9 @@ def test_mws_matches_hand_written_formula():
 
     joint = [math.log(sum(pdf(i, m, 0) * pdf(i, m, 1) for m in range(5)) / (n_data * 5)) for i in range(5)]
     marg = [[math.log(sum(pdf(i, m, j) for m in range(5)) / (n_data * 5)) for j in range(2)] for i in range(5)]
-    assert torch.allclose(log_q_z_mws(mean, log_var, n_data, z=z), torch.tensor(joint, dtype=F64), atol=1e-12)
-    assert torch.allclose(log_q_zj_mws(mean, log_var, n_data, z=z), torch.tensor(marg, dtype=F64), atol=1e-12)
+    got_joint, got_marg = log_aggregate_posterior(mean, log_var, n_data, method="mws", z=z)
+    assert torch.allclose(got_joint, torch.tensor(joint, dtype=F64), atol=1e-12)
+    assert torch.allclose(got_marg, torch.tensor(marg, dtype=F64), atol=1e-12)
 
 
 def test_mws_offset_is_exactly_log_n_per_term_when_the_batch_is_the_dataset():
@@ -240,8 +238,9 @@ def test_mss_matches_weighted_sum_by_hand():
     lp = gaussian_log_density(z[:, None, :], mean[None], log_var[None])  # [i, m, j]
     joint = torch.log((lw.exp() * lp.sum(-1).exp()).sum(1))
     marg = torch.log((lw.exp()[..., None] * lp.exp()).sum(1))
-    assert torch.allclose(log_q_z_mss(mean, log_var, 50, z=z), joint, atol=1e-12)
-    assert torch.allclose(log_q_zj_mss(mean, log_var, 50, z=z), marg, atol=1e-12)
+    got_joint, got_marg = log_aggregate_posterior(mean, log_var, 50, z=z)  # mss, the default
+    assert torch.allclose(got_joint, joint, atol=1e-12)
+    assert torch.allclose(got_marg, marg, atol=1e-12)
 
 
 def test_mss_single_row():
@@ -471,11 +470,11 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="dataset_size=4 is smaller than the batch"):
         aggregate_information(mean, log_var, 4)
     with pytest.raises(ValueError, match="dataset_size=4 is smaller than the batch"):
-        log_q_z_mws(mean, log_var, 4)
+        log_aggregate_posterior(mean, log_var, 4, method="mws")
     with pytest.raises(ValueError, match="dataset_size must be >= 1"):
         aggregate_information(mean, log_var, 0)
     with pytest.raises(ValueError, match="dataset_size must be >= 1"):
-        log_q_zj_mss(mean, log_var, -5)
+        log_aggregate_posterior(mean, log_var, -5)
     with pytest.raises(ValueError, match="dataset_size must be an integer"):
         aggregate_information(mean, log_var, 100.5)
     with pytest.raises(ValueError, match="method"):
