@@ -346,6 +346,8 @@ def comparison(results, matched, ds, arm, key, vae_key, higher, margin, level):
 
 def verdicts(results, matched, datasets, anchor_arms) -> list[dict]:
     out = []
+    if not anchor_arms:
+        return out
     for cid, title, statement, comps in CLAIMS:
         level = rule.level_for(len(comps) * len(anchor_arms))
         cases = []
@@ -578,6 +580,7 @@ def main(argv=None) -> int:
             print("the full MNIST is not installed: run `make mnist` first (" + "; ".join(problems) + ")", file=sys.stderr)
             return 2
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     results: list[dict] = []
     jobs = [
@@ -585,15 +588,22 @@ def main(argv=None) -> int:
              data_root=args.data_root, threads=args.threads, runs_dir=str(runs_dir), out=args.out)
         for seed in range(budget["seeds"]) for ds in args.datasets for name, cp, kw in arms(budget)
     ]
-    if args.resume and saved_path.is_file():
-        saved = json.loads(saved_path.read_text())
-        same = {k: v for k, v in json.loads(json.dumps(budget)).items() if k != "seeds"}
-        if {k: v for k, v in saved.get("budget", {}).items() if k != "seeds"} != same:
-            print("--resume: the saved runs used another budget; run without --resume", file=sys.stderr)
-            return 2
-        done = {(r["dataset"], r["model"], r["seed"]) for r in saved["runs"]}
-        results = [r for r in saved["runs"] if r["dataset"] in args.datasets]
-        jobs = [j for j in jobs if (j["dataset"], j["name"], j["seed"]) not in done]
+    if args.resume:
+        found: dict = {}
+        if saved_path.is_file():
+            saved = json.loads(saved_path.read_text())
+            same = {k: v for k, v in json.loads(json.dumps(budget)).items() if k != "seeds"}
+            if {k: v for k, v in saved.get("budget", {}).items() if k != "seeds"} != same:
+                print(f"--resume: {saved_path} holds runs of another budget; run without --resume "
+                      "(or move that file away)", file=sys.stderr)
+                return 2
+            found.update({(r["dataset"], r["model"], r["seed"]): r for r in saved["runs"]})
+        for path in sorted(runs_dir.glob("*.json")) if runs_dir.is_dir() else []:
+            r = json.loads(path.read_text())  # runs finished after the last report
+            if r.get("budget_name") == args.budget:
+                found.setdefault((r["dataset"], r["model"], r["seed"]), r)
+        results = [r for r in found.values() if r["dataset"] in args.datasets]
+        jobs = [j for j in jobs if (j["dataset"], j["name"], j["seed"]) not in found]
         print(f"--resume: {len(results)} runs kept, {len(jobs)} to run", flush=True)
     # the classifiers first, in this process: every run then reads them from the cache
     import torch
@@ -615,7 +625,10 @@ def main(argv=None) -> int:
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_job, jobs):
             r["finished_after"] = time.time() - start
+            r["budget_name"] = args.budget
             results.append(r)
+            # the run's numbers on disk first: a report that fails loses nothing
+            (runs_dir / f"{run_name(r)}.json").write_text(json.dumps(r, sort_keys=True) + "\n")
             print(f"[{time.time() - start:6.0f}s] {r['dataset']} {r['model']} seed {r['seed']}: train "
                   f"{r['train_seconds']:.0f}s, measure {r['measure_seconds']:.0f}s, iwae {r['iwae']:.2f}, "
                   f"val ELBO last-quarter gain {r.get('val_elbo_last_quarter_gain', float('nan')):+.2f}, "
