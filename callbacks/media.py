@@ -29,7 +29,7 @@ from tcx import visualize as viz
 from tcx.callbacks.encoding import decode_images, evaluating, fixed_inputs, shared_encoding, validation_batches
 from tcx.callbacks.media_logging import Media, log_media, media_dir, report, write_media_files
 from tcx.callbacks.pictures import attempt, reconstruction_media, rows_of, sample_media, traversal_media
-from tcx.validation import check_int
+from tcx.validation import check_int, check_real
 from tcx.errors import TcxError
 
 __all__ = ["MediaCallback", "LatentTraversal", "Reconstructions", "Samples", "media_files"]
@@ -180,15 +180,10 @@ class LatentTraversal(MediaCallback):
         super().__init__(every_n_epochs)
         self.num_inputs = check_int("num_inputs", num_inputs, 0)
         self.steps = check_int("steps", steps, 2)
-        if not (isinstance(quantile, (int, float)) and 0.0 <= quantile < 0.5):
-            raise TcxError(f"quantile must be in [0, 0.5), got {quantile!r}")
-        if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
-            raise TcxError(f"limit must be a number > 0 or None, got {limit!r}")
-        self.quantile, self.limit = float(quantile), (None if limit is None else float(limit))
+        self.quantile = check_real("quantile", quantile, 0, 0.5, high_open=True)
+        self.limit = check_real("limit", limit, 0, low_open=True, allow_none=True)
         self.num_points = check_int("num_points", num_points, 2)
-        if not (isinstance(fps, (int, float)) and fps > 0):
-            raise TcxError(f"fps must be > 0, got {fps!r}")
-        self.fps = float(fps)
+        self.fps = check_real("fps", fps, 0, low_open=True)
         self.scale = check_int("scale", scale, 1)
         self.seed = int(seed)
 

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
 from tcx.safe_io import atomic_path
-from tcx.errors import TcxError
+from tcx.validation import check_choice
 
 __all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report"]
 
@@ -44,8 +44,7 @@ class Media:
     caption: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in _EXTENSIONS:
-            raise TcxError(f"Media kind must be one of {sorted(_EXTENSIONS)}, got {self.kind!r}")
+        check_choice("Media kind", self.kind, sorted(_EXTENSIONS))
 
     @property
     def name(self) -> str:

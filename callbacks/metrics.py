@@ -37,6 +37,7 @@ from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
 from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 
 __all__ = ["DisentanglementMetrics", "METRICS"]
@@ -98,8 +99,7 @@ class DisentanglementMetrics(pl.Callback):
         super().__init__()
         for name, value in (("every_n_epochs", every_n_epochs),
                             ("intervention_every_n_epochs", intervention_every_n_epochs)):
-            if value < 0:
-                raise TcxError(f"{name} must be >= 0 (0: only at the end of fit), got {value}")
+            check_int(name, value, 0, hint="0: only at the end of fit")
         chosen = tuple(METRICS if metrics is None else metrics)
         unknown = [m for m in chosen if m not in METRICS]
         if unknown:
@@ -108,10 +108,8 @@ class DisentanglementMetrics(pl.Callback):
                             ("intervention_train", intervention_train), ("intervention_eval", intervention_eval),
                             ("intervention_variance", intervention_variance),
                             ("intervention_batch", intervention_batch)):
-            if int(value) < 1:
-                raise TcxError(f"{name} must be >= 1, got {value}")
-        if num_samples < 10:
-            raise TcxError(f"num_samples must be >= 10 to split into train and test, got {num_samples}")
+            check_int(name, value, 1)
+        check_int("num_samples", num_samples, 10, hint="to split into train and test")
         self.every_n_epochs = int(every_n_epochs)
         self.intervention_every_n_epochs = int(intervention_every_n_epochs)
         self.metrics = chosen

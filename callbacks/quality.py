@@ -23,7 +23,7 @@
 - *likelihood*: the IWAE bound with ``iwae_k`` samples and the ELBO, nats per input
   (``tcx.metrics.likelihood``).
 
-The datamodule must provide ``split_data`` (every tcx datamodule does: ``datamodules._common``)
+The datamodule must provide ``split_data`` (every tcx datamodule does: ``datamodules/loading.py``)
 and labels: a class label ``[N]``, or factors ``[N, K]`` with ``label_factor`` naming the column
 (default ``"shape"`` when the datamodule declares such a factor). The classifier is trained once
 per dataset and seed and cached (``tcx.metrics.classifier.cached_classifier``).

@@ -44,8 +44,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tcx.datamodules._common import LoaderMixin, check_int
+from tcx.datamodules.loading import LoaderMixin
+from tcx.validation import check_int
 from tcx.errors import MissingFileError, TcxError
+from tcx.validation import check_choice
 
 __all__ = ["CelebA", "CelebAImages", "ATTRIBUTE_NAMES", "CELEBA_FILES", "CELEBA_URL", "read_celeba_annotations"]
 
@@ -308,8 +310,7 @@ class CelebA(LoaderMixin, pl.LightningDataModule):
 
     def dataset(self, split: str) -> CelebAImages:
         """The images of an official split: ``"train"``, ``"valid"`` or ``"test"``."""
-        if split not in SPLITS:
-            raise TcxError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}")
+        check_choice("split", split, SPLITS)
         load, names, attrs, partition = self._load()
         idx = (partition == SPLITS[split]).nonzero().squeeze(1)
         if idx.numel() == 0:

@@ -69,18 +69,11 @@ from torch.utils.data import Dataset
 
 from tcx.distributions import bernoulli_entropy
 from tcx.datamodules.device_batches import DeviceBatchMixin
-from tcx.datamodules._common import (
-    HoldoutMixin,
-    check_integer_tensor,
-    EpochSubsetSampler,
-    LoaderMixin,
-    RenderedBatch,
-    check_int as _check_int,
-    collate_rendered,
-    grid_factors,
-    grid_index,
-    validate_grid_factors,
-)
+from tcx.datamodules.datasets import collate_rendered, EpochSubsetSampler, RenderedBatch
+from tcx.datamodules.grids import check_integer_tensor, grid_factors, grid_index, validate_grid_factors
+from tcx.datamodules.loading import LoaderMixin
+from tcx.datamodules.splits import HoldoutMixin
+from tcx.validation import check_int as _check_int
 from tcx.errors import TcxError
 
 __all__ = [

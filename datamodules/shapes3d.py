@@ -34,15 +34,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tcx.datamodules._common import (
-    require_file,
-    HoldoutMixin,
-    LoaderMixin,
-    StoredGridMixin,
-    check_int,
-    grid_factors,
-    grid_from_classes,
-)
+from tcx.datamodules.grids import grid_factors, grid_from_classes, StoredGridMixin
+from tcx.datamodules.loading import LoaderMixin, require_file
+from tcx.datamodules.splits import HoldoutMixin
+from tcx.validation import check_int
 from tcx.errors import TcxError
 
 __all__ = ["Shapes3D", "FACTOR_NAMES", "FACTOR_SIZES", "SHAPE_NAMES", "SHAPES3D_FILE_NAME", "SHAPES3D_URL", "H5Images"]

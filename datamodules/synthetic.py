@@ -33,14 +33,10 @@ import torch
 from torch import Tensor
 
 from tcx.datamodules.device_batches import DeviceBatchMixin
-from tcx.datamodules._common import (
-    HoldoutMixin,
-    LoaderMixin,
-    check_int,
-    check_probability,
-    sample_grid_factors,
-    validate_grid_factors,
-)
+from tcx.datamodules.grids import sample_grid_factors, validate_grid_factors
+from tcx.datamodules.loading import LoaderMixin
+from tcx.datamodules.splits import HoldoutMixin
+from tcx.validation import check_int, check_probability
 from tcx.errors import TcxError
 
 __all__ = ["SyntheticCorEx", "group_entropy", "channel_entropy"]

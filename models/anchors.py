@@ -3,10 +3,10 @@ anchors, and the weights that make them anchors (docs/math.md#anchorvae)."""
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from tcx.errors import TcxError
+from tcx.validation import check_int, check_real
 
 __all__ = ["resolve_anchors", "check_anchor_weights"]
 
@@ -14,8 +14,8 @@ __all__ = ["resolve_anchors", "check_anchor_weights"]
 def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int, ...]:
     """The sorted anchor indices for ``anchors``: a count ``k`` (the first ``k`` latents) or a list
     of distinct indices in ``[0, latent_dim)``. Anything else is refused with a clear message."""
-    if latent_dim < 1:
-        raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
+    # anchored families resolve their anchors before the base model checks latent_dim
+    latent_dim = check_int("latent_dim", latent_dim, 1)
     if isinstance(anchors, bool):
         raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}")
     if isinstance(anchors, int):
@@ -45,13 +45,9 @@ def check_anchor_weights(anchor_beta, beta) -> None:
     """Refuse weights that do not anchor: ``anchor_beta`` must lie in ``[0, 1)`` and below ``beta``
     (docs/math.md#anchorvae: a smaller weight on the anchors' information than on the others', a
     bonus, not a penalty). Shared by every family with anchors."""
-    if not (isinstance(anchor_beta, (int, float)) and 0.0 <= anchor_beta < 1.0):
-        raise TcxError(
-            f"anchor_beta={anchor_beta!r} is not allowed: it must be in [0, 1) "
-            "(a smaller weight than the VAE's 1 on the anchors' information)"
-        )
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise TcxError(f"beta={beta!r} is not allowed: it must be a finite number >= 0")
+    check_real("anchor_beta", anchor_beta, 0, 1, high_open=True,
+               hint="a smaller weight than the VAE's 1 on the anchors' information")
+    check_real("beta", beta, 0)
     if not anchor_beta < beta:
         raise TcxError(
             f"anchor_beta={anchor_beta!r} >= beta={beta!r} is not allowed: the anchors would get a "

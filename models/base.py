@@ -43,7 +43,7 @@ from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.errors import DivergedError, TcxError
 from tcx.objective import CorExObjective, CorExTerms
-from tcx.validation import check_int
+from tcx.validation import check_int, check_real
 
 __all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
 
@@ -132,14 +132,12 @@ class CorExVAE(pl.LightningModule):
         lr_scheduler: dict | None = None,
     ) -> None:
         super().__init__()
-        if int(latent_dim) < 1:
-            raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
-        if not lr > 0:
-            raise TcxError(f"lr must be > 0, got {lr}")
-        if weight_decay < 0:
-            raise TcxError(f"weight_decay must be >= 0, got {weight_decay}")
-        if int(input_entropy_samples) < 0:
-            raise TcxError(f"input_entropy_samples must be >= 0, got {input_entropy_samples}")
+        # the model is where latent_dim enters: the networks, objective and prior built below
+        # receive it checked
+        check_int("latent_dim", latent_dim, 1)
+        check_real("lr", lr, 0, low_open=True)
+        check_real("weight_decay", weight_decay, 0)
+        check_int("input_entropy_samples", input_entropy_samples, 0)
         self.save_hyperparameters()
         self._latent_dim = int(latent_dim)
         self.input_shape = tuple(int(s) for s in input_shape)

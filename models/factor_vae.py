@@ -13,7 +13,6 @@ discriminator is trained alongside, with its own optimizer, to minimize its cros
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -24,6 +23,7 @@ from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
 from tcx.tc_penalties import density_ratio_tc, discriminator_loss, permute_dims
 from tcx.errors import TcxError
+from tcx.validation import check_int, check_real
 
 __all__ = ["FactorVAE", "Discriminator"]
 
@@ -85,16 +85,13 @@ class FactorVAE(CorExVAE):
         discriminator_betas: Sequence[float] = (0.5, 0.9),
         **kwargs,
     ) -> None:
-        if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
-            raise TcxError(f"gamma={gamma!r} is not allowed: it must be a finite number >= 0")
-        hidden = tuple(int(h) for h in discriminator_hidden_dims)
-        if any(h < 1 for h in hidden):
-            raise TcxError(f"discriminator_hidden_dims={list(hidden)}: every size must be >= 1")
-        if not discriminator_lr > 0:
-            raise TcxError(f"discriminator_lr={discriminator_lr!r} is not allowed: it must be > 0")
-        betas = tuple(float(b) for b in discriminator_betas)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise TcxError(f"discriminator_betas={list(betas)}: give two numbers in [0, 1)")
+        check_real("gamma", gamma, 0)
+        hidden = tuple(check_int(f"discriminator_hidden_dims[{i}]", h, 1) for i, h in enumerate(discriminator_hidden_dims))
+        check_real("discriminator_lr", discriminator_lr, 0, low_open=True)
+        if len(tuple(discriminator_betas)) != 2:
+            raise TcxError(f"discriminator_betas={list(discriminator_betas)}: give two numbers in [0, 1)")
+        betas = tuple(check_real(f"discriminator_betas[{i}]", b, 0, 1, high_open=True)
+                      for i, b in enumerate(discriminator_betas))
         self.gamma = float(gamma)
         self._discriminator_lr = float(discriminator_lr)
         self._discriminator_betas = betas

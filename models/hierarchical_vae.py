@@ -99,9 +99,7 @@ class HierarchicalVAE(CorExVAE):
             raise TcxError(f"layer_sizes must be a list of positive ints, got {layer_sizes!r}") from None
         if not sizes or any(s < 1 for s in sizes):
             raise TcxError(f"layer_sizes must be a non-empty list of positive ints, got {list(sizes)}")
-        hidden = tuple(int(h) for h in layer_hidden_dims)
-        if any(h < 1 for h in hidden):
-            raise TcxError(f"layer_hidden_dims must be positive, got {list(hidden)}")
+        hidden = tuple(check_int(f"layer_hidden_dims[{i}]", h, 1) for i, h in enumerate(layer_hidden_dims))
         check_int("information_samples", information_samples, 0)
         self.layer_sizes = sizes
         self._anchors = self._resolve_layer_anchors(anchors, sizes)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["AggregateDensity"]
 
@@ -65,8 +66,7 @@ class AggregateDensity:
         idx = [int(j) for j in indices]
         if not idx or len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= mean.shape[1]:
             raise TcxError(f"indices={idx}: give distinct latent indices in 0 .. {mean.shape[1] - 1}")
-        if int(num_components) < 1:
-            raise TcxError(f"num_components must be >= 1, got {num_components}")
+        num_components = check_int("num_components", num_components, 1)
         g = torch.Generator().manual_seed(int(seed))
         z = (mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=g, dtype=torch.float64))[:, idx]
         gmm = GaussianMixture(

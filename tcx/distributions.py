@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.validation import check_real
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -106,9 +107,7 @@ class StandardNormal:
     """The factorized prior ``r(z) = prod_j N(z_j; 0, 1)`` over ``latent_dim`` latents."""
 
     def __init__(self, latent_dim: int) -> None:
-        if int(latent_dim) < 1:
-            raise TcxError(f"StandardNormal: latent_dim must be >= 1, got {latent_dim}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = int(latent_dim)  # checked where it enters: the model (models/base.py)
 
     def sample(self, n: int, device=None, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.latent_dim, device=device, generator=generator)
@@ -186,9 +185,7 @@ class GaussianLikelihood(Likelihood):
     name = "gaussian"
 
     def __init__(self, scale: float = 0.1) -> None:
-        if not scale > 0:
-            raise TcxError(f"GaussianLikelihood: scale must be > 0, got {scale}")
-        self.scale = float(scale)
+        self.scale = check_real("likelihood_scale", scale, 0, low_open=True)
         self._log_var = 2.0 * math.log(self.scale)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:

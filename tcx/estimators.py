@@ -51,6 +51,7 @@ from tcx.distributions import (
     gaussian_log_density,
 )
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = [
     "rate_per_latent",
@@ -132,9 +133,7 @@ def _sample_or_check_z(z, mean: Tensor, log_var: Tensor, generator) -> Tensor:
 
 
 def _check_bytes(max_chunk_bytes) -> int:
-    if isinstance(max_chunk_bytes, bool) or not isinstance(max_chunk_bytes, Integral) or max_chunk_bytes < 1:
-        raise TcxError(f"max_chunk_bytes must be a positive integer, got {max_chunk_bytes!r}")
-    return int(max_chunk_bytes)
+    return check_int("max_chunk_bytes", max_chunk_bytes, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,9 +267,7 @@ def mss_log_weights(batch_size: int, dataset_size: int) -> Tensor:
     single other row gets ``(N - 1)/N``. ``M = 1`` is only allowed with ``N = 1`` (the estimate is
     then exact); ``M > N`` raises.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise TcxError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    m = int(batch_size)
+    m = check_int("batch_size", batch_size, 1)
     n = _check_dataset_size(dataset_size, m)
     log_self, log_strat, log_other = _mss_weight_values(m, n)
     return _mss_block(0, m, m, n, log_self, log_strat, log_other, torch.device("cpu"))

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_networks", "NETWORKS"]
 
@@ -166,17 +167,15 @@ def build_networks(
     ``hidden_dims`` sets the MLP's hidden layer sizes (encoder order; the decoder mirrors them);
     the conv pair has the fixed architecture of Burgess et al. 2018.
     """
-    if int(latent_dim) < 1:
-        raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
-    key = str(network).lower()
+    key = str(network).lower()  # latent_dim is checked where it enters: the model (models/base.py)
     if key == "conv":
         if hidden_dims is not None:
             raise TcxError("hidden_dims applies to network='mlp' only; the conv pair is fixed")
         return ConvEncoder(input_shape, latent_dim), ConvDecoder(input_shape, latent_dim)
     if key == "mlp":
         hidden = tuple(hidden_dims) if hidden_dims is not None else (512, 256)
-        if any(int(h) < 1 for h in hidden):
-            raise TcxError(f"hidden_dims must be positive, got {hidden}")
+        for i, h in enumerate(hidden):
+            check_int(f"hidden_dims[{i}]", h, 1)
         return (
             MLPEncoder(input_shape, latent_dim, hidden),
             MLPDecoder(input_shape, latent_dim, tuple(reversed(hidden))),

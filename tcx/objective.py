@@ -149,9 +149,7 @@ class CorExObjective(nn.Module):
         beta: float | Sequence[float] | Tensor | None = None,
     ) -> None:
         super().__init__()
-        if int(latent_dim) < 1:
-            raise TcxError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = int(latent_dim)  # checked where it enters: the model (models/base.py)
         self.input_shape = tuple(int(s) for s in input_shape)
         num_inputs = 1
         for s in self.input_shape:

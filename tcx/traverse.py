@@ -36,6 +36,9 @@ from pathlib import Path
 
 import torch
 
+from tcx.errors import TcxError
+from tcx.validation import check_int, check_real
+
 __all__ = ["traverse_main", "rebuild_datamodule"]
 
 #: the other spellings tcx traverse accepts, and the one it documents
@@ -72,18 +75,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args) -> None:
-    checks = [
-        (args.num_inputs >= 0, f"--num_inputs must be >= 0, got {args.num_inputs}"),
-        (args.steps >= 2, f"--steps must be >= 2, got {args.steps}"),
-        (args.num_points >= 2, f"--num_points must be >= 2, got {args.num_points}"),
-        (0.0 <= args.quantile < 0.5, f"--quantile must be in [0, 0.5), got {args.quantile}"),
-        (args.limit is None or args.limit > 0, f"--limit must be > 0, got {args.limit}"),
-        (args.fps > 0, f"--fps must be > 0, got {args.fps}"),
-        (args.scale >= 1, f"--scale must be >= 1, got {args.scale}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise _UsageError(message)
+    try:
+        check_int("--num_inputs", args.num_inputs, 0)
+        check_int("--steps", args.steps, 2)
+        check_int("--num_points", args.num_points, 2)
+        check_real("--quantile", args.quantile, 0, 0.5, high_open=True)
+        check_real("--limit", args.limit, 0, low_open=True, allow_none=True)
+        check_real("--fps", args.fps, 0, low_open=True)
+        check_int("--scale", args.scale, 1)
+    except TcxError as exc:
+        raise _UsageError(str(exc)) from None
     ckpt = Path(args.ckpt_path)
     if not ckpt.exists():
         raise _UsageError(f"--ckpt_path {str(ckpt)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")

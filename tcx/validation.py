@@ -16,9 +16,17 @@ from tcx.errors import TcxError
 __all__ = ["check_int", "check_real", "check_choice", "check_probability"]
 
 
-def check_int(name: str, value, low: int | None = None, high: int | None = None, allow_none: bool = False):
+def _why(hint: str | None) -> str:
+    return f" ({hint})" if hint else ""
+
+
+def check_int(
+    name: str, value, low: int | None = None, high: int | None = None, allow_none: bool = False, *,
+    hint: str | None = None,
+):
     """``value`` as an ``int`` in ``[low, high]`` (either end open when ``None``), or ``None`` when
-    ``allow_none``; else ``ValueError`` naming ``name`` and the allowed range."""
+    ``allow_none``; else ``ValueError`` naming ``name`` and the allowed range (and ``hint``, the
+    reason, in parentheses)."""
     if value is None and allow_none:
         return None
     if low is not None and high is not None:
@@ -37,7 +45,7 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None,
         or (low is not None and value < low)
         or (high is not None and value > high)
     ):
-        raise TcxError(f"{name} must be {allowed}, got {value!r}")
+        raise TcxError(f"{name} must be {allowed}, got {value!r}{_why(hint)}")
     return int(value)
 
 
@@ -50,9 +58,11 @@ def check_real(
     low_open: bool = False,
     high_open: bool = False,
     allow_none: bool = False,
+    hint: str | None = None,
 ):
     """``value`` as a finite ``float`` in the interval from ``low`` to ``high`` (closed ends unless
-    ``low_open``/``high_open``); else ``ValueError`` naming ``name`` and the interval."""
+    ``low_open``/``high_open``); else ``ValueError`` naming ``name`` and the interval (and
+    ``hint``)."""
     if value is None and allow_none:
         return None
     left = "(" if low_open else "["
@@ -71,7 +81,7 @@ def check_real(
     if ok and high is not None:
         ok = float(value) < high if high_open else float(value) <= high
     if not ok:
-        raise TcxError(f"{name} must be {allowed}, got {value!r}")
+        raise TcxError(f"{name} must be {allowed}, got {value!r}{_why(hint)}")
     return float(value)
 
 
@@ -80,8 +90,8 @@ def check_probability(name: str, value, low: float = 0.0, high: float = 1.0) -> 
     return check_real(name, value, low, high)
 
 
-def check_choice(name: str, value, choices: Sequence[str]) -> str:
+def check_choice(name: str, value, choices: Sequence[str], *, hint: str | None = None) -> str:
     """``value`` if it is one of ``choices``; else ``ValueError`` listing them."""
     if value not in choices:
-        raise TcxError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        raise TcxError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}{_why(hint)}")
     return value

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.validation import check_int, check_real
 
 __all__ = [
     "ANCHOR_COLOR",
@@ -309,17 +310,14 @@ def traversal_values(
       training, whatever the latent's scale.
     - neither: the same quantiles of the standard normal prior (``latent_dim`` latents).
     """
-    if steps < 2:
-        raise TcxError(f"steps must be >= 2, got {steps}")
+    check_int("steps", steps, 2)
     if limit is not None:
-        if not limit > 0:
-            raise TcxError(f"limit must be > 0, got {limit}")
+        limit = check_real("limit", limit, 0, low_open=True)
         d = samples.shape[1] if samples is not None else latent_dim
         if d is None:
             raise TcxError("give samples or latent_dim")
         return torch.linspace(-limit, limit, steps).expand(d, -1).clone()
-    if not 0.0 <= quantile < 0.5:
-        raise TcxError(f"quantile must be in [0, 0.5), got {quantile}")
+    quantile = check_real("quantile", quantile, 0, 0.5, high_open=True)
     probs = torch.linspace(quantile, 1.0 - quantile, steps, dtype=torch.float64)
     if samples is None:
         if latent_dim is None:
@@ -395,8 +393,7 @@ def encode_gif(frames: Sequence[np.ndarray], fps: float = 4.0) -> bytes:
 
     if not frames:
         raise TcxError("encode_gif needs at least one frame")
-    if not fps > 0:
-        raise TcxError(f"fps must be > 0, got {fps}")
+    fps = check_real("fps", fps, 0, low_open=True)
     shapes = {np.asarray(f).shape for f in frames}
     if len(shapes) != 1:
         raise TcxError(f"all frames must have one shape, got {sorted(shapes)}")

@@ -12,7 +12,7 @@ import torch
 
 from tcx.datamodules import render_dsprites
 from tcx.datamodules.celeba import ATTRIBUTE_NAMES
-from tcx.datamodules.mnist import write_idx
+from tcx.datamodules.idx import write_idx
 
 
 def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

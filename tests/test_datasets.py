@@ -27,10 +27,11 @@ from tcx.datamodules import (
     check_datamodule,
     render_dsprites,
 )
-from tcx.datamodules._common import seeded_split
+from tcx.datamodules.splits import seeded_split
 from tcx.safe_io import atomic_path
 from tcx.datamodules.dsprites import FACTOR_SIZES, NUM_IMAGES
-from tcx.datamodules.mnist import embedded_mnist_path, write_idx
+from tcx.datamodules.idx import write_idx
+from tcx.datamodules.mnist_files import embedded_mnist_path
 from tcx.datamodules.synthetic import channel_entropy, group_entropy
 from tcx.groundtruth import is_ground_truth
 

@@ -257,7 +257,7 @@ def test_a_failing_figure_is_reported_and_the_run_goes_on(tmp_path, monkeypatch)
 def test_callback_arguments_are_checked():
     with pytest.raises(ValueError, match="steps must be an integer >= 2, got 1"):
         LatentTraversal(steps=1)
-    with pytest.raises(ValueError, match=r"quantile must be in \[0, 0.5\)"):
+    with pytest.raises(ValueError, match=r"quantile must be a number in \[0.0, 0.5\), got 0.5"):
         LatentTraversal(quantile=0.5)
     with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 0"):
         Samples(every_n_epochs=-1)
@@ -313,7 +313,7 @@ def test_tcx_traverse_without_data_uses_the_prior(tmp_path, capsys):
         (lambda d: ["--ckpt_path", str(d / "missing.ckpt"), "--out", str(d / "o")], "missing.ckpt' does not exist"),
         (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "o")], "could not be read"),
         (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "notes.txt")], "is a file; give a folder"),
-        (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "o"), "--steps", "1"], "--steps must be >= 2"),
+        (lambda d: ["--ckpt_path", str(d / "notes.txt"), "--out", str(d / "o"), "--steps", "1"], "--steps must be an integer >= 2, got 1"),
         (lambda d: ["--out", str(d / "o")], "the following arguments are required: --ckpt"),
     ],
 )

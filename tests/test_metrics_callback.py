@@ -92,7 +92,7 @@ def test_labelled_data_skips_the_intervention_scores_with_a_reason(tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"metrics \['nope'\] are not known"):
         DisentanglementMetrics(metrics=["mig", "nope"])
-    with pytest.raises(ValueError, match="every_n_epochs must be >= 0"):
+    with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 0"):
         DisentanglementMetrics(every_n_epochs=-1)
-    with pytest.raises(ValueError, match="intervention_batch must be >= 1"):
+    with pytest.raises(ValueError, match="intervention_batch must be an integer >= 1"):
         DisentanglementMetrics(intervention_batch=0)

@@ -149,7 +149,7 @@ def test_likelihood_names_and_data_checks():
         make_likelihood("laplace")
     with pytest.raises(ValueError, match=r"x in \[0, 1\]"):
         BernoulliLikelihood().check_data(torch.tensor([0.0, 1.5]))
-    with pytest.raises(ValueError, match="scale must be > 0"):
+    with pytest.raises(ValueError, match="likelihood_scale must be a number in \\(0.0, inf\\)"):
         GaussianLikelihood(0.0)
 
 

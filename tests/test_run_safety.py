@@ -174,12 +174,12 @@ def _cli_error(capsys, argv) -> str:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model.latent_dim", "0"], "latent_dim must be >= 1, got 0"),
+        (["--model.latent_dim", "0"], "latent_dim must be an integer >= 1, got 0"),
         (["--model.anchors", "[20]"], r"indices \[20\] are out of range"),
-        (["--model.anchor_beta", "1.5"], "anchor_beta=1.5 is not allowed"),
+        (["--model.anchor_beta", "1.5"], r"anchor_beta must be a number in \[0.0, 1.0\), got 1.5"),
         (["--model.beta", "0.1"], r"anchor_beta=0.2 >= beta=0.1 is not allowed"),
         (["--data.batch_size", "0"], "batch_size must be an integer >= 1, got 0"),
-        (["--model.lr", "0"], "lr must be > 0"),
+        (["--model.lr", "0"], r"lr must be a number in \(0.0, inf\), got 0"),
         (["--model.network", "bogus"], "network='bogus' is not known"),
     ],
 )
@@ -193,10 +193,10 @@ def test_bad_arguments_are_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsy
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
         main(["fit", *NO_LOGGER, "--model.latent_dim", "0", "--debug"])
     monkeypatch.setenv("TCX_DEBUG", "1")
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
         main(["fit", *NO_LOGGER, "--model.latent_dim", "0"])
 
 

@@ -52,7 +52,7 @@ def test_traversal_values_quantiles_prior_and_limit():
     assert torch.allclose(prior[:, 1], torch.zeros(4), atol=1e-6)
     fixed = viz.traversal_values(None, steps=5, limit=2.0, latent_dim=2)
     assert torch.equal(fixed, torch.linspace(-2, 2, 5).expand(2, -1))
-    with pytest.raises(ValueError, match="steps must be >= 2"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 2"):
         viz.traversal_values(samples, steps=1)
 
 

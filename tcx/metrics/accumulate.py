@@ -27,6 +27,7 @@ from .irs import irs
 from .sap import sap
 from .unsupervised import unsupervised
 from tcx.errors import TcxError
+from tcx.validation import check_real
 
 __all__ = [
     "DisentanglementMetric",
@@ -126,9 +127,7 @@ class DisentanglementMetric(Metric):
 
 
 def _check_fraction(train_fraction: float) -> float:
-    if not 0.0 < train_fraction < 1.0:
-        raise TcxError(f"train_fraction must be in (0, 1), got {train_fraction}.")
-    return float(train_fraction)
+    return check_real("train_fraction", train_fraction, 0, 1, low_open=True, high_open=True)
 
 
 class MIG(DisentanglementMetric):

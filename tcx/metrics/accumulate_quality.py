@@ -11,6 +11,7 @@ from torchmetrics import Metric
 
 from .sample_quality import class_entropy, frechet_distance_gaussians, mean_confidence
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["FrechetFeatureDistance", "ClassDiversity"]
 
@@ -27,10 +28,7 @@ class FrechetFeatureDistance(Metric):
 
     def __init__(self, num_features: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        f = int(num_features)
-        if f < 1:
-            raise TcxError(f"num_features must be >= 1, got {num_features}")
-        self.num_features = f
+        self.num_features = f = check_int("num_features", num_features, 1)
         for tag in ("real", "fake"):
             self.add_state(f"{tag}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{tag}_sum", torch.zeros(f, dtype=torch.float64), dist_reduce_fx="sum")

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from tcx.safe_io import atomic_save
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["FeatureClassifier", "train_classifier", "cached_classifier", "data_fingerprint", "default_cache_dir"]
 
@@ -43,9 +44,7 @@ class FeatureClassifier(nn.Module):
     def __init__(self, input_shape: Sequence[int], num_classes: int):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
-        self.num_classes = int(num_classes)
-        if self.num_classes < 2:
-            raise TcxError(f"num_classes must be >= 2, got {num_classes}")
+        self.num_classes = check_int("num_classes", num_classes, 2)
         if len(self.input_shape) == 3:
             c = self.input_shape[0]
             self.body = nn.Sequential(
@@ -113,8 +112,7 @@ def train_classifier(
     y_train, y_test = _labels(y_train, num_classes, "y_train"), _labels(y_test, num_classes, "y_test")
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise TcxError("x_train/y_train and x_test/y_test must have the same number of rows")
-    if int(epochs) < 1:
-        raise TcxError(f"epochs must be >= 1, got {epochs}")
+    epochs = check_int("epochs", epochs, 1)
     torch.manual_seed(int(seed))
     model = FeatureClassifier(x_train.shape[1:], num_classes)
     g = torch.Generator().manual_seed(int(seed))

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ._validate import as_codes, as_factors, check_same_n, check_test_set
 from tcx.errors import TcxError
+from tcx.validation import check_choice
 
 __all__ = ["dci", "gbt_importance_matrix", "dci_from_importance"]
 
@@ -62,8 +63,7 @@ def gbt_importance_matrix(
     ``n_jobs``: threads for the tcx booster (default ``torch.get_num_threads()``); the result
     does not depend on it.
     """
-    if booster not in BOOSTERS:
-        raise TcxError(f"booster must be one of {BOOSTERS}, got {booster!r}.")
+    check_choice("booster", booster, BOOSTERS)
     zt, vt, ze, ve = _inputs(codes_train, factors_train, codes_test, factors_test)
     if booster == "tcx":
         try:  # numba compiles the booster; imported here so that tcx.metrics works without it

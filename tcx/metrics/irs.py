@@ -14,7 +14,7 @@ import numpy as np
 
 from ._validate import as_codes, as_factors, check_same_n
 from .mutual_info import _check_num_bins, _discretize
-from tcx.errors import TcxError
+from tcx.validation import check_real
 
 __all__ = ["irs"]
 
@@ -36,8 +36,7 @@ def irs(codes: Any, factors: Any, diff_quantile: float = 0.99, num_bins: int = 2
     Returns ``{"irs": ..., "num_active_dims": ...}`` (the number of codes kept, as a float);
     ``irs`` is 0 when no code varies, as in disentanglement_lib.
     """
-    if not 0.0 <= diff_quantile <= 1.0:
-        raise TcxError(f"diff_quantile must be in [0, 1], got {diff_quantile}.")
+    diff_quantile = check_real("diff_quantile", diff_quantile, 0, 1)
     num_bins = _check_num_bins(num_bins)
     z = as_codes(codes, "codes")
     v = as_factors(factors, "factors")

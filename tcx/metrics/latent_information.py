@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .mutual_info import mutual_info_matrix
 from tcx.errors import TcxError
+from tcx.validation import check_int, check_real
 
 __all__ = ["latent_label_information", "subset_label_information"]
 
@@ -72,8 +73,8 @@ def subset_label_information(
 
     from .probe import standardized_codes
 
-    if int(k) < 1 or not float(alpha) > 0:
-        raise TcxError(f"k must be >= 1 and alpha > 0, got k={k}, alpha={alpha}")
+    k = check_int("k", k, 1)
+    alpha = check_real("alpha", alpha, 0, low_open=True)
     xtr, ytr, xte, yte = standardized_codes(train_codes, train_labels, test_codes, test_labels, latents)
     if ytr.shape[1] != 1:
         raise TcxError(f"subset_label_information takes one label column, got {ytr.shape[1]}")

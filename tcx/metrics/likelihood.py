@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["iwae_bound", "log_importance_weights", "model_iwae"]
 
@@ -47,8 +48,7 @@ def log_importance_weights(
     a ``tcx.distributions.Likelihood`` scoring ``decode_params(z)`` against ``x``."""
     from tcx.distributions import DiagonalGaussian, StandardNormal
 
-    if int(k) < 1:
-        raise TcxError(f"k must be >= 1, got {k}")
+    k = check_int("k", k, 1)
     n, d = mean.shape
     posterior = DiagonalGaussian(mean, log_var)
     eps = torch.randn((k, n, d), generator=generator, dtype=torch.float32).to(mean.device)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["knn_probe", "linear_probe", "standardized_codes"]
 
@@ -90,8 +91,7 @@ def knn_probe(
     column; arguments as ``linear_probe``."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    if int(k) < 1:
-        raise TcxError(f"k must be >= 1, got {k}")
+    k = check_int("k", k, 1)
     xtr, ytr, xte, yte = standardized_codes(train_codes, train_labels, test_codes, test_labels, latents)
     out = np.empty(ytr.shape[1])
     for c in range(ytr.shape[1]):
