@@ -45,7 +45,8 @@ examples: $(STAMP)
 mnist: $(STAMP)
 	$(BIN)/python -m tcx.datamodules.mnist_full data
 
-# the AnchorVAE paper study (benchmarks/results/paper_anchorvae.md); CPU budget ~50 min on 2 cores
+# the AnchorVAE paper study (benchmarks/results/paper_anchorvae.md): 20 MNIST runs, ~75 min on 2 cores;
+# `.venv/bin/python benchmarks/paper_anchorvae.py --resume` finishes an interrupted one
 study: $(STAMP) mnist
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/paper_anchorvae.py
 
