@@ -11,7 +11,8 @@
 - *interpretability*: linear and k-NN probe accuracy of the label from ``S`` alone
   (``probe_subset``, ``knn_subset``), from all latents (``probe_all``, ``knn_all``), from the
   others (``probe_rest``) (``tcx.metrics.probe``), and the intervention agreement (``held``,
-  ``redrawn``; ``tcx.metrics.intervention_agreement``);
+  ``redrawn``; ``tcx.metrics.intervention_agreement``); with ground-truth factors also the probe
+  of each factor from ``S`` (``probe_subset_<factor>``) and MIG of ``S`` and of all latents;
 - *samples*: Frechet distance in the features of tcx's own classifier (an FID-like score, **not**
   the Inception FID), class entropy (nats) and mean confidence of prior samples (``*_prior``), of
   samples whose ``S`` latents come from a Gaussian mixture fitted to their aggregate posterior on
@@ -52,6 +53,7 @@ from tcx.metrics.classifier import cached_classifier
 from tcx.metrics.intervention_agreement import intervention_agreement
 from tcx.metrics.latent_information import latent_label_information, subset_label_information
 from tcx.metrics.likelihood import model_iwae
+from tcx.metrics.mig import mig
 from tcx.metrics.probe import knn_probe, linear_probe
 from tcx.metrics.sample_quality import class_entropy, frechet_distance, mean_confidence
 from tcx.validation import check_choice, check_int
@@ -209,6 +211,12 @@ class QualityMetrics(Callback):
             varying = [k for k in range(y_te.shape[1]) if int(y_tr[:, k].max()) > int(y_tr[:, k].min())]
             acc = linear_probe(m_tr, y_tr[:, varying], m_te, y_te[:, varying], subset)
             out["probe_subset_factors_mean"] = float(acc.mean())
+            # every varying factor on its own, and MIG of the subset alone beside MIG of all latents
+            names = list(getattr(datamodule, "factor_names", ()) or ()) or [f"factor{k}" for k in range(y_te.shape[1])]
+            for k, a in zip(varying, acc):
+                out[f"probe_subset_{names[k]}"] = float(a)
+            out["mig_subset"] = mig(m_te[:, subset], y_te[:, varying])
+            out["mig_all"] = mig(m_te, y_te[:, varying])
         mi = latent_label_information(m_te, v_te, l_te, generator=g)
         out["mi_means_subset"] = float(mi["means"][subset, 0].sum())
         out["mi_samples_subset"] = float(mi["samples"][subset, 0].sum())

@@ -360,6 +360,24 @@ def test_metric_classes_accumulate_to_the_function_values():
     assert float(out["confidence"]) == pytest.approx(mean_confidence(p), rel=1e-6)
 
 
+def test_quality_metrics_on_factors_probes_each_factor_and_gives_mig(tmp_path):
+    from tcx.callbacks import QualityMetrics
+    from tcx.datamodules import DSprites
+    from tcx.models import AnchorVAE
+
+    torch.manual_seed(0)
+    dm = DSprites(batch_size=64, val_size=400, epoch_size=256)
+    model = AnchorVAE(latent_dim=4, anchors=2, input_shape=dm.input_shape, network="mlp", hidden_dims=[16])
+    q = QualityMetrics(num_points=100, num_fit=200, num_samples=50, iwae_k=2, iwae_points=10,
+                       classifier_epochs=1, classifier_train=500, cache_dir=str(tmp_path))
+    out = q.measure(model, dm)
+    per_factor = [out[f"probe_subset_{n}"] for n in ("shape", "scale", "orientation", "posX", "posY")]
+    assert "probe_subset_color" not in out  # constant in dSprites: not a factor to probe
+    assert out["probe_subset_shape"] == out["probe_subset"]  # the class is the shape
+    assert out["probe_subset_factors_mean"] == pytest.approx(sum(per_factor) / 5)
+    assert 0.0 <= out["mig_subset"] <= 1.0 and 0.0 <= out["mig_all"] <= 1.0
+
+
 def test_quality_metrics_reads_the_test_split_only_in_test(tmp_path, monkeypatch):
     import lightning.pytorch as pl
 
