@@ -1,60 +1,13 @@
 """Procedural dSprites: the exact dSprites factor grid, rendered on demand (no download).
 
-dSprites (Matthey, Higgins, Hassabis and Lerchner, 2017, https://github.com/deepmind/dsprites-dataset)
-is the standard benchmark for disentanglement: 737,280 binary 64x64 images of one white sprite,
-one image for every combination of six factors. This module re-creates the grid procedurally, so
-no file is needed; the images are drawn to look like the official ones but are not bit-identical
-to them.
-
-Factor grid (``FACTOR_NAMES``, ``FACTOR_SIZES``), the same as the official file's:
-
-===========  ====  ==========================================================================
-factor       size  value of index ``k``
-===========  ====  ==========================================================================
-color        1     white (value 1.0)
-shape        3     0 square, 1 ellipse, 2 heart
-scale        6     ``0.5 + 0.1 k``, i.e. ``linspace(0.5, 1, 6)``
-orientation  40    ``2 pi k / 40`` radians, evenly spaced over [0, 2 pi). The official file's
-                   orientations are ``linspace(0, 2 pi, 40)``, both ends included (so its first
-                   and last orientation coincide and its step is 2 pi / 39); we follow the even
-                   spacing over [0, 2 pi), so every index is a distinct rotation.
-posX, posY   32    ``k / 31``, i.e. ``linspace(0, 1, 32)``
-===========  ====  ==========================================================================
-
-Grid index (``factors_to_index``), row-major in factor order as in the official file::
-
-    index = ((((shape * 6 + scale) * 40 + orientation) * 32 + posX) * 32 + posY)   (color = 0)
-
-Rendering (``render_dsprites``). Pixel ``(row i, column j)`` has its centre at the point
-``(x, y) = (j, i)`` in pixel units, ``x`` to the right and ``y`` downward. A pixel is 1 exactly when
-its centre, mapped back into the sprite's own frame by the inverse translation, rotation and
-scaling, falls inside the shape's implicit region; otherwise 0 (hard threshold, no
-supersampling, no anti-aliasing: the images are exactly binary).
-
-- Centre: the sprite's centroid (centre of mass) is at ``x_c = 12 + 39 posX`` and
-  ``y_c = 12 + 39 posY`` pixels, so posX = 0 is the left and posX = 1 the right, and, as in the
-  official data, posY = 0 is the top and posY = 1 the bottom (larger posY = lower = larger row).
-  The centres span pixels 12 .. 51, symmetric about the image centre 31.5.
-- Size: every length is proportional to ``scale``. At scale 1 the square has side 16 px (a quarter
-  of the image), the ellipse has semi-axes 10 px and 5 px (20 x 10 px), the heart is 17.1 px wide
-  and 16.8 px tall. Areas therefore grow as ``scale ** 2`` (about 256, 157 and 206 px at scale 1).
-- Rotation: orientation ``theta`` turns the sprite counter-clockwise as seen on screen, about its
-  centroid. At ``theta = 0`` the ellipse's long axis is horizontal and the heart is upright
-  (lobes up, point down); the square's sides are axis-aligned.
-- Shapes in the sprite frame ``(u, v)`` (``u`` right, ``v`` up, lengths in units of the shape's
-  size at the given scale): square ``max(|u|, |v|) <= 1`` (unit 8 px); ellipse ``u**2 + v**2 <= 1``
-  (units 10 px along u, 5 px along v); heart, the classic heart curve
-  ``(u**2 + w**2 - 1)**3 <= u**2 w**3`` with ``w = v + HEART_CENTROID_V`` (unit 7.5 px), shifted so
-  that its centroid is the sprite's centre.
-- Margin: no sprite reaches farther than ``8 sqrt(2) scale <= 11.32`` px from its centre (the
-  square's half-diagonal), so lit pixels always lie in rows and columns 1 .. 62: a sprite never
-  touches the image border.
-
-Only the pixels of a 24 x 24 window around each sprite's centre are evaluated; the others are
-outside the sprite's bounding disc and hence provably 0 (an exact shortcut, checked against a
-full-image evaluation in the tests). Per-factor trigonometric values come from fixed tables and
-every per-pixel operation is an exactly rounded IEEE operation (add, multiply, compare), so the
-same factors give the same image bit for bit, whatever batch they are rendered in.
+dSprites (Matthey, Higgins, Hassabis and Lerchner, 2017) is the standard disentanglement
+benchmark: 737,280 binary 64x64 images of one white sprite, one for every combination of six
+factors (color 1, shape 3, scale 6, orientation 40, posX 32, posY 32; ``FACTOR_NAMES``,
+``FACTOR_SIZES``), indexed row-major as in the official file (``factors_to_index``). This module
+draws the grid procedurally to look like the official images (not bit-identical): exactly binary
+pixels, each lit when its centre falls inside the shape's implicit region, the same factors
+giving the same image bit for bit in any batch. The factor values, the geometry of each shape and
+the renderer's exact rules are in docs/dsprites.md.
 """
 
 from __future__ import annotations

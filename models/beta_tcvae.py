@@ -44,34 +44,17 @@ class BetaTCVAE(CorExVAE):
         alpha: weight on the index-code mutual information ``I(Z;X)`` (1 in the paper).
         beta: weight on the total correlation ``TC(Z)`` (6 in the paper's dSprites experiments).
         gamma: weight on the dimension-wise KL ``sum_j KL(q(z_j) || r_j)`` (1 in the paper).
-        estimator: how ``log q(z)`` and ``log q(z_j)`` are estimated from the batch:
+        estimator: how ``log q(z)`` and ``log q(z_j)`` are estimated from the batch: ``'mss'``
+            (default; minibatch stratified sampling, consistent: the logged terms are in nats) or
+            ``'mws'`` (minibatch weighted sampling, the paper's; a biased lower bound whose logged
+            terms are offset by up to ``log N`` each: docs/math.md#beta-tcvae).
+        **kwargs: the arguments of ``CorExVAE`` (``models/base.py``).
 
-            - ``'mss'`` (default): minibatch stratified sampling (Chen et al. appendix C.2), a
-              consistent estimator: the logged terms are estimates of ``I``, ``TC`` and the
-              dimension-wise KL in nats.
-            - ``'mws'``: minibatch weighted sampling (section 4.1, appendix C.1), the estimator of
-              the paper's experiments. It is a *biased lower bound* on ``log q``: its weights
-              ``1/(N M)`` sum to ``1/N``, so each ``log q`` estimate sits between ``log M`` and
-              ``log N`` below the truth, separately for ``log q(z)`` and each ``log q(z_j)``. The
-              logged ``mutual_info``, ``total_correlation`` and ``dimension_wise_kl`` are then
-              offset by up to ``log N``, ``(D - 1) log N`` and ``-D log N`` nats (they still add up
-              to the Monte-Carlo rate); the offsets barely depend on the parameters, so training
-              works as in the paper, but the logged values are not estimates in nats (see
-              :mod:`tcx.estimators`).
-        **kwargs: the arguments of :class:`tcx.models.base.CorExVAE`.
-
-    The estimators need the number ``N`` of training examples, :attr:`dataset_size`; it is never a
-    hyperparameter of the model. Fitted with a datamodule, the model reads the datamodule's
-    ``dataset_size`` (which e.g. :class:`tcx.datamodules.DSprites` declares) at ``setup``; with plain
-    dataloaders, or outside a Trainer, call ``model.attach_data(dataset_size=N)`` first. A fit,
-    validation or test without it fails at ``setup``, before the first step.
-
-    The CorEx rate weights are 0 (``latent_weights``): the rate enters the loss through the three
-    weighted terms. Logged besides the base's terms, in nats: ``*/mutual_info``,
-    ``*/total_correlation``, ``*/dimension_wise_kl`` (unweighted estimates) and
-    ``*/loss/mutual_info``, ``*/loss/total_correlation``, ``*/loss/dimension_wise_kl`` (the
-    weighted terms added to the loss). Validation batches are scored with the same ``N`` (the
-    aggregate posterior is the training set's).
+    Needs the number ``N`` of training examples (``dataset_size``: from the datamodule at
+    ``setup``, or ``model.attach_data(dataset_size=N)``); without it a run fails at ``setup``. The
+    CorEx rate weights are 0: the rate enters through the three weighted terms, logged as
+    ``*/mutual_info``, ``*/total_correlation``, ``*/dimension_wise_kl`` (unweighted) and
+    ``*/loss/<term>`` (weighted), in nats.
     """
 
     requires_dataset_size = True
