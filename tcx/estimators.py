@@ -318,10 +318,15 @@ def log_aggregate_posterior(
       4.1, appendix C.1), the paper's *lower bound*: the weights sum to ``1/N``, so it sits between
       ``log M`` and ``log N`` below the truth and does not converge to it (module docstring).
     """
+    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
+    return _log_q(mean, log_var, n, z, method, max_chunk_bytes)
+
+
+def _log_q(mean, log_var, n, z, method, max_chunk_bytes) -> tuple[Tensor, Tensor]:
+    """``log_aggregate_posterior`` on a batch already checked by ``_prepare_batch``."""
     key = str(method).lower()
     if key not in _METHODS:
         raise TcxError(f"method={method!r} is not known: choose 'mss' or 'mws'")
-    mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
     return (_mss if key == "mss" else _mws)(mean, log_var, n, z, _check_bytes(max_chunk_bytes))
 
 
@@ -384,7 +389,7 @@ def aggregate_information(
     and ``num_scored`` (int, ``M``).
     """
     mean, log_var, n, z = _prepare_batch(mean, log_var, dataset_size, z, generator)
-    log_q_z, log_q_zj = log_aggregate_posterior(mean, log_var, n, method, z, max_chunk_bytes=max_chunk_bytes)
+    log_q_z, log_q_zj = _log_q(mean, log_var, n, z, method, max_chunk_bytes)  # checked once, above
     return _summarize(z, mean, log_var, log_q_z, log_q_zj)
 
 
