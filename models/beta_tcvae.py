@@ -25,12 +25,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tcx.validation import check_real
+from tcx.validation import check_choice, check_real
 from tcx.distributions import DiagonalGaussian
 from tcx.estimators import aggregate_information
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
-from tcx.errors import TcxError
 
 __all__ = ["BetaTCVAE", "ESTIMATORS"]
 
@@ -69,12 +68,10 @@ class BetaTCVAE(CorExVAE):
     ) -> None:
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             check_real(name, value, 0.0)
-        key = str(estimator).lower()
-        if key not in ESTIMATORS:
-            raise TcxError(
-                f"estimator={estimator!r} is not known: choose 'mss' (minibatch stratified sampling) "
-                "or 'mws' (minibatch weighted sampling)"
-            )
+        key = check_choice(
+            "estimator", estimator, ESTIMATORS, ignore_case=True,
+            hint="'mss' is minibatch stratified sampling, 'mws' minibatch weighted sampling",
+        )
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)

@@ -17,15 +17,13 @@ correlation of docs/math.md#gaussian-total-correlation is 0 exactly when ``C`` i
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor
 
 from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
 from tcx.tc_penalties import DIP_TYPES, dip_covariance, dip_penalty
-from tcx.errors import TcxError
+from tcx.validation import check_choice, check_real
 
 __all__ = ["DIPVAE"]
 
@@ -57,15 +55,11 @@ class DIPVAE(CorExVAE):
         lambda_d: float | None = None,
         **kwargs,
     ) -> None:
-        key = str(dip_type).lower()
-        if key not in DIP_TYPES:
-            raise TcxError(f"dip_type={dip_type!r} is not known: choose 'i' (DIP-VAE-I) or 'ii' (DIP-VAE-II)")
-        if not (isinstance(lambda_od, (int, float)) and math.isfinite(lambda_od) and lambda_od >= 0):
-            raise TcxError(f"lambda_od={lambda_od!r} is not allowed: it must be a finite number >= 0")
+        key = check_choice("dip_type", dip_type, DIP_TYPES, ignore_case=True, hint="'i' is DIP-VAE-I, 'ii' DIP-VAE-II")
+        lambda_od = check_real("lambda_od", lambda_od, 0.0)
         if lambda_d is None:
             lambda_d = 10.0 * lambda_od if key == "i" else float(lambda_od)
-        if not (isinstance(lambda_d, (int, float)) and math.isfinite(lambda_d) and lambda_d >= 0):
-            raise TcxError(f"lambda_d={lambda_d!r} is not allowed: it must be a finite number >= 0")
+        lambda_d = check_real("lambda_d", lambda_d, 0.0)
         self.dip_type = key
         self.lambda_od = float(lambda_od)
         self.lambda_d = float(lambda_d)

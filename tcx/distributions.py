@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tcx.errors import TcxError
-from tcx.validation import check_real
+from tcx.validation import check_choice, check_real
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -212,9 +212,5 @@ class GaussianLikelihood(Likelihood):
 
 def make_likelihood(name: str, scale: float = 0.1) -> Likelihood:
     """The likelihood called ``name``: ``'bernoulli'`` or ``'gaussian'`` (with ``scale``)."""
-    key = str(name).lower()
-    if key == "bernoulli":
-        return BernoulliLikelihood()
-    if key == "gaussian":
-        return GaussianLikelihood(scale)
-    raise TcxError(f"likelihood={name!r} is not known: choose 'bernoulli' or 'gaussian'")
+    key = check_choice("likelihood", name, ("bernoulli", "gaussian"), ignore_case=True)
+    return BernoulliLikelihood() if key == "bernoulli" else GaussianLikelihood(scale)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from numbers import Integral
 
 import torch
 from torch import Tensor
@@ -51,7 +50,7 @@ from tcx.distributions import (
     gaussian_log_density,
 )
 from tcx.errors import TcxError
-from tcx.validation import check_int
+from tcx.validation import check_choice, check_int, check_same_shape, check_tensor
 
 __all__ = [
     "rate_per_latent",
@@ -74,47 +73,23 @@ _METHODS = ("mws", "mss")
 
 
 def _check_tensor(name: str, value, *, ndim: int | None = None) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TcxError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if ndim is not None and value.dim() != ndim:
-        raise TcxError(
-            f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}"
-            + (": pass one row per data point and one column per latent, [M, D]" if ndim == 2 else "")
-        )
-    if not torch.is_floating_point(value):
-        raise TcxError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if value.numel() == 0:
-        raise TcxError(f"{name} must not be empty, got shape {tuple(value.shape)}")
-    if not bool(torch.isfinite(value).all()):
-        bad = int((~torch.isfinite(value)).sum())
-        raise TcxError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
-    return value
+    hint = "pass one row per data point and one column per latent, [M, D]" if ndim == 2 else None
+    return check_tensor(name, value, ndim=ndim, floating=True, nonempty=True, finite=True, hint=hint)
 
 
 def _check_posterior(mean, log_var) -> tuple[Tensor, Tensor]:
     mean = _check_tensor("mean", mean, ndim=2)
     log_var = _check_tensor("log_var", log_var, ndim=2)
-    if mean.shape != log_var.shape:
-        raise TcxError(
-            f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape [M, D]"
-        )
-    if mean.device != log_var.device:
-        raise TcxError(f"mean is on {mean.device} and log_var on {log_var.device}: put both on one device")
+    check_same_shape(("mean", mean), ("log_var", log_var), hint="[M, D]")
     return mean.double(), log_var.double()
 
 
 def _check_dataset_size(dataset_size, batch_size: int) -> int:
-    if isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral):
-        raise TcxError(f"dataset_size must be an integer >= 1, got {dataset_size!r}")
-    n = int(dataset_size)
-    if n < 1:
-        raise TcxError(f"dataset_size must be >= 1, got {n}")
-    if batch_size > n:
-        raise TcxError(
-            f"dataset_size={n} is smaller than the batch ({batch_size} rows of mean/log_var): the batch "
-            "is a sample without replacement from the dataset, so dataset_size must be >= the batch size"
-        )
-    return n
+    n = check_int("dataset_size", dataset_size, 1)
+    return check_int(
+        "dataset_size", n, batch_size,
+        hint=f"the batch of {batch_size} rows of mean/log_var is a sample without replacement from the dataset",
+    )
 
 
 def _sample_or_check_z(z, mean: Tensor, log_var: Tensor, generator) -> Tensor:
@@ -123,12 +98,7 @@ def _sample_or_check_z(z, mean: Tensor, log_var: Tensor, generator) -> Tensor:
         # densities are then evaluated at the drawn point in float64.
         return DiagonalGaussian(mean, log_var).rsample(generator).double()
     z = _check_tensor("z", z, ndim=2)
-    if z.shape != mean.shape:
-        raise TcxError(
-            f"z {tuple(z.shape)} must have the shape of mean {tuple(mean.shape)}: one sample per row"
-        )
-    if z.device != mean.device:
-        raise TcxError(f"z is on {z.device} and mean on {mean.device}: put both on one device")
+    check_same_shape(("z", z), ("mean", mean), hint="one sample per row")
     return z.double()
 
 
@@ -324,9 +294,7 @@ def log_aggregate_posterior(
 
 def _log_q(mean, log_var, n, z, method, max_chunk_bytes) -> tuple[Tensor, Tensor]:
     """``log_aggregate_posterior`` on a batch already checked by ``_prepare_batch``."""
-    key = str(method).lower()
-    if key not in _METHODS:
-        raise TcxError(f"method={method!r} is not known: choose 'mss' or 'mws'")
+    key = check_choice("method", method, _METHODS, ignore_case=True)
     return (_mss if key == "mss" else _mws)(mean, log_var, n, z, _check_bytes(max_chunk_bytes))
 
 
@@ -464,8 +432,7 @@ def aggregate_information_full(
     if num_scored is None:
         rows = None
     else:
-        if isinstance(num_scored, bool) or not isinstance(num_scored, Integral) or not 1 <= num_scored <= m:
-            raise TcxError(f"num_scored must be an integer in [1, {m}] (the number of points), got {num_scored!r}")
+        num_scored = check_int("num_scored", num_scored, 1, m, hint="the number of points")
         gen_device = generator.device if generator is not None else torch.device("cpu")
         rows = torch.randperm(m, generator=generator, device=gen_device)[: int(num_scored)].to(mean.device)
     zq = z if rows is None else z[rows]
@@ -563,13 +530,10 @@ def binary_pixel_entropy(x) -> Tensor:
     total, count, shape = None, 0, None
     for i, batch in enumerate(_pixel_batches(x)):
         name = "x" if isinstance(x, Tensor) else f"x (batch {i})"
-        if not isinstance(batch, Tensor):
-            raise TcxError(f"{name} must be a torch.Tensor, got {type(batch).__name__}")
+        check_tensor(name, batch, finite=True)
         if batch.dim() < 1 or batch.shape[0] == 0:
             raise TcxError(f"{name} must be [N, ...] with N >= 1, got shape {tuple(batch.shape)}")
         b = batch.double()
-        if not bool(torch.isfinite(b).all()):
-            raise TcxError(f"{name} contains non-finite value(s) (NaN or inf)")
         lo, hi = float(b.min()), float(b.max())
         if lo < 0.0 or hi > 1.0:
             raise TcxError(

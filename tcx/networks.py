@@ -19,7 +19,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 from tcx.errors import TcxError
-from tcx.validation import check_int
+from tcx.validation import check_choice, check_int
 
 __all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_networks", "NETWORKS"]
 
@@ -167,17 +167,16 @@ def build_networks(
     ``hidden_dims`` sets the MLP's hidden layer sizes (encoder order; the decoder mirrors them);
     the conv pair has the fixed architecture of Burgess et al. 2018.
     """
-    key = str(network).lower()  # latent_dim is checked where it enters: the model (models/base.py)
+    # latent_dim is checked where it enters: the model (models/base.py)
+    key = check_choice("network", network, NETWORKS, ignore_case=True)
     if key == "conv":
         if hidden_dims is not None:
             raise TcxError("hidden_dims applies to network='mlp' only; the conv pair is fixed")
         return ConvEncoder(input_shape, latent_dim), ConvDecoder(input_shape, latent_dim)
-    if key == "mlp":
-        hidden = tuple(hidden_dims) if hidden_dims is not None else (512, 256)
-        for i, h in enumerate(hidden):
-            check_int(f"hidden_dims[{i}]", h, 1)
-        return (
-            MLPEncoder(input_shape, latent_dim, hidden),
-            MLPDecoder(input_shape, latent_dim, tuple(reversed(hidden))),
-        )
-    raise TcxError(f"network={network!r} is not known: choose one of {NETWORKS}")
+    hidden = tuple(hidden_dims) if hidden_dims is not None else (512, 256)
+    for i, h in enumerate(hidden):
+        check_int(f"hidden_dims[{i}]", h, 1)
+    return (
+        MLPEncoder(input_shape, latent_dim, hidden),
+        MLPDecoder(input_shape, latent_dim, tuple(reversed(hidden))),
+    )

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.validation import check_choice, check_int, check_same_shape, check_shape
 
 __all__ = [
     "DIP_TYPES",
@@ -38,14 +39,10 @@ DIP_TYPES = ("i", "ii")
 
 
 def _check_batch(mean: Tensor, log_var: Tensor | None = None) -> None:
-    if mean.ndim != 2:
-        raise TcxError(f"mean must be [batch, latents], got shape {tuple(mean.shape)}")
-    if mean.shape[0] < 2:
-        raise TcxError(
-            f"a covariance over the batch needs at least 2 rows, got {mean.shape[0]}: use a batch size >= 2"
-        )
-    if log_var is not None and log_var.shape != mean.shape:
-        raise TcxError(f"mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} must have the same shape")
+    rows = check_shape("mean", mean, ("batch", "latents"))[0]
+    check_int("the batch size", rows, 2, hint="a covariance over the batch needs at least 2 rows")
+    if log_var is not None:
+        check_same_shape(("mean", mean), ("log_var", log_var))
 
 
 def dip_covariance(mean: Tensor, log_var: Tensor | None = None, dip_type: str = "i") -> Tensor:
@@ -60,9 +57,7 @@ def dip_covariance(mean: Tensor, log_var: Tensor | None = None, dip_type: str = 
     Covariances are the batch's maximum-likelihood estimates (divided by the batch size ``M``, not
     ``M - 1``), as in disentanglement_lib's ``compute_covariance_z_mean``.
     """
-    key = str(dip_type).lower()
-    if key not in DIP_TYPES:
-        raise TcxError(f"dip_type={dip_type!r} is not known: choose 'i' or 'ii'")
+    key = check_choice("dip_type", dip_type, DIP_TYPES, ignore_case=True)
     _check_batch(mean, log_var)
     centred = mean - mean.mean(dim=0, keepdim=True)
     cov = centred.T @ centred / mean.shape[0]
@@ -80,8 +75,7 @@ def dip_penalty(cov: Tensor, lambda_od: float, lambda_d: float) -> tuple[Tensor,
     Returns ``(penalty, off_diagonal, diagonal)`` with ``off_diagonal = sum_{i != j} C_ij^2`` and
     ``diagonal = sum_i (C_ii - 1)^2`` (both unweighted and dimensionless: squared covariances).
     """
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise TcxError(f"cov must be a square [D, D] matrix, got shape {tuple(cov.shape)}")
+    check_shape("cov", cov, ("D", "D"), hint="a square matrix")
     diag = torch.diagonal(cov)
     off = cov - torch.diag(diag)
     off_diagonal = off.pow(2).sum()
@@ -95,9 +89,7 @@ def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
     Kim and Mnih 2018, algorithm 1: the rows of the result are samples of ``prod_j q(z_j)``, the
     product of the marginals, whereas the rows of ``z`` are samples of ``q(z)``.
     """
-    if z.ndim != 2:
-        raise TcxError(f"z must be [batch, latents], got shape {tuple(z.shape)}")
-    m, d = z.shape
+    m, d = check_shape("z", z, ("batch", "latents"))
     gen_device = generator.device if generator is not None else z.device
     perms = torch.stack([torch.randperm(m, generator=generator, device=gen_device) for _ in range(d)], dim=1)
     return torch.gather(z, 0, perms.to(z.device))
@@ -111,8 +103,7 @@ def density_ratio_tc(logits: Tensor) -> Tensor:
     ``TC(Z) = KL(q(z) || prod_j q(z_j)) ~= E_q[log D(z) / (1 - D(z))] = E_q[logit_0 - logit_1]``
     (Kim and Mnih 2018, eq. 3, the density-ratio trick).
     """
-    if logits.ndim != 2 or logits.shape[1] != 2:
-        raise TcxError(f"logits must be [batch, 2], got shape {tuple(logits.shape)}")
+    check_shape("logits", logits, ("batch", 2))
     logits = logits.float()
     return (logits[:, 0] - logits[:, 1]).mean()
 

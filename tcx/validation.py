@@ -1,8 +1,10 @@
-"""Argument checks shared by every part of tcx: one message format for a bad number or choice.
+"""Argument checks shared by every part of tcx: one message format for a bad number, choice, shape or length.
 
-Each check raises :class:`tcx.errors.TcxError` (a ``ValueError``) naming the argument, the value it got and what is allowed, and
-returns the value in its plain Python type. ``bool`` is refused where a number is asked for
-(``True`` is an ``int`` to Python, never what a user meant by a count).
+Each check raises :class:`tcx.errors.TcxError` (a ``ValueError``) naming the argument, the value
+it got and what is allowed (with an optional reason, ``hint``), and returns the value in its plain
+type. ``bool`` is refused where a number is asked for (``True`` is an ``int`` to Python, never what
+a user meant by a count). The metric functions' array checks (``tcx/metrics/_validate.py``) build
+on these for numpy inputs.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ import math
 import numbers
 from typing import Sequence
 
+import torch
+
 from tcx.errors import TcxError
 
-__all__ = ["check_int", "check_real", "check_choice", "check_probability"]
+__all__ = [
+    "check_int", "check_real", "check_choice", "check_probability",
+    "check_tensor", "check_shape", "check_same_shape", "check_length",
+]
 
 
 def _why(hint: str | None) -> str:
@@ -90,8 +97,89 @@ def check_probability(name: str, value, low: float = 0.0, high: float = 1.0) -> 
     return check_real(name, value, low, high)
 
 
-def check_choice(name: str, value, choices: Sequence[str], *, hint: str | None = None) -> str:
-    """``value`` if it is one of ``choices``; else ``ValueError`` listing them."""
-    if value not in choices:
+def check_choice(
+    name: str, value, choices: Sequence[str], *, hint: str | None = None, ignore_case: bool = False
+) -> str:
+    """``value`` if it is one of ``choices`` (``value.lower()`` when ``ignore_case``); else
+    ``ValueError`` listing them."""
+    key = str(value).lower() if ignore_case and isinstance(value, str) else value
+    if key not in choices:
         raise TcxError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}{_why(hint)}")
+    return key
+
+
+def _dims_text(dims: Sequence) -> str:
+    return "[" + ", ".join("..." if d is Ellipsis else str(d) for d in dims) + "]"
+
+
+def check_tensor(
+    name: str,
+    value,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    floating: bool = False,
+    finite: bool = False,
+    nonempty: bool = False,
+    hint: str | None = None,
+) -> torch.Tensor:
+    """``value`` if it is a ``torch.Tensor`` with ``ndim`` dimensions (one of them, given a
+    sequence), of a floating dtype when ``floating``, with no NaN or inf when ``finite`` and at
+    least one element when ``nonempty``; else ``ValueError`` naming ``name`` and what failed."""
+    why = _why(hint)
+    if not isinstance(value, torch.Tensor):
+        raise TcxError(f"{name} must be a torch.Tensor, got {type(value).__name__}{why}")
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim or ())
+    if allowed and value.dim() not in allowed:
+        want = " or ".join(str(a) for a in allowed)
+        raise TcxError(f"{name} must have {want} dimensions, got shape {tuple(value.shape)}{why}")
+    if floating and not value.is_floating_point():
+        raise TcxError(f"{name} must be a floating-point tensor, got dtype {value.dtype}{why}")
+    if nonempty and value.numel() == 0:
+        raise TcxError(f"{name} must not be empty, got shape {tuple(value.shape)}{why}")
+    if finite and not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise TcxError(f"{name} contains {bad} non-finite value(s) (NaN or inf){why}")
+    return value
+
+
+def check_shape(name: str, value, dims: Sequence, *, hint: str | None = None) -> tuple[int, ...]:
+    """The shape of ``value`` (a tensor or array) as a tuple, if it matches ``dims``: an ``int``
+    entry must be that size, a ``str`` entry (a label such as ``"N"``) may be any size, and the
+    same label twice must be the same size; a leading ``...`` allows any leading dimensions. Else
+    ``ValueError`` showing ``dims`` and the shape."""
+    shape = tuple(int(s) for s in value.shape)
+    dims = tuple(dims)
+    pattern = dims[1:] if dims and dims[0] is Ellipsis else dims
+    ok = len(shape) >= len(pattern) if len(pattern) != len(dims) else len(shape) == len(pattern)
+    tail = shape[len(shape) - len(pattern):] if ok else ()
+    seen: dict[str, int] = {}
+    for want, got in zip(pattern, tail):
+        if isinstance(want, str):
+            ok = ok and seen.setdefault(want, got) == got
+        else:
+            ok = ok and int(want) == got
+    if not ok:
+        raise TcxError(f"{name} must be {_dims_text(dims)}, got shape {shape}{_why(hint)}")
+    return shape
+
+
+def check_same_shape(*named, hint: str | None = None) -> tuple[int, ...]:
+    """The common shape of ``(name, tensor)`` pairs; else ``ValueError`` listing every shape (or
+    the devices, when the tensors are on more than one)."""
+    shapes = [tuple(int(s) for s in t.shape) for _, t in named]
+    if len(set(shapes)) > 1:
+        listed = " and ".join(f"{n} {s}" for (n, _), s in zip(named, shapes))
+        raise TcxError(f"{listed} must have the same shape{_why(hint)}")
+    devices = {getattr(t, "device", None) for _, t in named} - {None}
+    if len(devices) > 1:
+        listed = " and ".join(f"{n} on {getattr(t, 'device', None)}" for n, t in named)
+        raise TcxError(f"{listed}: put them on one device{_why(hint)}")
+    return shapes[0] if shapes else ()
+
+
+def check_length(name: str, value, size: int, of: str, *, hint: str | None = None):
+    """``value`` if ``len(value) == size``; else ``ValueError`` saying ``name`` has so many
+    entries for ``size`` ``of`` (e.g. ``"rows"``)."""
+    if len(value) != size:
+        raise TcxError(f"{name} has {len(value)} entries for {size} {of}{_why(hint)}")
     return value

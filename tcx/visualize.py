@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
-from tcx.validation import check_int, check_real
+from tcx.validation import check_int, check_length, check_real, check_shape, check_tensor
 
 __all__ = [
     "ANCHOR_COLOR",
@@ -70,8 +70,7 @@ def as_image_batch(x) -> Tensor:
         t = t.reshape(n, 1, s, s) if s * s == d else t.reshape(n, 1, 1, d).expand(n, 1, 8, d)
     elif t.dim() == 3:
         t = t.unsqueeze(1)
-    if t.dim() != 4:
-        raise TcxError(f"images must be [N, C, H, W] (or [N, H, W], or vectors [N, n]), got shape {tuple(t.shape)}")
+    check_shape("images", t, ("N", "C", "H", "W"), hint="or [N, H, W], or vectors [N, n]")
     if t.shape[1] not in (1, 3):
         t = t[:, :1]
     t = t.float().cpu()
@@ -161,8 +160,7 @@ def image_grid(
         t = torch.as_tensor(images) if not isinstance(images, Tensor) else images
         if t.dim() == 4:
             t = t.unsqueeze(0)
-        if t.dim() != 5:
-            raise TcxError(f"images must be [rows, cols, C, H, W] or [N, C, H, W], got shape {tuple(t.shape)}")
+        check_shape("images", t, ("rows", "cols", "C", "H", "W"), hint="or [N, C, H, W]")
         rgb = to_uint8(t.reshape(-1, *t.shape[2:])).reshape(t.shape[0], t.shape[1], *t.shape[3:], 3)
     rows, cols = int(rgb.shape[0]), int(rgb.shape[1])
     if rows == 0 or cols == 0:
@@ -177,14 +175,15 @@ def image_grid(
             raise TcxError(f"groups={list(groups)} must be positive widths that add up to the {cols} columns")
     group_of = [g for g, size in enumerate(sizes) for _ in range(size)]
     starts = [sum(sizes[:g]) for g in range(len(sizes))]
-    if row_labels is not None and len(row_labels) != rows:
-        raise TcxError(f"row_labels has {len(row_labels)} entries for {rows} rows")
-    if row_marks is not None and len(row_marks) != rows:
-        raise TcxError(f"row_marks has {len(row_marks)} entries for {rows} rows")
-    if group_labels is not None and len(group_labels) != len(sizes):
-        raise TcxError(f"group_labels has {len(group_labels)} entries for {len(sizes)} groups")
-    if scale < 1 or padding < 0 or group_gap < 0:
-        raise TcxError(f"scale must be >= 1 and padding, group_gap >= 0; got {scale}, {padding}, {group_gap}")
+    if row_labels is not None:
+        check_length("row_labels", row_labels, rows, "rows")
+    if row_marks is not None:
+        check_length("row_marks", row_marks, rows, "rows")
+    if group_labels is not None:
+        check_length("group_labels", group_labels, len(sizes), "groups")
+    scale = check_int("scale", scale, 1)
+    padding = check_int("padding", padding, 0)
+    group_gap = check_int("group_gap", group_gap, 0)
 
     tiles = rgb.reshape(rows * cols, *rgb.shape[2:])  # [R*K, h, w, 3]
     if scale > 1:
@@ -255,11 +254,8 @@ def save_png(picture: np.ndarray, path) -> None:
 def traversal_codes(base: Tensor, latent: int, values: Tensor) -> Tensor:
     """Codes ``[B, K, D]``: each base code ``[B, D]`` with latent ``latent`` set to each of the
     ``K`` ``values`` in turn; every other latent keeps its base value."""
-    if base.dim() != 2:
-        raise TcxError(f"base must be [B, D] codes, got shape {tuple(base.shape)}")
-    d = base.shape[1]
-    if not 0 <= int(latent) < d:
-        raise TcxError(f"latent={latent} is out of range: the codes have latents 0 .. {d - 1}")
+    d = check_shape("base", base, ("B", "D"), hint="one row of codes per base point")[1]
+    latent = check_int("latent", latent, 0, d - 1, hint=f"the codes have {d} latents")
     values = torch.as_tensor(values, dtype=base.dtype, device=base.device).reshape(-1)
     codes = base[:, None, :].repeat(1, values.numel(), 1)
     codes[:, :, int(latent)] = values[None, :]
@@ -285,8 +281,7 @@ def latent_traversal(
     values = torch.as_tensor(values, dtype=base.dtype, device=base.device)
     if values.dim() == 1:
         values = values[None, :].expand(d, -1)
-    if values.dim() != 2 or values.shape[0] != d:
-        raise TcxError(f"values must be [K] or [D={d}, K], got shape {tuple(values.shape)}")
+    check_shape("values", values, (d, "K"), hint=f"or [K]; the codes have D={d} latents")
     latents = list(range(d)) if latents is None else [int(j) for j in latents]
     codes = torch.stack([traversal_codes(base, j, values[j]) for j in latents])  # [L, B, K, D]
     flat = codes.reshape(-1, d)
@@ -325,8 +320,7 @@ def traversal_values(
         clipped = probs.clamp(1e-6, 1 - 1e-6)
         return torch.special.ndtri(clipped).float().expand(latent_dim, -1).clone()
     s = torch.as_tensor(samples).double().cpu()
-    if s.dim() != 2 or s.shape[0] < 1:
-        raise TcxError(f"samples must be [N >= 1, D], got shape {tuple(s.shape)}")
+    check_tensor("samples", s, ndim=2, nonempty=True, hint="[N >= 1, D]")
     return torch.quantile(s, probs, dim=0).T.float().contiguous()
 
 
@@ -362,8 +356,7 @@ def traversal_frames(
     grid_shape(1, B, (scale * H, scale * W), padding=padding)``.
     """
     t = torch.as_tensor(images) if not isinstance(images, Tensor) else images
-    if t.dim() != 5:
-        raise TcxError(f"images must be [B, K, C, H, W], got shape {tuple(t.shape)}")
+    check_shape("images", t, ("B", "K", "C", "H", "W"))
     num_b, k_steps = int(t.shape[0]), int(t.shape[1])
     grey = t.shape[2] == 1
     rgb = to_uint8(t.reshape(-1, *t.shape[2:])).reshape(num_b, k_steps, *t.shape[3:], 3)
@@ -418,8 +411,7 @@ def encode_gif(frames: Sequence[np.ndarray], fps: float = 4.0) -> bytes:
 def _latent_labels(d: int, names: Sequence[str] | None) -> list[str]:
     if names is None:
         return [f"z{j}" for j in range(d)]
-    if len(names) != d:
-        raise TcxError(f"latent_names has {len(names)} entries for {d} latents")
+    check_length("latent_names", names, d, "latents")
     return [str(n) for n in names]
 
 
@@ -459,8 +451,7 @@ def information_chart(
     handles = [Patch(facecolor="#9fc5e8", edgecolor="#444444", label="rate E KL_j (upper bound)")]
     if estimate is not None:
         est = np.asarray(torch.as_tensor(estimate, dtype=torch.float64).cpu()).reshape(-1)
-        if est.size != d:
-            raise TcxError(f"estimate has {est.size} entries, rate {d}")
+        check_length("estimate", est, d, "latents of the rate")
         colors = ["#e06c00" if j in anchor_set else "#3d85c6" for j in range(d)]
         bars = ax.bar(x + bar_width / 2, est, bar_width, color=colors, edgecolor="#444444", linewidth=0.6)
         for bar, h in zip(bars, hatches):
@@ -499,11 +490,8 @@ def mi_heatmap(
     from matplotlib.figure import Figure
 
     m = np.asarray(torch.as_tensor(matrix, dtype=torch.float64).cpu())
-    if m.ndim != 2:
-        raise TcxError(f"matrix must be [D, K], got shape {m.shape}")
-    d, k = m.shape
-    if len(factor_names) != k:
-        raise TcxError(f"factor_names has {len(factor_names)} entries for {k} columns")
+    d, k = check_shape("matrix", m, ("D", "K"))
+    check_length("factor_names", factor_names, k, "columns")
     labels = _latent_labels(d, latent_names)
     anchor_set = {int(a) for a in anchors}
     label_in = 0.15 + 0.075 * max(len(str(n)) for n in (labels + [""]))

@@ -122,7 +122,7 @@ def test_unknown_class_names_are_refused(args, message, capsys):
         (["--model.anchors", "12"], "anchors=12: the number of anchors must be between 1 and latent_dim=10"),
         (["--model.anchors", "[0, 10]"], r"indices \[10\] are out of range"),
         (["--model.anchor_beta", "1.0"], r"anchor_beta must be a number in \[0.0, 1.0\), got 1.0"),
-        (["--model.network", "resnet"], "network='resnet' is not known"),
+        (["--model.network", "resnet"], "network must be one of .*got 'resnet'"),
     ],
 )
 def test_bad_model_arguments_fail_before_training(tmp_path, monkeypatch, capsys, args, message):

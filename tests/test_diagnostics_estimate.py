@@ -62,5 +62,5 @@ def test_full_with_dataset_size_is_the_mss_estimator_on_all_points():
     sub = aggregate_information_full(mean, log_var, z=z, dataset_size=10_000, num_scored=300,
                                      generator=torch.Generator().manual_seed(0))
     assert torch.allclose(sub["total_correlation"], a["total_correlation"], atol=1e-10)
-    with pytest.raises(ValueError, match="dataset_size=100 is smaller than the batch"):
+    with pytest.raises(ValueError, match="dataset_size must be an integer >= 300, got 100"):
         aggregate_information_full(mean, log_var, dataset_size=100)

@@ -467,13 +467,13 @@ def test_bad_input_names_the_argument():
         aggregate_information(torch.zeros(8), log_var, 100)
     with pytest.raises(ValueError, match="z"):
         aggregate_information(mean, log_var, 100, z=torch.zeros(8, 4))
-    with pytest.raises(ValueError, match="dataset_size=4 is smaller than the batch"):
+    with pytest.raises(ValueError, match=r"dataset_size must be an integer >= 8, got 4 \(the batch of 8 rows"):
         aggregate_information(mean, log_var, 4)
-    with pytest.raises(ValueError, match="dataset_size=4 is smaller than the batch"):
+    with pytest.raises(ValueError, match=r"dataset_size must be an integer >= 8, got 4 \(the batch of 8 rows"):
         log_aggregate_posterior(mean, log_var, 4, method="mws")
-    with pytest.raises(ValueError, match="dataset_size must be >= 1"):
+    with pytest.raises(ValueError, match="dataset_size must be an integer >= 1"):
         aggregate_information(mean, log_var, 0)
-    with pytest.raises(ValueError, match="dataset_size must be >= 1"):
+    with pytest.raises(ValueError, match="dataset_size must be an integer >= 1"):
         log_aggregate_posterior(mean, log_var, -5)
     with pytest.raises(ValueError, match="dataset_size must be an integer"):
         aggregate_information(mean, log_var, 100.5)

@@ -84,9 +84,9 @@ def test_conv_network_architecture():
     [
         ({"input_shape": (1, 28, 28)}, "H and W must be multiples of 16"),
         ({"input_shape": (784,)}, "network='conv' needs images"),
-        ({"network": "transformer"}, "network='transformer' is not known"),
+        ({"network": "transformer"}, "network must be one of .*got 'transformer'"),
         ({"latent_dim": 0}, "latent_dim must be an integer >= 1"),
-        ({"likelihood": "poisson"}, "likelihood='poisson' is not known"),
+        ({"likelihood": "poisson"}, "likelihood must be one of .*got 'poisson'"),
         ({"anchors": 11}, "anchors=11"),
         ({"anchors": [0, 0]}, "must be distinct"),
         ({"anchors": [-1]}, "out of range"),

@@ -180,7 +180,7 @@ def _cli_error(capsys, argv) -> str:
         (["--model.beta", "0.1"], r"anchor_beta=0.2 >= beta=0.1 is not allowed"),
         (["--data.batch_size", "0"], "batch_size must be an integer >= 1, got 0"),
         (["--model.lr", "0"], r"lr must be a number in \(0.0, inf\), got 0"),
-        (["--model.network", "bogus"], "network='bogus' is not known"),
+        (["--model.network", "bogus"], "network must be one of .*got 'bogus'"),
     ],
 )
 def test_bad_arguments_are_one_paragraph_and_exit_2(tmp_path, monkeypatch, capsys, args, message):

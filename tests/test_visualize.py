@@ -19,7 +19,7 @@ def test_traversal_codes_change_only_the_traversed_latent():
         others = [i for i in range(5) if i != j]
         assert torch.equal(codes[:, :, others], base[:, None, others].expand(-1, 7, -1))
         assert torch.equal(codes[:, :, j], values[None].expand(3, -1))
-    with pytest.raises(ValueError, match="latent=5 is out of range"):
+    with pytest.raises(ValueError, match=r"latent must be an integer in \[0, 4\], got 5"):
         viz.traversal_codes(base, 5, values)
 
 
@@ -154,7 +154,7 @@ def test_information_chart_and_heatmap_render_with_anchor_colours():
     assert heat.dtype == np.uint8 and heat.shape[2] == 3
     with pytest.raises(ValueError, match="factor_names has 2 entries for 3 columns"):
         viz.mi_heatmap(torch.rand(4, 3), ["a", "b"])
-    with pytest.raises(ValueError, match="estimate has 3 entries, rate 4"):
+    with pytest.raises(ValueError, match="estimate has 3 entries for 4 latents of the rate"):
         viz.information_chart(rate, est[:3])
 
 
