@@ -43,7 +43,7 @@ from tcx.distributions import DiagonalGaussian, StandardNormal, make_likelihood
 from tcx.networks import build_networks
 from tcx.errors import DivergedError, TcxError
 from tcx.objective import CorExObjective, CorExTerms
-from tcx.validation import check_int, check_real
+from tcx.validation import check_int, check_real, check_shape
 
 __all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
 
@@ -213,13 +213,15 @@ class CorExVAE(pl.LightningModule):
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def _check_input(self, x: Tensor) -> None:
+        check_shape(
+            f"{type(self).__name__}.encode's x", x, ("batch", *self.input_shape),
+            hint=f"input_shape={self.input_shape}",
+        )
+
     def encode(self, x: Tensor) -> DiagonalGaussian:
         """The posterior ``p(z|x)`` for a batch ``x`` of shape ``[B, *input_shape]``."""
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise TcxError(
-                f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
-                f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
-            )
+        self._check_input(x)
         mean, log_var = self._network("encoder")(self._prepare(x))
         return DiagonalGaussian(mean, log_var)
 

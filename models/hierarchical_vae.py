@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from tcx.validation import check_int, check_real
+from tcx.validation import check_int, check_length, check_real, check_shape
 from tcx.distributions import DiagonalGaussian, StandardNormal
 from tcx.estimators import aggregate_information
 from tcx.hierarchical import HierarchicalTerms, hierarchical_bound, mixture_information
@@ -93,12 +93,10 @@ class HierarchicalVAE(CorExVAE):
                 f"HierarchicalVAE takes layer_sizes (units per layer, bottom first), not latent_dim "
                 f"(got latent_dim={kwargs['latent_dim']!r}): e.g. layer_sizes=[10, 10]"
             )
-        try:
-            sizes = tuple(int(s) for s in layer_sizes)
-        except (TypeError, ValueError):
-            raise TcxError(f"layer_sizes must be a list of positive ints, got {layer_sizes!r}") from None
-        if not sizes or any(s < 1 for s in sizes):
-            raise TcxError(f"layer_sizes must be a non-empty list of positive ints, got {list(sizes)}")
+        if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
+            raise TcxError(f"layer_sizes must be a list of positive ints, got {layer_sizes!r}")
+        check_int("the number of layers (len(layer_sizes))", len(layer_sizes), 1)
+        sizes = tuple(check_int(f"layer_sizes[{i}]", s, 1) for i, s in enumerate(layer_sizes))
         hidden = tuple(check_int(f"layer_hidden_dims[{i}]", h, 1) for i, h in enumerate(layer_hidden_dims))
         check_int("information_samples", information_samples, 0)
         self.layer_sizes = sizes
@@ -133,11 +131,10 @@ class HierarchicalVAE(CorExVAE):
         if anchors is None:
             return tuple(() for _ in sizes)
         anchors = list(anchors)
-        if len(anchors) != len(sizes):
-            raise TcxError(
-                f"anchors has {len(anchors)} entries for {len(sizes)} layers: give one per layer, "
-                "bottom first, a list of unit indices ([] for none) or a count"
-            )
+        check_length(
+            "anchors", anchors, len(sizes), "layers",
+            hint="give one per layer, bottom first, a list of unit indices ([] for none) or a count",
+        )
         out = []
         for l, (a, size) in enumerate(zip(anchors, sizes), start=1):
             if not isinstance(a, int) and len(list(a)) == 0:
@@ -199,13 +196,6 @@ class HierarchicalVAE(CorExVAE):
         return self.layer_weights()[0]
 
     # ------------------------------------------------------------ callback interface
-    def _check_input(self, x: Tensor) -> None:
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise TcxError(
-                f"{type(self).__name__}.encode: x has shape {tuple(x.shape)}, the model takes "
-                f"[batch, *{self.input_shape}] (input_shape={self.input_shape})"
-            )
-
     def encode(self, x: Tensor, layer: int | None = None) -> DiagonalGaussian:
         """The Gaussian of layer ``layer`` (default :attr:`encode_layer`) for a batch ``x``: exact
         ``p(z^1|x)`` for layer 1, ``p(z^l|z^{l-1})`` along the posterior means below for ``l >= 2``."""
@@ -227,8 +217,7 @@ class HierarchicalVAE(CorExVAE):
         :attr:`encode_layer`), going down the chain through the means of ``q(z^{l-1}|z^l)``."""
         layer = self._encode_layer if layer is None else self._check_layer(layer)
         size = self.layer_sizes[layer - 1]
-        if z.ndim != 2 or z.shape[1] != size:
-            raise TcxError(f"layer {layer} has {size} units; z must be [batch, {size}], got {tuple(z.shape)}")
+        check_shape("z", z, ("batch", size), hint=f"layer {layer} has {size} units")
         for i in range(layer - 1, 0, -1):
             z = self.down[i - 1](z)[0]
         return self._network("decoder")(z)
@@ -298,12 +287,10 @@ class HierarchicalVAE(CorExVAE):
                 "HierarchicalVAE.layer_information needs the training set's size N: fit with a datamodule "
                 "that declares `dataset_size`, or call `model.attach_data(dataset_size=N)`"
             )
-        m = int(x.shape[0])
-        if not 2 <= m <= self.dataset_size:
-            raise TcxError(
-                f"HierarchicalVAE.layer_information takes a batch of 2 to dataset_size={self.dataset_size} "
-                f"points, got {m}"
-            )
+        check_int(
+            "HierarchicalVAE.layer_information's batch size", int(x.shape[0]), 2, self.dataset_size,
+            hint="from 2 points to the training set's dataset_size",
+        )
         posteriors, samples = self._sample_chain(x)
         return self._layer_information(posteriors, samples, self.dataset_size)
 

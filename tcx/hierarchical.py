@@ -43,11 +43,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from tcx.validation import check_int
+from tcx.validation import check_int, check_length, check_same_shape, check_shape
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal, gaussian_log_density
 from tcx.estimators import mss_log_weights
 from tcx.objective import CorExTerms, as_weight_vector
-from tcx.errors import TcxError
 
 __all__ = ["HierarchicalTerms", "hierarchical_bound", "mixture_information"]
 
@@ -90,27 +89,16 @@ class HierarchicalTerms(CorExTerms):
 
 
 def _check_layers(posteriors, samples, conditionals) -> int:
-    num = len(posteriors)
-    if num < 1:
-        raise TcxError("hierarchical_bound needs at least one layer (posteriors is empty)")
-    if len(samples) != num:
-        raise TcxError(f"{num} posteriors but {len(samples)} samples: give one sample z^l per layer")
-    if len(conditionals) != num - 1:
-        raise TcxError(
-            f"{num} layers need {num - 1} top-down conditionals q(z^l|z^(l+1)) for l = 1..{num - 1}, "
-            f"got {len(conditionals)}"
-        )
+    num = check_int("the number of layers (len(posteriors))", len(posteriors), 1)
+    check_length("samples", samples, num, "layers", hint="one sample z^l per layer")
+    check_length(
+        "conditionals", conditionals, num - 1, "layers above the first",
+        hint=f"the top-down q(z^l|z^(l+1)) for l = 1..{num - 1}",
+    )
     for i, (post, z) in enumerate(zip(posteriors, samples)):
-        if post.mean.shape != z.shape:
-            raise TcxError(
-                f"layer {i + 1}: the sample {tuple(z.shape)} does not match its posterior {tuple(post.mean.shape)}"
-            )
+        check_same_shape((f"layer {i + 1}'s sample", z), ("its posterior", post.mean))
     for i, cond in enumerate(conditionals):
-        if cond.mean.shape != samples[i].shape:
-            raise TcxError(
-                f"layer {i + 1}: q(z^{i + 1}|z^{i + 2}) is over {tuple(cond.mean.shape)}, the layer's "
-                f"sample is {tuple(samples[i].shape)}"
-            )
+        check_same_shape((f"q(z^{i + 1}|z^{i + 2})", cond.mean), (f"layer {i + 1}'s sample", samples[i]))
     return num
 
 
@@ -146,11 +134,9 @@ def hierarchical_bound(
     num = _check_layers(posteriors, samples, conditionals)
     if layer is None:
         layer = num
-    if not 1 <= int(layer) <= num:
-        raise TcxError(f"layer={layer} is out of range: layers are numbered 1 .. {num}")
+    layer = check_int("layer", layer, 1, num, hint="layers are numbered from 1, bottom first")
     batch = x.shape[0]
-    if params.shape != x.shape:
-        raise TcxError(f"decoder output {tuple(params.shape)} does not match x {tuple(x.shape)}")
+    check_same_shape(("decoder output", params), ("x", x))
 
     reconstruction = likelihood.log_prob(params, x).reshape(batch, -1).sum(dim=1).mean()
     informativeness = [reconstruction]
@@ -164,8 +150,7 @@ def hierarchical_bound(
 
     if weights is None:
         weights = [1.0] * num
-    if len(weights) != num:
-        raise TcxError(f"weights has {len(weights)} entries for {num} layers: give one per layer")
+    check_length("weights", weights, num, "layers", hint="give one per layer")
     layer_rate = [r.sum() for r in rates]
     rate = torch.stack(layer_rate).sum()
     weighted = []
@@ -215,13 +200,9 @@ def mixture_information(z: Tensor, mean: Tensor, log_var: Tensor, dataset_size: 
     ``I(Z^{l-1};Z^l)``, which bounds ``I(X;Z^l)`` from above by the data processing inequality).
     Computed in float64, without gradients.
     """
-    if mean.ndim != 3 or mean.shape != log_var.shape:
-        raise TcxError(
-            f"mean and log_var must both be [M, K, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}"
-        )
-    m, k, d = mean.shape
-    if z.shape != (m, d):
-        raise TcxError(f"z must be [M, D] = [{m}, {d}], got {tuple(z.shape)}")
+    m, k, d = check_shape("mean", mean, ("M", "K", "D"))
+    check_same_shape(("mean", mean), ("log_var", log_var))
+    check_shape("z", z, (m, d), hint="one code per row of mean: [M, D]")
     check_int("dataset_size (at least the batch size)", dataset_size, m)
     with torch.no_grad():
         zd, mu, lv = z.double(), mean.double(), log_var.double()

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from tcx.distributions import DiagonalGaussian, Likelihood, StandardNormal
 from tcx.errors import TcxError
+from tcx.validation import check_same_shape, check_shape
 
 __all__ = ["CorExTerms", "CorExObjective", "as_weight_vector"]
 
@@ -177,19 +178,9 @@ class CorExObjective(nn.Module):
         params: Tensor,
         input_entropy: Tensor | float | None = None,
     ) -> CorExTerms:
-        if posterior.mean.ndim != 2 or posterior.mean.shape[1] != self.latent_dim:
-            raise TcxError(
-                f"posterior must be [batch, {self.latent_dim}], got {tuple(posterior.mean.shape)}"
-            )
-        batch = x.shape[0]
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise TcxError(
-                f"x has shape {tuple(x.shape)}; this objective expects [batch, *{self.input_shape}]"
-            )
-        if params.shape != x.shape:
-            raise TcxError(
-                f"decoder output {tuple(params.shape)} does not match x {tuple(x.shape)}"
-            )
+        batch = check_shape("x", x, ("batch", *self.input_shape), hint="the objective's input_shape")[0]
+        check_shape("posterior mean", posterior.mean, (batch, self.latent_dim), hint="[batch, latent_dim]")
+        check_same_shape(("decoder output", params), ("x", x))
 
         log_lik = likelihood.log_prob(params, x).reshape(batch, -1)  # [B, n] nats per input
         reconstruction = log_lik.sum(dim=1).mean()

@@ -410,9 +410,9 @@ def test_hierarchical_bound_refuses_mismatched_layers():
     from tcx.distributions import BernoulliLikelihood, StandardNormal
 
     x = torch.zeros(2, 4)
-    with pytest.raises(ValueError, match="2 layers need 1 top-down conditionals"):
+    with pytest.raises(ValueError, match="conditionals has 0 entries for 1 layers above the first"):
         hierarchical_bound(x, x, BernoulliLikelihood(), [post, post], [post.mean, post.mean], [], StandardNormal(3))
-    with pytest.raises(ValueError, match="layer=3 is out of range"):
+    with pytest.raises(ValueError, match=r"layer must be an integer in \[1, 1\], got 3"):
         hierarchical_bound(x, x, BernoulliLikelihood(), [post], [post.mean], [], StandardNormal(3), layer=3)
     # the layer weights go through the objective's one validation (tcx.objective.as_weight_vector)
     with pytest.raises(ValueError, match="weights for layer 1 must be non-negative"):
@@ -449,6 +449,18 @@ def test_mixture_information_matches_mss_and_a_brute_force_sum():
     assert mixture_information(z, mean, log_var, n).item() == pytest.approx(total / m, rel=1e-9)
 
 
+def test_mixture_information_refuses_mismatched_shapes():
+    mean, log_var, z = torch.zeros(4, 2, 3), torch.zeros(4, 2, 3), torch.zeros(4, 3)
+    with pytest.raises(ValueError, match=r"mean must be \[M, K, D\], got shape \(4, 3\)"):
+        mixture_information(z, mean[:, 0], log_var, 10)
+    with pytest.raises(ValueError, match=r"mean \(4, 2, 3\) and log_var \(4, 2, 2\) must have the same shape"):
+        mixture_information(z, mean, log_var[..., :2], 10)
+    with pytest.raises(ValueError, match=r"z must be \[4, 3\], got shape \(3, 3\)"):
+        mixture_information(z[:3], mean, log_var, 10)
+    with pytest.raises(ValueError, match=r"dataset_size .* must be an integer >= 4, got 3"):
+        mixture_information(z, mean, log_var, 3)
+
+
 def test_hierarchical_layer_interface():
     torch.manual_seed(0)
     m = HierarchicalVAE(layer_sizes=[5, 3], layer_hidden_dims=[8], anchors=[[0, 2], [1]], **SMALL).eval()
@@ -469,6 +481,14 @@ def test_hierarchical_layer_interface():
         HierarchicalVAE(latent_dim=4)
     with pytest.raises(ValueError, match="anchors has 1 entries for 2 layers"):
         HierarchicalVAE(layer_sizes=[4, 2], anchors=[[0]])
+    with pytest.raises(ValueError, match=r"layer_sizes\[1\] must be an integer >= 1, got 0"):
+        HierarchicalVAE(layer_sizes=[4, 0])
+    with pytest.raises(ValueError, match=r"len\(layer_sizes\)\) must be an integer >= 1, got 0"):
+        HierarchicalVAE(layer_sizes=[])
+    with pytest.raises(ValueError, match=r"z must be \[batch, 5\], got shape \(2, 4\) \(layer 1 has 5 units\)"):
+        m.decode(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"encode's x must be \[batch, 16\], got shape \(4, 15\)"):
+        m.encode(torch.zeros(4, 15))
     # the per-layer information estimate is a diagnostic outside the loss: layer_information
     # computes it when the dataset size is known, the step no longer reports it
     with pytest.raises(ValueError, match=r"attach_data\(dataset_size=N\)"):
@@ -477,7 +497,7 @@ def test_hierarchical_layer_interface():
     info = m.layer_information(_x(16))
     assert len(info) == 2 and all(v.item() >= -0.05 for v in info)
     assert not any(k.endswith("mutual_info") for k in m.step_terms(_x(16)).reported)
-    with pytest.raises(ValueError, match="batch of 2 to dataset_size=1000 points, got 1"):
+    with pytest.raises(ValueError, match=r"batch size must be an integer in \[2, 1000\], got 1"):
         m.layer_information(_x(1))
 
 

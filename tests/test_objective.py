@@ -138,8 +138,10 @@ def test_shape_mismatches_are_refused():
     obj = CorExObjective(D, SHAPE)
     with pytest.raises(ValueError, match="decoder output"):
         obj(post, StandardNormal(D), BernoulliLikelihood(), x, logits[:, :, :2])
-    with pytest.raises(ValueError, match="posterior must be"):
+    with pytest.raises(ValueError, match=rf"posterior mean must be \[7, {D + 1}\], got shape \(7, {D}\)"):
         CorExObjective(D + 1, SHAPE)(post, StandardNormal(D + 1), BernoulliLikelihood(), x, logits)
+    with pytest.raises(ValueError, match=r"x must be \[batch, .*got shape \(7, 3\)"):
+        obj(post, StandardNormal(D), BernoulliLikelihood(), x.reshape(7, -1)[:, :3], logits)
 
 
 def test_likelihood_names_and_data_checks():
