@@ -29,8 +29,7 @@ from tcx import visualize as viz
 from tcx.callbacks.encoding import decode_images, evaluating, fixed_inputs, shared_encoding, validation_batches
 from tcx.callbacks.media_logging import Media, log_media, media_dir, report, write_media_files
 from tcx.callbacks.pictures import attempt, reconstruction_media, rows_of, sample_media, traversal_media
-from tcx.validation import check_int, check_real
-from tcx.errors import TcxError
+from tcx.validation import check_choice, check_int, check_real
 
 __all__ = ["MediaCallback", "LatentTraversal", "Reconstructions", "Samples", "media_files"]
 
@@ -255,9 +254,7 @@ class Samples(MediaCallback):
         self.num_samples = check_int("num_samples", num_samples, 1)
         self.num_held = check_int("num_held", num_held, 0)
         self.num_resampled = check_int("num_resampled", num_resampled, 1)
-        if resample not in ("posterior", "prior"):
-            raise TcxError(f"resample must be 'posterior' or 'prior', got {resample!r}")
-        self.resample = resample
+        self.resample = check_choice("resample", resample, ("posterior", "prior"))
         self.num_points = check_int("num_points", num_points, 1)
         self.per_row = check_int("per_row", per_row, 1)
         self.scale = check_int("scale", scale, 1)

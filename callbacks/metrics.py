@@ -37,7 +37,7 @@ from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
 from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised
 from tcx.errors import TcxError
-from tcx.validation import check_int
+from tcx.validation import check_choice, check_int
 
 
 __all__ = ["DisentanglementMetrics", "METRICS"]
@@ -101,9 +101,8 @@ class DisentanglementMetrics(pl.Callback):
                             ("intervention_every_n_epochs", intervention_every_n_epochs)):
             check_int(name, value, 0, hint="0: only at the end of fit")
         chosen = tuple(METRICS if metrics is None else metrics)
-        unknown = [m for m in chosen if m not in METRICS]
-        if unknown:
-            raise TcxError(f"metrics {unknown} are not known; choose from {list(METRICS)}")
+        for i, m in enumerate(chosen):
+            check_choice(f"metrics[{i}]", m, tuple(METRICS))
         for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
                             ("intervention_train", intervention_train), ("intervention_eval", intervention_eval),
                             ("intervention_variance", intervention_variance),

@@ -17,7 +17,7 @@ from tcx import visualize as viz
 from tcx.callbacks.encoding import Encoded, decode_images, encode_posteriors
 from tcx.callbacks.media_logging import Media, report
 from tcx.estimators import rate_per_latent
-from tcx.errors import TcxError
+from tcx.validation import check_choice
 
 __all__ = ["attempt", "rows_of", "traversal_media", "reconstruction_media", "sample_media"]
 
@@ -187,8 +187,7 @@ def sample_media(
     held latents control even where ``q(z_j)`` and the prior differ (a "prior hole" would decode to
     a blank image and hide it). ``resample="prior"``, or no ``encoded``, draws from ``N(0, I)``.
     """
-    if resample not in ("posterior", "prior"):
-        raise TcxError(f"resample must be 'posterior' or 'prior', got {resample!r}")
+    check_choice("resample", resample, ("posterior", "prior"))
     failures = [] if failures is None else failures
     d = int(model.latent_dim)
     anchors = sorted(int(a) for a in getattr(model, "anchor_indices", ()))

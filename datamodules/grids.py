@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from tcx.errors import TcxError
-from tcx.validation import check_int
+from tcx.validation import check_int, check_shape
 
 __all__ = [
     "check_integer_tensor",
@@ -50,11 +50,7 @@ def validate_grid_factors(factors, names: Sequence[str], sizes: Sequence[int]) -
     The message names the factor, the offending value and row, and the allowed range.
     """
     check_integer_tensor(factors, "factors")
-    if factors.dim() != 2 or factors.shape[1] != len(sizes):
-        raise TcxError(
-            f"factors must have shape [N, {len(sizes)}] (columns {', '.join(names)}), "
-            f"got {list(factors.shape)}"
-        )
+    check_shape("factors", factors, ("N", len(sizes)), hint=f"columns {', '.join(names)}")
     factors = factors.long()
     if factors.numel():
         bound = torch.tensor(list(sizes), device=factors.device)

@@ -19,23 +19,19 @@ def resolve_anchors(anchors: int | Sequence[int], latent_dim: int) -> tuple[int,
     if isinstance(anchors, bool):
         raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}")
     if isinstance(anchors, int):
-        if not 1 <= anchors <= latent_dim:
-            raise TcxError(
-                f"anchors={anchors}: the number of anchors must be between 1 and latent_dim="
-                f"{latent_dim} (use VAE or BetaVAE for a model without anchors)"
-            )
-        return tuple(range(anchors))
+        count = check_int(
+            "anchors (a count)", anchors, 1, latent_dim,
+            hint="at most latent_dim; use VAE or BetaVAE for a model without anchors",
+        )
+        return tuple(range(count))
     try:
         indices = [int(i) for i in anchors]
     except (TypeError, ValueError):
         raise TcxError(f"anchors must be a count or a list of latent indices, got {anchors!r}") from None
     if not indices:
         raise TcxError("anchors=[]: give at least one anchor index (or use VAE / BetaVAE)")
-    bad = [i for i in indices if not 0 <= i < latent_dim]
-    if bad:
-        raise TcxError(
-            f"anchors={indices}: indices {bad} are out of range; latents are numbered 0 .. {latent_dim - 1}"
-        )
+    for k, i in enumerate(indices):
+        check_int(f"anchors[{k}]", i, 0, latent_dim - 1, hint="latents are numbered from 0")
     if len(set(indices)) != len(indices):
         raise TcxError(f"anchors={indices}: indices must be distinct")
     return tuple(sorted(indices))

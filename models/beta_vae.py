@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tcx.models.base import CorExVAE
-from tcx.errors import TcxError
+from tcx.validation import check_real
 
 __all__ = ["BetaVAE"]
 
@@ -21,9 +21,7 @@ class BetaVAE(CorExVAE):
     """
 
     def __init__(self, beta: float = 4.0, **kwargs) -> None:
-        if not (beta >= 0) or beta != beta or beta == float("inf"):
-            raise TcxError(f"beta must be a finite number >= 0, got {beta}")
-        self.beta = float(beta)
+        self.beta = check_real("beta", beta, 0)
         super().__init__(**kwargs)
 
     def latent_weights(self) -> float:

@@ -22,8 +22,7 @@ from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
 from tcx.objective import CorExTerms
 from tcx.tc_penalties import density_ratio_tc, discriminator_loss, permute_dims
-from tcx.errors import TcxError
-from tcx.validation import check_int, check_real
+from tcx.validation import check_int, check_length, check_real
 
 __all__ = ["FactorVAE", "Discriminator"]
 
@@ -88,8 +87,7 @@ class FactorVAE(CorExVAE):
         check_real("gamma", gamma, 0)
         hidden = tuple(check_int(f"discriminator_hidden_dims[{i}]", h, 1) for i, h in enumerate(discriminator_hidden_dims))
         check_real("discriminator_lr", discriminator_lr, 0, low_open=True)
-        if len(tuple(discriminator_betas)) != 2:
-            raise TcxError(f"discriminator_betas={list(discriminator_betas)}: give two numbers in [0, 1)")
+        check_length("discriminator_betas", tuple(discriminator_betas), 2, "Adam moments", hint="two numbers in [0, 1)")
         betas = tuple(check_real(f"discriminator_betas[{i}]", b, 0, 1, high_open=True)
                       for i, b in enumerate(discriminator_betas))
         self.gamma = float(gamma)
@@ -116,11 +114,10 @@ class FactorVAE(CorExVAE):
 
         # the discriminator's step, on codes that no longer carry the VAE's graph
         z = out.z.detach()
-        if z.shape[0] < 2:
-            raise TcxError(
-                f"FactorVAE needs batches of at least 2 rows (the discriminator compares codes of one "
-                f"half with permuted codes of the other), got {z.shape[0]}: raise the batch size"
-            )
+        check_int(
+            "FactorVAE's batch size", int(z.shape[0]), 2,
+            hint="the discriminator compares codes of one half with permuted codes of the other: raise the batch size",
+        )
         half = z.shape[0] // 2
         self.toggle_optimizer(opt_disc)
         logits_joint = self.discriminator(z[:half])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tcx.errors import TcxError
-from tcx.validation import check_choice, check_real
+from tcx.validation import check_choice, check_real, check_same_shape, check_shape
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -68,11 +68,7 @@ class DiagonalGaussian:
     """
 
     def __init__(self, mean: Tensor, log_var: Tensor) -> None:
-        if mean.shape != log_var.shape:
-            raise TcxError(
-                f"DiagonalGaussian: mean {tuple(mean.shape)} and log_var {tuple(log_var.shape)} "
-                "must have the same shape"
-            )
+        check_same_shape(("DiagonalGaussian's mean", mean), ("log_var", log_var))
         self.mean = mean.float()
         self.log_var = log_var.float()
 
@@ -118,11 +114,7 @@ class StandardNormal:
 
     def kl(self, posterior: DiagonalGaussian) -> Tensor:
         """Per-input, per-latent ``KL(p(z_j|x) || r_j)`` in nats, ``[B, D]`` (closed form)."""
-        if posterior.mean.shape[-1] != self.latent_dim:
-            raise TcxError(
-                f"StandardNormal.kl: posterior has {posterior.mean.shape[-1]} latents, "
-                f"the prior {self.latent_dim}"
-            )
+        check_shape("StandardNormal.kl's posterior mean", posterior.mean, (..., self.latent_dim), hint="one entry per latent of the prior")
         return posterior.kl_standard_normal()
 
 

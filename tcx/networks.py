@@ -28,13 +28,10 @@ CONV_HIDDEN = 256
 
 
 def _check_shape(input_shape: Sequence[int], name: str = "input_shape") -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except TypeError:
-        raise TcxError(f"{name} must be a sequence of ints, got {input_shape!r}") from None
-    if not shape or any(s < 1 for s in shape):
-        raise TcxError(f"{name} must be non-empty with positive sizes, got {shape}")
-    return shape
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise TcxError(f"{name} must be a sequence of ints, got {input_shape!r}")
+    check_int(f"the number of dimensions of {name}", len(input_shape), 1)
+    return tuple(check_int(f"{name}[{i}]", s, 1) for i, s in enumerate(input_shape))
 
 
 def _check_conv_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:

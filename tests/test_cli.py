@@ -119,8 +119,8 @@ def test_unknown_class_names_are_refused(args, message, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model.anchors", "12"], "anchors=12: the number of anchors must be between 1 and latent_dim=10"),
-        (["--model.anchors", "[0, 10]"], r"indices \[10\] are out of range"),
+        (["--model.anchors", "12"], r"anchors \(a count\) must be an integer in \[1, 10\], got 12"),
+        (["--model.anchors", "[0, 10]"], r"anchors\[1\] must be an integer in \[0, 9\], got 10"),
         (["--model.anchor_beta", "1.0"], r"anchor_beta must be a number in \[0.0, 1.0\), got 1.0"),
         (["--model.network", "resnet"], "network must be one of .*got 'resnet'"),
     ],

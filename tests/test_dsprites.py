@@ -115,8 +115,8 @@ def test_factor_values():
         (torch.tensor([[0, 0, 0, 0, 0, -1]]), ["posY", "-1", "0 .. 31"]),
         (torch.tensor([[1, 0, 0, 0, 0, 0]]), ["color", "1", "0 .. 0"]),
         (torch.tensor([[0, 0, 6, 0, 0, 0]]), ["scale", "6", "0 .. 5"]),
-        (torch.zeros(2, 5, dtype=torch.long), ["shape [N, 6]", "[2, 5]"]),
-        (torch.zeros(6, dtype=torch.long), ["shape [N, 6]"]),
+        (torch.zeros(2, 5, dtype=torch.long), ["factors must be [N, 6]", "(2, 5)"]),
+        (torch.zeros(6, dtype=torch.long), ["factors must be [N, 6]", "(6,)"]),
         (torch.zeros(2, 6), ["integer", "float32"]),
     ],
 )

@@ -90,7 +90,7 @@ def test_labelled_data_skips_the_intervention_scores_with_a_reason(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"metrics \['nope'\] are not known"):
+    with pytest.raises(ValueError, match=r"metrics\[1\] must be one of 'mig', .*got 'nope'"):
         DisentanglementMetrics(metrics=["mig", "nope"])
     with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 0"):
         DisentanglementMetrics(every_n_epochs=-1)

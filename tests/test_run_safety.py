@@ -175,7 +175,7 @@ def _cli_error(capsys, argv) -> str:
     "args, message",
     [
         (["--model.latent_dim", "0"], "latent_dim must be an integer >= 1, got 0"),
-        (["--model.anchors", "[20]"], r"indices \[20\] are out of range"),
+        (["--model.anchors", "[20]"], r"anchors\[0\] must be an integer in \[0, 9\], got 20"),
         (["--model.anchor_beta", "1.5"], r"anchor_beta must be a number in \[0.0, 1.0\), got 1.5"),
         (["--model.beta", "0.1"], r"anchor_beta=0.2 >= beta=0.1 is not allowed"),
         (["--data.batch_size", "0"], "batch_size must be an integer >= 1, got 0"),
