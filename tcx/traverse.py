@@ -51,7 +51,7 @@ class _UsageError(Exception):
     pass
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Write latent traversals (PNG grid and a GIF per latent), samples, reconstructions "
@@ -163,7 +163,7 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
                        if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
     argv = [ALIASES.get(a.partition("=")[0], a.partition("=")[0]) + a.partition("=")[1] + a.partition("=")[2]
             for a in argv]
-    parser = _parser()
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage and the error (2), or the help (0)

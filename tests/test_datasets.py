@@ -265,6 +265,8 @@ def test_dsprites_file_reads_the_official_format(tmp_path, compressed):
     assert dm.factor_sizes == SMALL_SIZES and not dm.is_official_grid and dm.num_images == 72
     assert is_ground_truth(dm) and dm.input_shape == (1, 64, 64) and dm.dataset_size == 64
     dm.setup()
+    # private read: whether the images are memory-mapped or loaded shows only in memory use, so
+    # the test looks at the storage itself
     assert isinstance(dm._images.array, np.memmap) == (not compressed)
     # every image is the procedural rendering of the official factors it stands for
     small = small_grid()
@@ -309,6 +311,7 @@ def test_dsprites_file_cache_is_written_atomically_and_reused(tmp_path):
     assert len(files) == 1 and files[0].name.endswith(".bits.npy")
     second = DSpritesFile(path=str(path), val_size=8, cache_dir=str(cache))
     second.setup()
+    # private read: mapping the cache (not reading the .npz again) shows only in memory and time
     assert isinstance(second._images.array, np.memmap), "the second run maps the cache"
     grid = small_grid()
     assert torch.equal(second.render(grid), first.render(grid))
@@ -444,6 +447,8 @@ def test_shapes3d_in_worker_processes(tmp_path):
     dm.render(torch.zeros(1, 6, dtype=torch.long))  # opens the file in this process first
     xs = [x for loader in (dm.val_dataloader(), dm.test_dataloader()) for x, _ in loader]
     assert sum(len(x) for x in xs) == 16  # validation and test halves of the holdout
+    # private read: the open HDF5 handle must not travel to worker processes (each opens its own),
+    # which no public attribute shows
     state = pickle.loads(pickle.dumps(dm._images))
     assert state._file is None
 

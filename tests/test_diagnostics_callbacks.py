@@ -328,8 +328,8 @@ def test_tcx_traverse_bad_input_exits_2_without_traceback(tmp_path, capsys, make
 def test_traverse_accepts_the_hyphenated_spellings_as_aliases(tmp_path):
     # one documented spelling (--ckpt_path, --num_inputs, as the callbacks' arguments); the old
     # ones still reach the same options
-    from tcx.traverse import ALIASES, _parser
+    from tcx.traverse import ALIASES, build_parser
 
-    args = _parser().parse_args([ALIASES.get(a, a) for a in ["--ckpt", "c", "--out", "o", "--num-inputs", "3"]])
+    args = build_parser().parse_args([ALIASES.get(a, a) for a in ["--ckpt", "c", "--out", "o", "--num-inputs", "3"]])
     assert (args.ckpt_path, args.num_inputs) == ("c", 3)
-    assert "--num-inputs" not in _parser().format_help() and "--num_inputs" in _parser().format_help()
+    assert "--num-inputs" not in build_parser().format_help() and "--num_inputs" in build_parser().format_help()

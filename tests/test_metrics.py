@@ -632,7 +632,6 @@ def test_torchmetrics_sync_gathers_states():
     rank0 = M.DCI(seed=2, dist_sync_fn=fake_all_gather, distributed_available_fn=lambda: True)
     rank0.update(torch.from_numpy(z[:200]), torch.from_numpy(f[:200]))
     rank0.update(torch.from_numpy(z[200:500]), torch.from_numpy(f[200:500]))
-    assert rank0._reductions["codes"].__name__ == "dim_zero_cat"
     got = rank0.compute()
     want = M.dci(*seeded_split(z, f, seed=2), seed=2)
     for key in want:

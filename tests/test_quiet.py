@@ -1,0 +1,47 @@
+"""The quiet start (tcx/quiet.py): the known unactionable warnings of Lightning and W&B are
+dropped by their message, every other warning still reaches the user."""
+
+from __future__ import annotations
+
+
+def test_the_quiet_start_drops_only_the_known_warnings(capsys):
+    """The CLI's filters drop the known unactionable warnings by message and keep the others."""
+    import logging
+    import warnings
+
+    import wandb
+
+    from tcx import quiet as cli
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli.quiet_known_warnings()
+        cli.quiet_known_warnings()  # idempotent
+        warnings.warn("LightningCLI's args parameter is intended to run from within Python like ...", UserWarning)
+        warnings.warn("Precision bf16-mixed is not supported by the model summary.  Estimated ...", UserWarning)
+        warnings.warn("The dataloader does not have many workers which may be a bottleneck.", UserWarning)
+    assert [str(w.message) for w in caught] == ["The dataloader does not have many workers which may be a bottleneck."]
+
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        log.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
+        log.info("GPU available: False, used: False")
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    assert [r.getMessage() for r in records] == ["GPU available: False, used: False"]
+
+    # W&B's warnings go to stderr: the two known ones are dropped, any other one is printed
+    assert getattr(wandb.termwarn, "tcx_filtered", False)
+    capsys.readouterr()
+    wandb.termwarn("The anonymous setting has no effect and will be removed in a future version.")
+    wandb.termwarn("git root runs does not exist")
+    wandb.termwarn("a real W&B warning")
+    err = capsys.readouterr().err
+    assert "a real W&B warning" in err and "anonymous" not in err and "git root" not in err
