@@ -1,23 +1,16 @@
 """tcx.callbacks: Lightning callbacks that read a model through information and pictures.
 
-- ``DisentanglementMetrics``: MIG, DCI, SAP, modularity/explicitness, IRS, unsupervised scores,
-  FactorVAE and BetaVAE scores of the posterior means (``tcx.callbacks.metrics``).
-- ``InformationDiagnostics``: rate and ``I(Z_j;X)`` per latent, ``TC(Z)``, ``I(Z;X)``, the
-  latent-by-factor mutual information (``tcx.callbacks.diagnostics``).
-- ``LatentTraversal``, ``Reconstructions``, ``Samples``: traversal grids and GIFs, inputs beside
-  reconstructions, prior samples and anchor-held samples (``tcx.callbacks.media``).
-- ``QualityMetrics``: sample quality in tcx's own classifier's features, linear probes, MI on
-  posterior samples and means, intervention agreement, IWAE (``tcx.callbacks.quality``).
-- ``PosteriorWriter``: ``tcx predict`` writes the posterior means and log-variances (and labels or
-  factors) of the predicted split to ``predictions.npz`` (``tcx.callbacks.predictions``).
-- ``ModelSummary``: Lightning's model summary without a FLOPs column of zeros
-  (``tcx.callbacks.model_summary``).
+- ``DisentanglementMetrics`` (``metrics``): disentanglement scores of the posterior means.
+- ``InformationDiagnostics`` (``diagnostics``): rate and ``I(Z_j;X)`` per latent, ``TC(Z)``, ``I(Z;X)``.
+- ``LatentTraversal``, ``Reconstructions``, ``Samples`` (``media``): traversals, reconstructions, samples.
+- ``QualityMetrics`` (``quality``): information, interpretability, sample quality, likelihood.
+- ``PosteriorWriter`` (``predictions``): ``tcx predict`` writes the posteriors to ``predictions.npz``.
+- ``ModelSummary`` (``model_summary``): Lightning's model summary without a FLOPs column of zeros.
 - ``media_files(trainer)``: the latest picture file of every key, after fit.
 
-One module per job: ``media_logging`` sends pictures to the loggers and files, ``encoding`` runs
-the model on a fixed sample (and holds the encodings the callbacks share), ``pictures`` builds the
-pictures (also for ``tcx traverse``, which makes them from a checkpoint), and ``media``,
-``diagnostics``, ``metrics``, ``quality`` are the callbacks.
+One module per job: ``media_logging``, ``encoding`` and ``pictures`` serve the callbacks' modules.
+
+Details: docs/callbacks.md#callbacks__init__py-the-tcxcallbacks-package
 """
 
 from tcx.callbacks.diagnostics import InformationDiagnostics

@@ -2,23 +2,12 @@
 
 Every ``every_n_epochs`` validation epochs and once at the end of fit, it encodes a fixed, seeded
 sample of the datamodule's data (posterior means), scores the codes against the ground-truth
-factors (or the labels) with :mod:`tcx.metrics`, and logs the scores under ``metrics/*`` through
-every logger the Trainer has. The metric functions are the single implementation: this callback
-gathers codes into the :mod:`tcx.metrics.accumulate` torchmetrics classes, which sync across
-processes: under DDP each process encodes a contiguous block of the sample, so that the gathered
-codes are the one-process sample in the same order and every value equals the one-process value.
+factors (or the labels) with :mod:`tcx.metrics`, and logs the scores under ``metrics/*``. Under
+DDP every value equals the one-process value. What is computed depends on what the datamodule
+declares: ground truth (every metric), labels without a renderer (the code-based metrics), or no
+labels (the unsupervised scores only).
 
-What is computed depends on what the datamodule declares (``tcx.groundtruth``):
-
-- ground truth (``factor_sizes``, ``sample_factors``, ``render``): the sample is rendered from
-  seeded uniform factors; every metric, the intervention scores (FactorVAE, BetaVAE) included.
-  Factors of size 1 (dSprites' color) are left out of the code-based metrics, as in
-  disentanglement_lib, since a constant factor has nothing to be predicted;
-- labels or factor indices in ``y`` but no renderer (MNIST digits, CelebA attributes): the sample
-  is the first ``num_samples`` points of the validation loader, and the metrics that need only
-  codes and labels (MIG, DCI, SAP, modularity/explicitness, IRS, unsupervised); the intervention
-  scores are skipped with a logged reason;
-- no labels: the unsupervised scores only.
+Details: docs/callbacks.md#callbacksmetricspy-disentanglementmetrics
 """
 
 from __future__ import annotations

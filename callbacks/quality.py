@@ -1,40 +1,17 @@
 """The paper's three claims as numbers: information, interpretability, sample quality.
 
 ``QualityMetrics`` measures a model on its datamodule's held-out data with the functions of
-``tcx.metrics`` (one implementation each; see their docstrings for definitions, papers and bias):
+``tcx.metrics`` (one implementation each) and logs ``quality/<name>``:
 
-- *information* of the chosen latents ``S`` (the anchors; for a model without anchors its
-  ``num_top`` latents of largest rate): their rate ``sum_{j in S} E_x KL_j`` in nats
-  (``rate_subset``), the discrete MI of each with the label on posterior means and samples
-  (``mi_means_subset``, ``mi_samples_subset``: sums of per-latent MIs over ``S``), and the joint
-  lower bound on ``I(Z_S; label)`` (``mi_joint_subset``; ``tcx.metrics.latent_information``);
-- *interpretability*: linear and k-NN probe accuracy of the label from ``S`` alone
-  (``probe_subset``, ``knn_subset``), from all latents (``probe_all``, ``knn_all``), from the
-  others (``probe_rest``) (``tcx.metrics.probe``), and the intervention agreement (``held``,
-  ``redrawn``; ``tcx.metrics.intervention_agreement``); with ground-truth factors also the probe
-  of each factor from ``S`` (``probe_subset_<factor>``) and MIG of ``S`` and of all latents;
-- *samples*: Frechet distance in the features of tcx's own classifier (an FID-like score, **not**
-  the Inception FID), class entropy (nats) and mean confidence of prior samples (``*_prior``), of
-  samples whose ``S`` latents come from a Gaussian mixture fitted to their aggregate posterior on
-  training codes (``*_fitted``; ``tcx.aggregate_density``), of samples with *all* latents from
-  such a mixture (``*_fitted_all``), and of reconstructions (``*_recon``), with the real-vs-real
-  distance at the same size (``fd_real``) and the classifier's held-out accuracy
-  (``classifier_accuracy``) beside them. Under the Bernoulli likelihood each kind is scored twice:
-  the decoded means (grey) and one binary image drawn from them (``*_binary``), like the data;
-- *likelihood*: the IWAE bound with ``iwae_k`` samples and the ELBO, nats per input
-  (``tcx.metrics.likelihood``).
+- *information* of the chosen latents ``S`` (the anchors, or the ``num_top`` latents of largest rate);
+- *interpretability*: probes of the label from ``S``, all or the other latents; intervention agreement;
+- *samples*: Frechet distance in tcx's own classifier's features (**not** the Inception FID) and more;
+- *likelihood*: the IWAE bound with ``iwae_k`` samples and the ELBO, nats per input.
 
-The datamodule must provide ``split_data`` (every tcx datamodule does: ``datamodules/loading.py``)
-and labels: a class label ``[N]``, or factors ``[N, K]`` with ``label_factor`` naming the column
-(default ``"shape"`` when the datamodule declares such a factor). The classifier is trained once
-per dataset and seed and cached (``tcx.metrics.classifier.cached_classifier``).
+As a callback it measures the validation split during fit and the test split at ``trainer.test``;
+``measure(model, datamodule, split="test")`` is the same computation, for scripts.
 
-As a callback it measures the *validation* split at the end of every ``every_n_epochs``-th
-validation epoch, and the *test* split at the end of ``trainer.test`` (on global rank 0, in eval
-mode, float32), and logs ``quality/<name>`` to every logger; ``last`` keeps the latest numbers.
-The classifier's own held-out accuracy is measured on the validation split, so that ``fit`` never
-reads a test set. ``measure(model, datamodule, split="test")`` is the same computation, for
-scripts.
+Details: docs/callbacks.md#callbacksqualitypy-qualitymetrics
 """
 
 from __future__ import annotations

@@ -1,36 +1,13 @@
 """CelebA (Liu, Luo, Wang and Tang, "Deep Learning Face Attributes in the Wild", ICCV 2015).
 
-202,599 aligned face photos (178 x 218 JPEG) with 40 binary attributes, in the official layout
-that ``torchvision.datasets.CelebA`` reads from ``root``::
+``CelebA``: 202,599 aligned face photos with 40 binary attributes, read from the official layout
+under ``root/celeba/`` (get the files from ``CELEBA_URL``; tcx does not download them).
+``verify_md5=True`` reads with torchvision after checking the official MD5 sums; ``False`` uses
+tcx's own reader (``read_celeba_annotations``), for modified or partial copies. Batches are
+``x [3, 64, 64]`` float in [0, 1] (centre-cropped to ``crop_size``, resized to ``image_size``) and
+``y [40]`` long in {0, 1} (``ATTRIBUTE_NAMES``); the splits are CelebA's official partition.
 
-    root/celeba/img_align_celeba/000001.jpg ...   (from img_align_celeba.zip)
-    root/celeba/list_attr_celeba.txt              (count, 40 names, then "file  a1 .. a40" in {-1, 1})
-    root/celeba/list_eval_partition.txt           ("file split": 0 train, 1 valid, 2 test)
-    root/celeba/identity_CelebA.txt               (torchvision's loader needs these three too)
-    root/celeba/list_bbox_celeba.txt
-    root/celeba/list_landmarks_align_celeba.txt
-
-Get them from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Google Drive or Baidu links;
-"Align&Cropped Images" and "Anno"/"Eval"). torchvision's own ``download=True`` goes through Google
-Drive, which usually refuses with a quota error, so tcx does not offer it.
-
-Two readers of that layout (``verify_md5``):
-
-- ``True`` (the default): ``torchvision.datasets.CelebA(root, split="all", target_type="attr")``,
-  which first checks the MD5 sums of the five text files against the official ones. A mismatch is
-  reported by tcx naming the file.
-- ``False``: tcx's own reader of the same files, which skips the MD5 check and needs only
-  ``list_attr_celeba.txt``, ``list_eval_partition.txt`` and the images: for a modified or partial
-  copy of CelebA, and for the tests, which cannot write files with the official MD5 sums. It checks
-  instead that the attribute file holds as many rows as its first line announces (a truncated
-  file), 40 attributes in {-1, 1} per row, and the same images in both lists.
-
-Either way every image listed must exist in ``img_align_celeba/`` (checked at setup). Images are
-centre-cropped to ``crop_size`` x ``crop_size`` (148, the usual choice in the VAE literature: it
-keeps the face and drops the background) and resized (antialiased) to ``image_size`` (64):
-``x [3, 64, 64]`` float in [0, 1]. ``y`` is the 40 attributes, ``[40]`` long in {0, 1}
-(-1 mapped to 0), in the official order (``ATTRIBUTE_NAMES``). The splits are CelebA's official
-partition (train 162,770, validation 19,867, test 19,962 images): fixed, hence reproducible.
+Details (the layout, the two readers, the preprocessing): docs/datamodules.md#datamodulescelebapy-celeba
 """
 
 from __future__ import annotations

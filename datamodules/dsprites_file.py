@@ -1,36 +1,13 @@
 """dSprites from the official file (Matthey, Higgins, Hassabis and Lerchner, 2017).
 
-The file is ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` from
-https://github.com/deepmind/dsprites-dataset (26 MB). It is a zip of ``.npy`` members:
+``DSpritesFile`` reads ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (``DSPRITES_FILE_NAME``,
+from ``DSPRITES_URL``), checks that its rows form the row-major factor grid of the procedural
+``DSprites`` (so the same factor indices address the same sprite), and keeps the images
+bit-packed in memory (377 MB; optionally cached in ``cache_dir`` and memory-mapped).
+``open_dsprites_npz`` and ``NpzImages`` are the reader underneath. A missing, truncated or
+corrupt file raises an error naming the file, what was expected and what was found.
 
-==================  ==============================  =============================================
-member              content                         used
-==================  ==============================  =============================================
-``imgs``            uint8 [737280, 64, 64] in {0,1}  the images
-``latents_classes`` int64 [737280, 6]               checked: must be the row-major factor grid
-``latents_values``  float64 [737280, 6]             ``latent_values``: physical factor values
-``metadata``        a pickled dict                  never read (``allow_pickle=False``)
-==================  ==============================  =============================================
-
-Rows are the row-major grid over ``(color, shape, scale, orientation, posX, posY)`` with sizes
-``(1, 3, 6, 40, 32, 32)``, the order of the procedural ``tcx.datamodules.DSprites``, so the same
-factor indices address the same sprite (``factors_to_index``); the procedural renderer draws it
-to look alike, not bit for bit (``test_procedural_dsprites_agrees_with_the_official_file`` in
-``tests/test_datasets.py`` measures the agreement, run with ``TCX_DSPRITES_NPZ`` set). Any file
-in this format whose ``latents_classes`` form a complete row-major grid is accepted; its factor
-sizes are read from it.
-
-Memory. The official members are deflate-compressed, which cannot be memory-mapped. The images
-are then decompressed once, streamed in chunks, checked to be binary, and kept bit-packed
-(``np.packbits``): 737,280 x 512 bytes = 377 MB instead of 3 GB; a batch is unpacked on the fly.
-The zip's CRC-32 of the member is verified as the stream ends. With ``cache_dir`` the packed
-array is also saved there (written to a temporary file and renamed, so a failed run leaves no
-partial cache) and memory-mapped by later runs. A member stored uncompressed (``np.savez``) is
-memory-mapped straight from the ``.npz`` at its offset, with no copy.
-
-Bad files: a missing file names the expected file and where to get it; a truncated or corrupt
-file (bad zip, missing member, wrong dtype or shape, a grid out of order, a CRC mismatch) raises
-``ValueError`` naming the file, what was expected and what was found.
+Details (the members, the grid, memory, bad files): docs/datamodules.md#datamodulesdsprites_filepy-dspritesfile
 """
 
 from __future__ import annotations

@@ -1,55 +1,14 @@
 """What tcx needs of a datamodule, and ``check_datamodule``, which says what one lacks.
 
 Any ``lightning.pytorch.LightningDataModule`` works with tcx's models and the ``tcx`` command
-(``tcx fit --data my_package.MyDataModule``) when it declares:
+(``tcx fit --data my_package.MyDataModule``); no base class is needed. It must declare
+``input_shape`` and yield batches ``(x, y)`` with ``x`` float ``[B, *input_shape]``; it may add
+ground truth (``GroundTruth``: ``factor_names``, ``factor_sizes``, ``sample_factors``, ``render``,
+``dataset_size``), labels (``LabelledData``: ``num_classes``, ``class_names``) and
+``pixel_entropy``. ``check_datamodule(dm)`` checks all of this, including one real batch, and
+raises a ``DataModuleError`` that lists every problem with its fix.
 
-``input_shape`` (required)
-    The shape of one ``x``: ``(C, H, W)`` for images, ``(n,)`` for vectors. The ``tcx`` CLI builds
-    the model's networks from it (the convolutional network needs H and W multiples of 16; use
-    ``--model.network mlp`` otherwise).
-
-batches ``(x, y)`` (required)
-    ``x`` a float tensor ``[B, *input_shape]`` with values in [0, 1] (the Bernoulli likelihood
-    requires it; the Gaussian one accepts any real values), ``y`` whatever is known about ``x``:
-    ground-truth factor indices ``[B, K]`` (long), a class label ``[B]`` (long), attributes
-    ``[B, A]`` (long), or an empty ``[B, 0]`` tensor.
-
-Ground truth (optional: ``tcx.groundtruth.GroundTruth``, for the disentanglement metrics)
-    ``factor_names`` (K names), ``factor_sizes`` (K sizes; factor k takes the indices
-    ``0 .. size - 1``), ``sample_factors(num, generator) -> [num, K] long`` (each factor uniform
-    and independent), ``render(factors [num, K]) -> x [num, *input_shape]`` and ``dataset_size``
-    (the number of training points). Declare the first four together or none of them.
-
-Labels (optional: ``tcx.groundtruth.LabelledData``)
-    ``num_classes`` and ``class_names`` (one name per class).
-
-Input entropy (optional)
-    ``pixel_entropy(num_samples=..., seed=...) -> [*input_shape]``: the per-input marginal entropy
-    ``H(X_i)`` in nats (in [0, log 2] for binary inputs), estimated from ``num_samples`` points.
-    With it, a model with the Bernoulli likelihood also reports the CorEx bound
-    ``sum_i H(X_i) + ELBO`` (docs/math.md#pixel-entropy).
-
-No base class is needed. A minimal example (the data are vectors in [0, 1] with no labels)::
-
-    import lightning.pytorch as pl
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
-    class MyDataModule(pl.LightningDataModule):
-        def __init__(self, batch_size: int = 64):
-            super().__init__()
-            self.batch_size = batch_size
-            self.input_shape = (20,)                  # tcx builds the model from this
-            x = torch.rand(1000, 20).round()
-            self.data = TensorDataset(x, torch.zeros(1000, 0, dtype=torch.long))
-
-        def train_dataloader(self):
-            return DataLoader(self.data, batch_size=self.batch_size, shuffle=True)
-
-    # tcx fit --data my_module.MyDataModule --model VAE --model.network mlp
-
-``check_datamodule(MyDataModule())`` checks all of this, including one real batch, and raises a
-``DataModuleError`` that lists every problem with its fix.
+Details (each requirement, and a minimal example): docs/datamodules.md#datamodulesprotocolpy-the-datamodule-protocol
 """
 
 from __future__ import annotations

@@ -1,27 +1,12 @@
 """3D Shapes from the official file (Burgess and Kim, 2018, https://github.com/deepmind/3d-shapes).
 
-The file is ``3dshapes.h5`` (about 255 MB) from https://storage.googleapis.com/3d-shapes/3dshapes.h5,
-an HDF5 file (read with ``h5py``) with two datasets:
+``Shapes3D`` reads ``3dshapes.h5`` (``SHAPES3D_FILE_NAME``, from ``SHAPES3D_URL``) with h5py:
+480,000 images ``x [3, 64, 64]`` float in [0, 1] over six factors (``FACTOR_NAMES``,
+``FACTOR_SIZES``; ``SHAPE_NAMES``), checked to form the row-major grid. Images are read batch by
+batch (``H5Images``) or, with ``in_memory=True``, all at once. A missing or bad file raises an
+error naming the file, what was expected and what was found.
 
-==========  ==============================  ==================================================
-dataset     content                         used
-==========  ==============================  ==================================================
-``images``  uint8 [480000, 64, 64, 3]       x, as ``[3, 64, 64]`` float in [0, 1]
-``labels``  float64 [480000, 6]             factor values; checked to be the row-major grid
-==========  ==============================  ==================================================
-
-Six factors, row-major in this order (``FACTOR_NAMES``, ``FACTOR_SIZES``): floor_hue 10,
-wall_hue 10, object_hue 10 (hues in [0, 1)), scale 8 (0.75 .. 1.25), shape 4 (cube, cylinder,
-sphere, capsule), orientation 15 (-30 .. 30 degrees). Factor index ``k`` of a factor is its
-``k``-th smallest value in ``labels``; ``factor_value_table`` lists them. Any file in this format
-whose labels form a complete row-major grid is accepted; its factor sizes are read from it.
-
-Memory. By default images are read from the file batch by batch (h5py, sorted row selections;
-the file stays closed in the parent and is opened once in each worker process), so memory stays
-small; ``in_memory=True`` reads all images once (5.9 GB for the official file) for the fastest
-epochs. Bad files: a missing file names the expected file and where to get it; a file that is not
-HDF5, is truncated, lacks a dataset or has a wrong dtype, shape or grid raises ``ValueError``
-naming the file, what was expected and what was found.
+Details (the datasets, the factors, memory, bad files): docs/datamodules.md#datamodulesshapes3dpy-shapes3d
 """
 
 from __future__ import annotations

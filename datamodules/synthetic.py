@@ -1,26 +1,13 @@
 """Synthetic CorEx data: vectors drawn from a known latent structure, with its exact TC(X).
 
-The structure of the synthetic experiments of Ver Steeg and Galstyan ("Discovering structure in
-high-dimensional data through correlation explanation", NeurIPS 2014, sec. 4): ``m`` hidden
-factors ``f_k``, each uniform on ``{0, .., c - 1}`` and independent, and each observed through
-``r`` noisy copies. A copy passes its factor through a symmetric channel: it equals ``f_k`` with
-probability ``1 - noise``, otherwise it is one of the ``c - 1`` other values, uniformly (for
-``c = 2`` a bit flip with probability ``noise``). Optionally ``d`` pure-noise columns, uniform and
-independent of everything, are appended. A value ``v`` is observed as ``x = v / (c - 1)`` in
-[0, 1] (binary for ``c = 2``), so ``x`` is ``[m r + d]``; ``y`` is the factors ``[m]`` (long).
+``SyntheticCorEx`` draws the data of the synthetic experiments of Ver Steeg and Galstyan (NeurIPS
+2014, sec. 4): ``m`` independent uniform factors on ``{0, .., c - 1}``, each observed through
+``r`` copies by a symmetric channel with error ``noise``, plus ``d`` pure-noise columns;
+``x [m r + d]`` in [0, 1], ``y`` the factors ``[m]`` (long). Its information quantities are exact:
+``true_tc`` (``TC(X)``), ``group_entropy`` and ``channel_entropy``.
 
-What a model should find: one latent per group of copies (``groups``), nothing in the noise
-columns. ``tcx.metrics`` scores this from codes and ``y`` like any ground-truth data.
-
-Exact information quantities (nats), with ``e = noise``:
-
-- ``H(X_i) = log c`` for every column (by symmetry every value is equally likely);
-- ``I(X_i; f_k) = log c - h``, ``h = -(1 - e) log(1 - e) - e log(e / (c - 1))``, for a copy of f_k;
-- ``TC(X) = sum_i H(X_i) - H(X) = m (r log c - H(X_group))``, the groups being independent and
-  the noise columns contributing nothing. ``H(X_group)`` is summed exactly over the count vectors
-  of a group's values: ``p(x) = (1/c) sum_v (1 - e)^{n_v} (e / (c - 1))^{r - n_v}`` depends on
-  ``x`` only through the number ``n_v`` of copies equal to each ``v``. ``true_tc`` returns it.
-  For ``e = 0`` it is ``m (r - 1) log c``; for ``e = (c - 1) / c`` (pure noise) it is 0.
+Details (the structure, what a model should find, the formulas):
+docs/datamodules.md#datamodulessyntheticpy-syntheticcorex
 """
 
 from __future__ import annotations

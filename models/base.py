@@ -4,27 +4,14 @@ It does what all the families share: encode ``x`` to the diagonal Gaussian poste
 reparameterized ``z``, decode, hand posterior, prior and likelihood to
 :class:`tcx.objective.CorExObjective`, log the terms the objective returns (in nats), and build the
 optimizer. A family changes the objective through hooks, not by rewriting the step:
-
-- :meth:`CorExVAE.latent_weights`: ``beta_j`` per latent (the VAE has all 1, the beta-VAE ``beta``,
-  AnchorVAE ``anchor_beta`` on its anchors);
-- :meth:`CorExVAE.extra_loss`: further loss terms (named, in nats) added to the objective's loss;
-  :meth:`CorExVAE.report` records a named diagnostic of the step that is logged but not added;
-- :meth:`CorExVAE.bound`: the bound itself (encode, sample, decode, evaluate), for a family whose
-  generative model is not the flat one (the hierarchical VAE).
-
-Every stage shares one computation, :meth:`CorExVAE.step_terms` (terms, extra terms, loss), and
-the training stage one guarded, logged step, :meth:`CorExVAE.training_terms`: the automatic
-``training_step`` returns its loss, and a family with manual optimization (FactorVAE, whose
-discriminator has its own optimizer) calls it and then steps its optimizers itself.
-
-What a model learns from its data besides ``input_shape`` goes through one hook,
-:meth:`CorExVAE.attach_data` (``input_entropy``, the ``H(X_i)`` of the CorEx bound, and
-``dataset_size``, the ``N`` of the aggregate-posterior estimators). :meth:`CorExVAE.setup` calls
-:meth:`CorExVAE.attach_datamodule` when the Trainer has a datamodule; with plain dataloaders call
-``model.attach_data(...)`` before ``trainer.fit``.
+:meth:`CorExVAE.latent_weights`, :meth:`CorExVAE.extra_loss` (and :meth:`CorExVAE.report`),
+:meth:`CorExVAE.bound`. Every stage shares :meth:`CorExVAE.step_terms`; what a model learns from
+its data goes through :meth:`CorExVAE.attach_data`.
 
 The interface the callbacks use (docs/design.md#the-model-interface): :meth:`encode`,
 :meth:`decode`, :meth:`sample`, :attr:`latent_dim`, :attr:`anchor_indices`.
+
+Details: docs/models.md#modelsbasepy-corexvae
 """
 
 from __future__ import annotations

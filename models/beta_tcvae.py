@@ -1,23 +1,16 @@
 """beta-TCVAE (R. T. Q. Chen, X. Li, R. Grosse, D. Duvenaud, "Isolating Sources of Disentanglement
 in Variational Autoencoders", NeurIPS 2018, section 3, eq. 2 and section 4).
 
-The rate splits, in expectation over the data, into three terms (Chen et al. eq. 2;
-docs/math.md#beta-tcvae):
-
-    E_x KL(p(z|x) || r(z)) = I(Z;X) + TC(Z) + sum_j KL(q(z_j) || r_j)
-                           = index-code MI + total correlation + dimension-wise KL
-
-and beta-TCVAE weights them separately:
+The rate splits, in expectation over the data, into index-code MI ``I(Z;X)``, total correlation
+``TC(Z)`` and dimension-wise KL, and beta-TCVAE weights them separately:
 
     loss = -E log q(x|z) + alpha * I(Z;X) + beta * TC(Z) + gamma * sum_j KL(q(z_j) || r_j)
 
-Each term is a Monte-Carlo estimate on the batch, ``E[log p(z|x) - log q(z)]``,
-``E[log q(z) - sum_j log q(z_j)]`` and ``E[sum_j log q(z_j) - log r_j(z_j)]`` at one sample
-``z ~ p(z|x)`` per input, with the aggregate posterior ``q`` estimated from the batch by
-:func:`tcx.estimators.aggregate_information` (every constant kept, ``log N`` and ``log M``
-included). With ``alpha = beta = gamma = 1`` the three add up exactly to the Monte-Carlo rate
-``E[log p(z|x) - log r(z)]``, so the loss is the negative ELBO (with a sampled instead of a
-closed-form KL).
+Each term is a Monte-Carlo estimate on the batch, with the aggregate posterior estimated by
+:func:`tcx.estimators.aggregate_information`; with ``alpha = beta = gamma = 1`` the loss is the
+negative ELBO (with a sampled KL). The mathematics: docs/math.md#beta-tcvae.
+
+Details: docs/models.md#modelsbeta_tcvaepy-betatcvae
 """
 
 from __future__ import annotations
