@@ -1,20 +1,15 @@
 """Throughput of the procedural dSprites renderer and of the DSprites train dataloader.
 
-Measures images per second of
-  - ``render_dsprites`` on batches of 256 random grid points (what one training batch costs),
-  - the same factors through the full-image reference evaluation (``_render_full``: all 64 x 64
-    pixels instead of the 24 x 24 window; for comparison only),
-  - iterating ``DSprites(batch_size=256, num_workers=0).train_dataloader()`` for 50 batches,
-with ``torch.set_num_threads(1)`` and ``(2)``. Prints a table and writes it, with the date, the
+Measures images per second of ``render_dsprites`` on 256-image batches, of the full-image
+reference evaluation (``_render_full``, for comparison only) and of iterating the DSprites train
+dataloader, with one and two torch threads. Prints a table and writes it, with the date, the
 torch version and the command, to ``benchmarks/results/dsprites_throughput.md``.
 
-Run from the repository root (passive OpenMP waiting keeps idle threads from spinning, which on a
-small shared machine otherwise swamps the measurement):
+Run from the repository root:
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/dsprites_throughput.py
 
-The target: feed a conv VAE training at about 2,000 images/s without being the bottleneck, i.e.
-well over 10,000 images/s for rendering on one thread.
+Details (each row, the target rate): benchmarks/README.md#dsprites_throughputpy
 """
 
 from __future__ import annotations

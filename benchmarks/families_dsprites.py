@@ -1,30 +1,18 @@
 """Every model family on the same short dSprites budget: final validation ELBO, total rate, MIG.
 
-Each family is trained from its config by the real command line, with the same budget for all
-(one epoch of ``--epoch-size`` images, batch 256, seed 0, no logger, no picture callbacks):
-
-    tcx fit -c configs/<family>.yaml --trainer.max_epochs 1 --data.epoch_size 16384 \
-        --trainer.logger false --trainer.callbacks [] --trainer.limit_val_batches 0
-
-then its checkpoint is loaded with ``tcx.models.load_model`` and scored the same way for all, on
-the first ``--eval-size`` images of the DSprites validation split (seed 0):
-
-- ELBO and total rate in nats per image: the family's own bound (``model.bound``, one posterior
-  sample per image, seeded), i.e. ``E log q(x|z) - sum_j KL_j`` (for the hierarchical VAE its
-  hierarchical ELBO and the rate of all layers), whatever the family trains on;
-- MIG (``tcx.metrics.mig``, 20 bins) of the posterior means (``model.encode(x).mean``; the top
-  layer for the hierarchical VAE) against the five varying factors (shape, scale, orientation,
-  posX, posY; color is constant).
-
-The annealed VAE's capacity schedule is scaled to the budget (``--model.capacity_steps`` = the
-number of training steps) so that ``C`` reaches ``C_max`` as in the paper's schedule.
+Each family is trained from its config by the real command line (``tcx fit -c
+configs/<family>.yaml``), with the same budget for all (one epoch of ``--epoch-size`` images, batch
+256, seed 0), then its checkpoint is loaded and scored the same way for all on the first
+``--eval-size`` DSprites validation images: its own ELBO and total rate in nats per image, and
+the MIG of its posterior means against the five varying factors.
 
 Run from the repository root (about 1-2 minutes per family on 2 CPU threads):
 
     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/families_dsprites.py
 
-It prints the table and writes it with the command and the environment to
-``benchmarks/results/families_dsprites.md``.
+It prints the table and writes it to ``benchmarks/results/families_dsprites.md``.
+
+Details (the exact command, the scores): benchmarks/README.md#families_dspritespy
 """
 
 from __future__ import annotations

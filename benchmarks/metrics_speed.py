@@ -1,18 +1,17 @@
 """Speed of tcx.metrics against a disentanglement_lib-style reference (issue item 5).
 
-Times every metric on 10,000 samples of 10 codes with 5 dSprites-like factors of 3, 6, 40, 32 and
-32 values (the metrics that need a test set get 5,000 more samples, disentanglement_lib's
-num_test), next to a reference implementation that follows disentanglement_lib's code
-(one scikit-learn call per code/factor pair, scikit-learn's GradientBoostingClassifier for DCI).
-DCI is run with both boosters on three kinds of codes (good, rotated, noisy) and their values are
-compared. Writes a markdown table to benchmarks/results/metrics_speed.md.
+Times every metric on 10,000 samples of 10 codes with 5 dSprites-like factors, next to a
+reference implementation that follows disentanglement_lib's code; DCI is run with both boosters
+on three kinds of codes and their values are compared. Writes a markdown table to
+benchmarks/results/metrics_speed.md.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/metrics_speed.py
     ... --exact-kinds good          # the exact booster on fewer kinds (minutes each)
     ... --exact-cache exact_cache.json   # reuse/record exact-booster results between runs
 
-Not a test: it prints and records figures. The machine is shared, so the 1-minute load average
-is recorded next to every timing, with the process CPU time.
+Not a test: it prints and records figures, with the load average next to every timing.
+
+Details: benchmarks/README.md#metrics_speedpy
 """
 
 from __future__ import annotations

@@ -1,23 +1,18 @@
 """The AnchorVAE paper's three claims, measured on trained models and judged by a fixed rule.
 
-Gao, Brekelmans, Ver Steeg and Galstyan 2019 ("Auto-Encoding Total Correlation Explanation",
-sec. 5) claim that AnchorVAE's anchors (1) carry more information about the data, (2) "make latent
-codes more interpretable", and (3) enable "generation of richer and more realistic samples". This
-script trains the VAE and AnchorVAE (2 anchors of 10 latents, an ``anchor_beta`` sweep; beta-VAE
-and dSprites in the large budget) on the full binarized MNIST, 5 seeds each, records every run's
-validation ELBO curve, measures each model on the test split with ``tcx.callbacks.QualityMetrics``
-and the matched-information comparisons below, and writes ``benchmarks/results/paper_anchorvae.md``
-(the rule, the table, intervals, verdicts with the likelihood price) and ``paper_anchorvae.json``.
+Gao et al. 2019 (sec. 5) claim that AnchorVAE's anchors carry more information, make latent codes
+more interpretable and enable richer and more realistic samples. This script trains the VAE and
+AnchorVAE (an ``anchor_beta`` sweep) on the full binarized MNIST, 5 seeds each, measures each model
+on the test split and writes ``benchmarks/results/paper_anchorvae.md`` and ``paper_anchorvae.json``.
 The decision rule is ``benchmarks/paper_rule.py`` with the comparisons in ``CLAIMS`` here, both
-fixed before the runs.
+fixed before the runs. Every run is fp32 whatever the hardware.
 
     make mnist                                        # once: the full MNIST, offline afterwards
     python benchmarks/paper_anchorvae.py              # CPU budget (--budget small), 2 cores
     python benchmarks/paper_anchorvae.py --resume     # finish the runs that are missing
     python benchmarks/paper_anchorvae.py --accelerator gpu   # the large budget on one GPU
 
-Every run is fp32 (``precision="32-true"``) whatever the hardware, so that the numbers do not
-depend on the CPU's bf16 support. Runs go in ``--workers`` processes of one thread each.
+Details (what is trained and measured, the outputs): benchmarks/README.md#paper_anchorvaepy
 """
 
 from __future__ import annotations

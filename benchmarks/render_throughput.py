@@ -1,20 +1,15 @@
 """Procedural dSprites: how fast the images are made, on which path, against what training needs.
 
-Measured in one process (``--threads`` torch threads):
-
-- the loader path (``render_on="loader"``): the default DataLoader rendering 256-image batches;
-- the device path (``render_on="device"``): the loader sends grid indices and
-  ``DSprites.on_after_batch_transfer`` renders them, here on ``--device`` (the CPU by default,
-  ``cuda`` on a GPU machine);
-- ``render_dsprites`` alone on batches of 256 and 4096 on ``--device``;
-- equality: both paths' images for the same ``--check`` indices, image for image (the number that
-  differ must be 0);
-- the rate training needs: the FLOP of one training step per image (counted by
-  ``torch.utils.flop_counter`` on the default AnchorVAE) against a device's peak, i.e. the images
-  per second a run at 100 % and at ``--mfu`` of that peak would consume.
+Measured in one process (``--threads`` torch threads): the loader path (``render_on="loader"``),
+the device path (``render_on="device"``, rendering on ``--device``), ``render_dsprites`` alone on
+batches of 256 and 4096, the equality of both paths' images for the same ``--check`` indices (the
+number that differ must be 0), and the images per second a training run would consume at 100 %
+and at ``--mfu`` of a device's peak (the FLOP of one training step per image, default AnchorVAE).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/render_throughput.py [--device cuda]
         [--seconds 3] [--check 20000] [--out benchmarks/results/render_throughput.md]
+
+Details (each row): benchmarks/README.md#render_throughputpy
 """
 
 from __future__ import annotations

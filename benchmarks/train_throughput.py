@@ -1,28 +1,17 @@
-"""Training throughput of the default model: the `tcx fit` Trainer path against a bare PyTorch loop,
-against a minimal plain-PyTorch loop, and against the machine's measured matmul limit.
+"""Training throughput of the default model: the `tcx fit` Trainer path against bare loops and the matmul limit.
 
-Measured in one run, at each precision:
-
-- Trainer path and tcx bare loop (below), their ratio (target >= 0.95 at the chosen precision);
-- the minimal plain-PyTorch loop of the same net (tcx's ConvEncoder/ConvDecoder, channels_last,
-  BCE-with-logits, closed-form KL, Adam, data pre-rendered in memory) and tcx's bare loop on the
-  same in-memory data: the gap splits into data rendering (loader vs in memory) and the
-  objective's extra terms (tcx in memory vs minimal);
-- the matmul GFLOP/s of fp32 and bf16 (1024^3, the torch threads) and the training FLOP per image
-  (counted by torch.utils.flop_counter on one fp32 step), so img/s x FLOP/image / GFLOP/s is the
-  fraction of the machine's matmul limit the training reaches;
-- the CPU flags and the precision tcx.hardware picks.
-
-Both tcx paths train the default AnchorVAE (Burgess conv net, 10 latents) on the default procedural
-dSprites datamodule (batch 256) with Adam, in the same process, on the same data loader, at each
-precision. The Trainer path is the one `tcx fit` builds: progress bar, logging every 25 steps,
-the W&B logger (offline) and a checkpoint callback. Runs are interleaved (bare, trainer, bare,
-trainer, ...) so that a load change on shared cores hits both, and the ratio is taken per pair.
+Measured in one run, at each precision: the Trainer path against tcx's bare loop (their ratio,
+target >= 0.95 at the chosen precision), a minimal plain-PyTorch loop of the same net on data in
+memory, the matmul GFLOP/s and the training FLOP per image (the fraction of the machine's matmul
+limit the training reaches), the CPU flags and the precision tcx.hardware picks. Runs are
+interleaved (bare, trainer, ...) so that a load change on shared cores hits both.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_throughput.py [--steps 30] [--repeats 2]
         [--threads 2] [--precisions 32-true bf16-mixed] [--compile] [--out benchmarks/results/train_throughput.md]
 
 Writes a markdown table to benchmarks/results/train_throughput.md (or --out).
+
+Details (the loops, the model, the measurements): benchmarks/README.md#train_throughputpy
 """
 
 from __future__ import annotations

@@ -4,23 +4,14 @@ This module is the composition root (docs/design.md#dependency-direction): it al
 datamodules and callbacks together, and nothing imports it.
 
     tcx fit                                  # the default: AnchorVAE on procedural dSprites
-    tcx fit -c configs/anchorvae_dsprites.yaml   # a YAML file, or a packaged experiment by name:
-    tcx fit -c anchorvae_dsprites
+    tcx fit -c anchorvae_dsprites            # a packaged experiment by name, or a YAML file
     tcx configs                              # list the packaged experiments
-    tcx fit --model BetaVAE --model.beta 4 --data DSprites
-    tcx fit --model tcx.models.VAE --trainer.max_epochs 3
-    tcx fit --print_config                   # the full configuration, ready to edit
     tcx traverse --ckpt_path CKPT --out DIR  # traversals, samples, information chart of a checkpoint
 
-The shell's other jobs live in their own modules: ``arguments`` (what is checked before parsing),
-``checkpoint_run`` (what a ``--ckpt_path`` brings), ``hardware`` (the precision), ``summary``,
-``wandb_setup``, ``run_safety``, ``run_folder``, ``shell_errors`` (how a failure is reported),
-``quiet`` (known warnings), ``help`` and ``traverse``.
-
 Every subcommand starts from the packaged default configuration (``tcx/default_config.yaml``);
-``-c`` files and flags override it. The model's ``input_shape`` is taken from the datamodule's
-``input_shape``. W&B runs offline unless the user has set it up (an API key in the environment or
-in ``~/.netrc``, or ``WANDB_MODE`` set), so a run never fails for want of a W&B server.
+``-c`` files and flags override it. The shell's other jobs live in their own modules of ``tcx/``.
+
+Details (more examples, the shell's modules, W&B): docs/running.md#tcxclipy-the-tcx-command
 """
 
 from __future__ import annotations

@@ -1,37 +1,18 @@
-"""Information estimators used for diagnostics, all in nats (docs/math.md#estimators).
+"""Information estimators used for diagnostics, all in nats, in float64, every constant kept.
 
-What is estimated, for a factorized encoder ``p(z|x) = prod_j N(z_j; mu_j(x), exp(log_var_j(x)))``
-over a dataset ``{x_n}`` of size ``N`` (each point with probability ``1/N``), its aggregate posterior
-``q(z) = (1/N) sum_n p(z|x_n)`` with marginals ``q(z_j)``, and the prior ``r(z) = prod_j N(z_j; 0, 1)``:
-
-- ``rate_per_latent``: ``E_x KL(p(z_j|x) || r_j)``, the training-time upper bound on ``I(Z_j;X)``
-  (docs/math.md#the-encoder-inequality), in closed form.
+- ``rate_per_latent``: ``E_x KL(p(z_j|x) || r_j)``, the closed-form upper bound on ``I(Z_j;X)``.
 - ``aggregate_information``: Monte-Carlo estimates of ``I(Z;X)``, ``I(Z_j;X)``, ``TC(Z)`` and the
-  dimension-wise ``KL(q(z_j) || r_j)`` from one batch of posteriors, with ``log q(z)`` estimated by
-  minibatch weighted sampling (MWS) or minibatch stratified sampling (MSS), R. T. Q. Chen, X. Li,
-  R. Grosse, D. Duvenaud, "Isolating Sources of Disentanglement in Variational Autoencoders",
-  NeurIPS 2018, section 4.1 and appendix C.
-- ``aggregate_information_full``: the same quantities with every code scored against all ``M``
-  posteriors at hand: the exact aggregate posterior of those points (the "full" estimator used by
-  Chen et al.'s own ELBO decomposition), or, given ``dataset_size=N``, MSS weights that make it an
-  estimate for the whole dataset of ``N`` points, whatever ``M`` (the diagnostics use this).
-- ``gaussian_total_correlation``: ``TC`` of a Gaussian with the codes' sample covariance ``S``,
-  ``0.5 * (sum_j log S_jj - log det S)``.
-- ``binary_pixel_entropy``: ``H(X_i)`` of each input from its marginal frequency, the constant
-  ``sum_i H(X_i)`` of the CorEx lower bound (docs/math.md#pixel-entropy).
+  dimension-wise KL from one batch, with ``log q(z)`` by minibatch weighted (MWS) or stratified
+  (MSS) sampling (Chen et al., NeurIPS 2018, section 4.1 and appendix C).
+- ``aggregate_information_full``: the same, every code scored against all posteriors at hand
+  (with ``dataset_size=N``, an estimate for the whole dataset; the diagnostics use this).
+- ``gaussian_total_correlation``: ``TC`` of a Gaussian with the codes' sample covariance.
+- ``binary_pixel_entropy``: ``H(X_i)`` of each input, the constant of the CorEx lower bound.
 
-Every constant is kept (``log N``, ``log M``, ``log 2 pi``). Computation is done in float64: the
-total correlation is a difference of large log-densities.
+MWS is a lower bound on ``E log q(z)``, loose by between ``log M`` and ``log N``: it does not converge
+to the true ``I`` or ``TC``. Harmless for beta-TCVAE's gradients; for nats use ``method="mss"``.
 
-A warning about MWS, which the docstrings below repeat: the MWS weights ``1/(N M)`` sum to ``1/N``
-over a batch, not to 1. Chen et al. derive MWS as a *lower bound* on ``E log q(z)`` (appendix C.1,
-the inequality restricts the expectation to batches that contain the scored point), and the bound
-is loose by between ``log M`` (well separated posteriors) and ``log N`` (overlapping posteriors),
-separately for ``log q(z)`` and for each ``log q(z_j)``. It therefore does not converge to the true
-``I`` or ``TC`` as the batch or the dataset grows: e.g. when all posteriors coincide, MWS reports
-``I(Z;X) = log N`` and ``TC(Z) = (D - 1) log N`` where both are 0. The offset is harmless for the
-gradients of the beta-TCVAE loss, which is what MWS was designed for, but for diagnostics in nats
-use ``method="mss"`` or ``aggregate_information_full``.
+Details (notation, each estimator's bias): docs/math.md#estimators
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """The default precision, chosen by the hardware a run is on.
 
-bf16 autocast pays only where the hardware multiplies bf16 matrices natively: CUDA devices that
-support bf16 (Ampere and later), and CPUs with AMX or AVX512-BF16 units, where oneDNN's bf16
-kernels run ~1.6x faster than fp32 for tcx's default net. Elsewhere bf16 is emulated and slow: on
-an AVX2-only CPU the same net trains ~10x slower in bf16-mixed than in fp32
-(benchmarks/results/train_throughput.md), and MPS's bf16 autocast is not what tcx is tested
-with. So the default is ``bf16-mixed`` there and ``32-true`` everywhere else; an explicit
-``--trainer.precision`` always wins (the CLI resolves the default only when none was given).
-
-Two parts, so that the decision is testable without the hardware:
+``bf16-mixed`` where the hardware multiplies bf16 matrices natively (CUDA devices with bf16, CPUs
+with AMX or AVX512-BF16), ``32-true`` everywhere else, where bf16 is emulated and slow; an
+explicit ``--trainer.precision`` always wins. Two parts, so that the decision is testable:
 
 - :func:`choose_precision` is pure: capabilities in, ``(precision, reason)`` out.
 - :func:`read_capabilities` reads them from torch, ``/proc/cpuinfo`` and the environment
-  variables that cap the instruction set torch and oneDNN use (``ATEN_CPU_CAPABILITY``,
-  ``ONEDNN_MAX_CPU_ISA``; a cap below AVX512-BF16 makes bf16 emulated, and is also how an
-  AVX2-only machine is emulated on a newer one).
+  variables that cap the instruction set (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``).
+
+Details (the measured speeds, the caps): docs/running.md#tcxhardwarepy-the-default-precision
 """
 
 from __future__ import annotations

@@ -1,37 +1,17 @@
 """The hierarchical CorEx bound: the ELBO of a Markov hierarchical VAE, layer by layer, in nats.
 
-docs/math.md#hierarchical-corex. Layers ``Z^0 = X, Z^1, ..., Z^L``; a
-bottom-up Markov encoder ``p(z^l|z^{l-1})`` (diagonal Gaussian, factorized over the units of each
-layer); a top-down generative chain ``q(z^{l-1}|z^l)`` (the data likelihood ``q(x|z^1)`` at the
-bottom, diagonal Gaussians between latent layers) with the prior ``r(z^L)`` on the top layer.
-Summing the per-layer CorEx objectives ``L_l = sum_i I(Z^{l-1}_i;Z^l) - sum_j I(Z^l_j;Z^{l-1})``,
+Layers ``Z^0 = X, Z^1, ..., Z^L``: a bottom-up Markov encoder ``p(z^l|z^{l-1})`` (diagonal Gaussian)
+and a top-down generative chain ``q(z^{l-1}|z^l)`` (the data likelihood at the bottom) with the prior
+``r(z^L)`` on top. The per-layer CorEx objectives sum to at least ``sum_i H(X_i) + ELBO``.
 
-    sum_l L_l >= sum_i H(X_i) + E[ log q(x|z^1) + sum_{l=2..L} log q(z^{l-1}|z^l) + log r(z^L)
-                                    - sum_{l=1..L} log p(z^l|z^{l-1}) ]
-              =  sum_i H(X_i) + ELBO.
+- :func:`hierarchical_bound`: the ELBO's pieces, one sample of the chain per input: per layer its
+  informativeness ``E log q(z^{l-1}|z^l)`` (the reconstruction for ``l = 1``), per layer and unit
+  its rate (Monte Carlo below the top, closed form at the top); ``ELBO = reconstruction - sum of
+  the rates`` exactly. ``L = 1`` is :class:`tcx.objective.CorExObjective` with all weights 1.
+- :func:`mixture_information`: ``I(X;Z^l)`` of a layer whose posterior given ``x`` is a mixture
+  (``l >= 2``), so that ``I(X;Z^L) <= ... <= I(X;Z^1)`` can be watched layer by layer.
 
-:func:`hierarchical_bound` returns the ELBO's pieces, one sample of the chain per input:
-
-- per layer ``l``, its *informativeness* ``E log q(z^{l-1}|z^l)`` (for ``l = 1`` the
-  reconstruction ``E log q(x|z^1)``), the term that bounds ``sum_i I(Z^{l-1}_i;Z^l)`` from below
-  up to the constant ``sum_i H(Z^{l-1}_i)``;
-- per layer and unit, the *rate*
-
-      rate_{l,j} = E[ log p(z^l_j|z^{l-1}) - log q(z^l_j|z^{l+1}) ]   for l < L  (Monte Carlo),
-      rate_{L,j} = E_x KL( p(z^L_j|z^{L-1}) || r_j )                  for the top (closed form),
-
-  the cost in nats of layer ``l``'s code under the generative model above it. In expectation
-  ``rate_l >= I(Z^l;Z^{l-1}) - I(Z^l;Z^{l+1})`` (the information layer ``l`` takes from below
-  minus what it passes up; the gap is ``E KL(p(z^l|z^{l+1}) || q(z^l|z^{l+1}))``), and the rates
-  of all layers add up to at least ``I(X;Z^1)`` (the terms telescope);
-
-and ``ELBO = reconstruction - sum_{l,j} rate_{l,j}`` holds exactly for these estimates. With
-``L = 1`` everything reduces to :class:`tcx.objective.CorExObjective` with all weights 1 (the VAE).
-
-:func:`mixture_information` estimates ``I(X;Z^l)`` for a layer whose posterior given ``x`` is a
-mixture (``p(z^l|x) = E p(z^l|z^{l-1})`` for ``l >= 2``), so that the data processing inequality
-``I(X;Z^L) <= ... <= I(X;Z^1)`` can be watched: the per-layer information must be reported, not
-only the total.
+Details (the bound, the rates, their gaps): docs/math.md#hierarchical-corex
 """
 
 from __future__ import annotations

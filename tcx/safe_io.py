@@ -1,19 +1,17 @@
 """Files are data, never code (docs/design.md, "Conventions").
 
-- :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)``: tensors,
-  numbers, strings and containers only, so a pickled object whose ``__reduce__`` runs code is
-  refused instead of run.
-- :func:`resolve_class` turns a class path read from a file into a class only when it is one of
-  the classes a user could name on the command line (tcx's registered model families or
-  datamodules), or, when the caller trusts the file (an explicit flag such as ``tcx traverse
-  --trust``), any importable subclass of the expected base class. Anything else is refused with
-  a message naming the path, the value and the fix.
+- :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)``, so a pickled
+  object that runs code is refused instead of run.
+- :func:`resolve_class` turns a class path read from a file into a class only when a user could
+  name it on the command line, or, when the caller trusts the file (``tcx traverse --trust``), any
+  importable subclass of the expected base class.
 - :func:`atomic_path` (and :func:`atomic_save` on it), the one writer of every file tcx writes
-  besides checkpoints, puts a file under its final name only once it is complete: a temporary
-  file beside the target, flushed and synced, then ``os.replace``; the temporary file is removed on
-  any failure, and a full disk is reported in one line (:class:`DiskFullError`).
+  besides checkpoints, puts a file under its final name only once it is complete; a full disk is
+  reported in one line (:class:`DiskFullError`).
 
 Plain Python and PyTorch: nothing here needs a Trainer.
+
+Details: docs/running.md#tcxsafe_iopy-files-are-data-never-code
 """
 
 from __future__ import annotations

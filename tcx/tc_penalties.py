@@ -4,18 +4,15 @@ Each baseline adds one term to the negative ELBO (or replaces the rate term); th
 compute those terms from the encoder's output, so that a model family only wires them in and a
 test can check them against an independent computation.
 
-- :func:`dip_covariance`, :func:`dip_penalty`: DIP-VAE I and II (A. Kumar, P. Sattigeri,
-  A. Balakrishnan, "Variational Inference of Disentangled Latent Concepts from Unlabeled
-  Observations", ICLR 2018, section 3, eqs. 5-7), as in disentanglement_lib's ``dip_vae``.
+- :func:`dip_covariance`, :func:`dip_penalty`: DIP-VAE I and II (Kumar et al., ICLR 2018, section
+  3, eqs. 5-7), as in disentanglement_lib's ``dip_vae``.
 - :func:`permute_dims`, :func:`density_ratio_tc`, :func:`discriminator_loss`: FactorVAE's
-  density-ratio estimate of the total correlation (H. Kim, A. Mnih, "Disentangling by
-  Factorising", ICML 2018, section 3, algorithm 2).
+  density-ratio estimate of the total correlation (Kim and Mnih, ICML 2018, section 3, algorithm 2).
 
-The annealed beta-VAE's capacity schedule is not a penalty: it is in :mod:`tcx.schedules`.
+The annealed beta-VAE's capacity schedule is in :mod:`tcx.schedules`; beta-TCVAE's three terms are
+:func:`tcx.estimators.aggregate_information`'s ``mutual_info``, ``total_correlation``, ``dimension_wise_kl``.
 
-Beta-TCVAE's decomposition (Chen et al. 2018) needs no function here: its three terms are
-:func:`tcx.estimators.aggregate_information`'s ``mutual_info``, ``total_correlation`` and
-``dimension_wise_kl``.
+Details: docs/math.md#baselines
 """
 
 from __future__ import annotations

@@ -4,28 +4,14 @@
                  [--num_inputs 2] [--steps 9] [--seed 0] [--num_points 2000]
                  [--quantile 0.05 | --limit 2.5] [--fps 4] [--scale 1] [--device cpu] [--trust]
 
-Options are spelled as the callbacks' arguments (``num_inputs``; ``--num-inputs`` and ``--ckpt``
-are accepted too). The model is rebuilt by ``tcx.models.load_model`` (any family), the datamodule
-from the data config the checkpoint records (tcx/checkpoint_run.py); the checkpoint is read with
-``weights_only=True`` and its class paths are accepted only among tcx's model families and
-datamodules, or any subclass of theirs with ``--trust``)
-for the fixed inputs and the validation posteriors; without it (or if it cannot be built) the
-traversals start from the prior alone and sweep the prior's quantiles, and the pictures that need
-data are left out (the command says so).
+The model and the datamodule are rebuilt from what the checkpoint records (read as data only);
+without the datamodule the traversals start from the prior and the pictures that need data are
+left out. It writes the pictures the callbacks log during training (``traversal.png``, a GIF per
+latent, samples, and with data reconstructions, the information chart and table).
 
-Files written to ``--out`` (the same pictures the callbacks log during training; see
-``tcx.callbacks.media`` and ``tcx.callbacks.diagnostics``):
+Exit status: 0 when every picture was written; 1 when some failed; 2 for bad input.
 
-- ``traversal.png`` and ``traversal_z{j}.gif`` (one per latent): ``LatentTraversal``;
-- ``samples.png``, and for models with anchors ``anchor_samples_held.png``, ``others_held.png``:
-  ``Samples``;
-- with data: ``reconstructions.png`` (``Reconstructions``), ``information.png``,
-  ``latent_table.csv`` and, for data with factors or labels, ``mi_matrix.png``
-  (``InformationDiagnostics``).
-
-Exit status: 0 when every picture was written; 1 when some failed (each is reported); 2 for bad
-input (a missing or unreadable checkpoint, an output path that is a file, a bad option), with a
-one-line message and no traceback.
+Details (options, files, exit status): docs/running.md#tcxtraversepy-tcx-traverse
 """
 
 from __future__ import annotations

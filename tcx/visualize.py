@@ -2,22 +2,14 @@
 
 Plain torch, numpy, Pillow and matplotlib (no Lightning, no pyplot state): every function takes
 tensors or arrays and returns an array, a list of frames, GIF bytes or a matplotlib ``Figure``.
-The callbacks in ``tcx.callbacks`` and ``tcx traverse`` build on these; a user can call them on
-any model that has a ``decode`` (docs/design.md#the-model-interface).
 
-Conventions:
+- An *image batch* is a float tensor or array ``[N, C, H, W]`` with values in [0, 1]; vector
+  data ``[N, n]`` is shown as a square or a strip image (``as_image_batch``).
+- A *picture* is a ``uint8`` array ``[height, width, 3]`` (RGB).
+- The traversal of latent ``j`` replaces column ``j`` of a base code by each of ``K`` values and
+  decodes (``traversal_codes``).
 
-- An *image batch* is a float tensor or array ``[N, C, H, W]`` with values in [0, 1] (values
-  outside are clipped, NaN shows black). ``C`` is 1 (grey) or 3 (RGB); other channel counts show
-  their first channel. Vector data ``[N, n]`` is shown as a square ``sqrt(n) x sqrt(n)`` image when
-  ``n`` is a square number and as a strip ``8 x n`` otherwise (``as_image_batch``).
-- A *picture* is a ``uint8`` array ``[height, width, 3]`` (RGB), ready for ``wandb.Image``,
-  TensorBoard's ``add_image(..., dataformats="HWC")`` or ``save_png``.
-- Information is in nats (docs/math.md#estimators).
-
-The traversal of latent ``j`` (Higgins et al. 2017's latent traversal plots) replaces column ``j``
-of a base code by each of ``K`` values and decodes: only latent ``j`` of the decoder's input
-changes (``traversal_codes``).
+Details (the conventions in full): docs/running.md#tcxvisualizepy-pictures-of-a-representation
 """
 
 from __future__ import annotations

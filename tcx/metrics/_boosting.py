@@ -3,31 +3,15 @@
 This is ``sklearn.ensemble.GradientBoostingClassifier()`` with its default settings (the
 classifier disentanglement_lib's DCI trains per factor), re-implemented so that the trees of
 every class of every factor are grown together by one compiled (numba) pass per tree level:
+log-loss with prior initialisation, 100 stages, learning rate 0.1, depth-3 regression trees with
+exact Friedman-MSE splits on the codes cast to float32, one Newton step per leaf, and
+impurity-decrease feature importances (what ``feature_importances_`` returns).
 
-- log-loss: multinomial deviance with one regression tree per class and stage for a factor with
-  more than two values, binomial deviance with one tree otherwise; prior initialisation;
-- 100 stages, learning rate 0.1, subsample 1.0;
-- depth-3 regression trees on the negative gradient ``y - p``, exact greedy splits on the codes
-  cast to float32 (as scikit-learn's trees see them) with the Friedman-MSE criterion, every
-  midpoint between consecutive values that differ by more than 1e-7 a candidate threshold
-  (scikit-learn's ``FEATURE_THRESHOLD``), ``min_samples_leaf=1``;
-- one Newton step per leaf: ``(C-1)/C * sum(y - p) / sum(p (1 - p))`` for C classes,
-  ``sum(y - p) / sum(p (1 - p))`` for two, 0 where the denominator vanishes;
-- impurity-decrease feature importances: per tree the squared-error reduction of its splits on
-  each feature over the number of training samples, summed over all trees of a factor and
-  normalised to sum 1 (what ``feature_importances_`` returns).
+It matches scikit-learn up to rounding; exact ties between features are broken by a random
+priority seeded by ``(seed, factor)``. Histograms (LightGBM-style binning) were tried first and
+rejected: faster, but not the same classifier.
 
-Differences from scikit-learn, none of which changes the fitted model beyond rounding: a node
-splits when some split reduces the squared error (scikit-learn also splits at zero reduction
-unless the residual variance is below machine epsilon, which cannot change a prediction);
-scikit-learn breaks exact ties between features by visiting them in a random order
-(``random_state=None``), here exact ties are broken by a random priority drawn from a stream per
-factor seeded by ``(seed, factor)``, so duplicated codes share importance as they do there.
-
-Why not histograms: binning the codes (LightGBM, ``HistGradientBoostingClassifier``) was tried
-first. It is faster but not the same classifier: with many classes and noisy codes the exact
-booster spends late splits isolating a handful of samples, which bins cannot do, and the DCI
-scores moved by up to 0.075 on the benchmark's noisy codes.
+Details (every setting, the differences, why not histograms): docs/metrics.md#the-booster-tcxmetrics_boostingpy
 """
 
 from __future__ import annotations

@@ -1,19 +1,16 @@
 """The linear SVM of SAP on one code, solved exactly and for all classes at once.
 
 disentanglement_lib's SAP trains ``sklearn.svm.LinearSVC(C=0.01, class_weight="balanced")`` on a
-single code per (code, factor) pair: liblinear's L2-regularised squared-hinge SVM with the
-intercept as the weight of a constant feature 1 (so regularised too), one-vs-rest for more than
-two classes. For class ``c`` against the rest it minimises, over ``(w, b)``,
+single code per (code, factor) pair: liblinear's L2-regularised squared-hinge SVM, the intercept
+regularised too, one-vs-rest. For class ``c`` against the rest it minimises, over ``(w, b)``,
 
     0.5 * (w^2 + b^2) + sum_i C_i * max(0, 1 - t_i (w x_i + b))^2,    t_i = +-1,
 
-with ``C_i = C * n / (n_classes * n_c)`` for the samples of class ``c`` and ``C_i = C`` for the
-rest (liblinear weights only the positive side in one-vs-rest; with two classes each side gets
-its own class's weight). The problem is strictly convex, so it has one minimiser; liblinear stops
-at a gradient tolerance, here a damped generalised Newton method runs to near machine precision.
-Because ``x`` is one-dimensional, the samples on the active (margin-violating) side of any
-``(w, b)`` form a prefix or a suffix of the sorted codes, so every Newton step needs only prefix
-sums and a binary search per class: O(C log N) instead of O(C N).
+with class-balanced weights ``C_i``. The problem is strictly convex; where liblinear stops at a
+gradient tolerance, a damped generalised Newton method runs here to near machine precision, each
+step needing only prefix sums over the sorted codes and a binary search per class: O(C log N).
+
+Details (the weights ``C_i``, why prefix sums suffice): docs/metrics.md#the-svm-tcxmetrics_svmpy
 """
 
 from __future__ import annotations

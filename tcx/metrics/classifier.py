@@ -1,19 +1,13 @@
 """The small classifier whose features and predictions score generated images.
 
 tcx's sample-quality measures (``tcx.metrics.sample_quality``) need a feature space and a label
-predictor for the dataset at hand; Inception-v3 (the FID's) is neither available offline nor suited
-to 32 x 32 digits or 64 x 64 sprites. ``train_classifier`` fits a small network on the dataset's
-own labels (for ground-truth data, one chosen factor), seeded, and reports its held-out accuracy,
-which must be quoted beside any score computed in its features: a weak classifier makes a weak
-feature space. ``cached_classifier`` trains it once per dataset and seed and keeps the weights in
-a file (``torch.save`` of tensors only, read back with ``weights_only=True``: the file is data,
-never code).
+predictor for the dataset at hand; Inception-v3 (the FID's) is neither available offline nor
+suited to small images. ``train_classifier`` fits a small network (128 features) on the dataset's
+own labels, seeded, and reports its held-out accuracy, which must be quoted beside any score
+computed in its features. ``cached_classifier`` trains it once per dataset and seed and keeps the
+weights in a file (tensors only, read back with ``weights_only=True``: the file is data, never code).
 
-Network, for images ``[C, H, W]``: conv 3x3/2 (32) - ReLU - conv 3x3/2 (64) - ReLU - conv 3x3 (64)
-- ReLU - adaptive max pool to 4 x 4 (max: a stroke or a corner counts wherever it is) - linear
-(128) - ReLU = the **features** (128) - linear to the classes. For
-vectors ``[n]``: linear (256) - ReLU - linear (128) - ReLU = features - linear. Adam (lr 1e-3),
-batch 128, cross-entropy.
+Details (the network, the training, the cache): docs/metrics.md#sample-quality-interpretability-and-likelihood
 """
 
 from __future__ import annotations

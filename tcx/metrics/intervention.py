@@ -4,17 +4,13 @@ Both sample factors from a ground-truth source (``tcx.groundtruth.GroundTruth``:
 ``sample_factors(num, generator)``, ``render(factors)``), fix one factor across a batch, render
 and encode the batch, and ask how well a simple classifier recovers which factor was fixed.
 
-- BetaVAE score: Higgins et al., "beta-VAE: Learning Basic Visual Concepts with a Constrained
-  Variational Framework", ICLR 2017, Section 3; disentanglement_lib
-  ``evaluation/metrics/beta_vae.py`` (``compute_beta_vae_sklearn``).
-- FactorVAE score: Kim and Mnih, "Disentangling by Factorising", ICML 2018, Section 4;
-  disentanglement_lib ``evaluation/metrics/factor_vae.py``.
+- BetaVAE score: Higgins et al., ICLR 2017, Section 3; disentanglement_lib's ``beta_vae.py``.
+- FactorVAE score: Kim and Mnih, ICML 2018, Section 4; disentanglement_lib's ``factor_vae.py``.
 
-Defaults are disentanglement_lib's (its gin configs for Locatello et al. 2019): batches of 64,
-10,000 training and 5,000 evaluation points, 10,000 samples for the FactorVAE variance estimate,
-codes with a standard deviation below 0.05 pruned. Everything is seeded from ``seed`` through one
-``torch.Generator`` (factor sampling, the fixed factor's index): the same seed gives the same
-value.
+Defaults are disentanglement_lib's (batches of 64, 10,000 training and 5,000 evaluation points).
+Everything is seeded from ``seed`` through one ``torch.Generator``: the same seed gives the same value.
+
+Details: docs/metrics.md#factorvae-score, docs/metrics.md#betavae-score
 """
 
 from __future__ import annotations

@@ -1,22 +1,16 @@
-"""Discrete mutual information between each latent and the labels, on posterior means and on
-posterior samples.
+"""Discrete mutual information between each latent and the labels, on posterior means and samples.
 
-``mutual_info_matrix`` (disentanglement_lib's histogram estimate, ``tcx.metrics.mutual_info``)
-applied to posterior *means* ``mu_j(x)`` measures ``I(mu_j(X); Y)``, which can be large for a
-latent that carries almost no information: a collapsed latent with rate 0.02 nats whose mean moves
-by a tiny amount with the digit still has a mean histogram that separates the digits, while its
-posterior samples ``z_j ~ p(z_j|x)`` (unit variance) do not. By the data processing inequality
-``I(Z_j; Y) <= I(Z_j; X)``, so the MI on *samples*, which estimates ``I(Z_j; Y)`` of the model's
-actual code, is the one bounded by the latent's rate. Both are returned, so that a table can show
-them side by side. Each is the plug-in estimate with ``num_bins`` equal-width bins, biased upwards
-by about ``(num_bins - 1)(C - 1) / (2N)`` nats for a label with ``C`` values.
+``latent_label_information`` applies ``mutual_info_matrix`` (disentanglement_lib's histogram
+estimate) to posterior *means* and to posterior *samples*. The MI on means can be large for a
+collapsed latent; the MI on samples estimates ``I(Z_j; Y) <= I(Z_j; X)`` of the model's actual code,
+so it is the one bounded by the latent's rate. Both are returned, to be shown side by side.
 
-The sum of per-latent MIs is not the information of a *set* of latents about the label (it
-double-counts what they share and misses what only their combination tells).
-``subset_label_information`` measures the set jointly, as a lower bound (Barber and Agakov 2003):
-for any classifier ``q``, ``I(Z_S; Y) >= H(Y) - E[-log q(Y | Z_S)]``; here ``q`` is a ``k``-NN
-vote fitted on training codes with add-``alpha`` smoothing, scored on held-out codes, and ``H(Y)``
-is the held-out label entropy.
+``subset_label_information`` measures a *set* of latents jointly, as a lower bound (Barber and
+Agakov 2003): for any classifier ``q``, ``I(Z_S; Y) >= H(Y) - E[-log q(Y | Z_S)]``; here ``q`` is a
+``k``-NN vote fitted on training codes with add-``alpha`` smoothing, scored on held-out codes, and
+``H(Y)`` is the held-out label entropy.
+
+Details (an example, the bias): docs/metrics.md#sample-quality-interpretability-and-likelihood
 """
 
 from __future__ import annotations

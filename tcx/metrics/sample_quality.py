@@ -1,21 +1,15 @@
 """Sample quality in a classifier's feature space: a Frechet distance, class entropy, confidence.
 
 The Frechet distance between two sets of feature vectors, each summarised by its mean and
-covariance, is ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` (Dowson and Landau 1982,
-"The Frechet distance between multivariate normal distributions"), the formula behind the FID of
-Heusel et al. 2017 ("GANs trained by a two time-scale update rule converge to a local Nash
-equilibrium", sec. 3). tcx computes it in the feature space of a small classifier that tcx itself
-trains on the dataset's labels (``tcx.metrics.classifier``): it is an **FID-like score in the
-project's own feature space, not the Inception FID**, so its values compare models measured with
-the same classifier only (same dataset, same classifier seed), never numbers from papers. Like
-the FID it is biased upwards at small sample sizes (the covariance estimates are noisy); compare
-models at the same number of samples and report the real-vs-real distance at that size beside it.
+covariance, is ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` (Dowson and Landau 1982),
+the formula behind the FID (Heusel et al. 2017), here in the features of a classifier tcx itself
+trains (``tcx.metrics.classifier``): an **FID-like score, not the Inception FID**, comparable only
+between models measured with the same classifier. It is biased upwards at small sample sizes.
 
-The class entropy ``H(mean_n p(y|x_n))`` (nats; at most ``log C`` for ``C`` classes) is the
-entropy of the classifier's average prediction on generated images: how evenly the samples cover
-the classes (the "diversity" half of the Inception Score of Salimans et al. 2016, sec. 4). The
-mean confidence ``mean_n max_y p(y|x_n)`` is how sure the classifier is of each sample (the
-"recognisability" half).
+The class entropy ``H(mean_n p(y|x_n))`` (nats) says how evenly generated images cover the
+classes; the mean confidence ``mean_n max_y p(y|x_n)`` how sure the classifier is of each sample.
+
+Details: docs/metrics.md#sample-quality-interpretability-and-likelihood
 """
 
 from __future__ import annotations
