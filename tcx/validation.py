@@ -3,8 +3,8 @@
 Each check raises :class:`tcx.errors.TcxError` (a ``ValueError``) naming the argument, the value
 it got and what is allowed (with an optional reason, ``hint``), and returns the value in its plain
 type. ``bool`` is refused where a number is asked for (``True`` is an ``int`` to Python, never what
-a user meant by a count). The metric functions' array checks (``tcx/metrics/_validate.py``) build
-on these for numpy inputs.
+a user meant by a count). The metric functions check their numpy/tensor inputs (codes, factors)
+in ``tcx/metrics/_validate.py``, in the same message format.
 """
 
 from __future__ import annotations
