@@ -114,7 +114,10 @@ class StandardNormal:
 
     def kl(self, posterior: DiagonalGaussian) -> Tensor:
         """Per-input, per-latent ``KL(p(z_j|x) || r_j)`` in nats, ``[B, D]`` (closed form)."""
-        check_shape("StandardNormal.kl's posterior mean", posterior.mean, (..., self.latent_dim), hint="one entry per latent of the prior")
+        check_shape(
+            "StandardNormal.kl's posterior mean", posterior.mean, (..., self.latent_dim),
+            hint="one entry per latent of the prior",
+        )
         return posterior.kl_standard_normal()
 
 
