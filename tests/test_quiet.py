@@ -4,7 +4,7 @@ dropped by their message, every other warning still reaches the user."""
 from __future__ import annotations
 
 
-def test_the_quiet_start_drops_only_the_known_warnings(capsys):
+def test_the_quiet_start_drops_only_the_known_warnings():
     """The CLI's filters drop the known unactionable warnings by message and keep the others."""
     import logging
     import warnings
@@ -39,9 +39,31 @@ def test_the_quiet_start_drops_only_the_known_warnings(capsys):
 
     # W&B's warnings go to stderr: the two known ones are dropped, any other one is printed
     assert getattr(wandb.termwarn, "tcx_filtered", False)
-    capsys.readouterr()
-    wandb.termwarn("The anonymous setting has no effect and will be removed in a future version.")
-    wandb.termwarn("git root runs does not exist")
-    wandb.termwarn("a real W&B warning")
-    err = capsys.readouterr().err
-    assert "a real W&B warning" in err and "anonymous" not in err and "git root" not in err
+
+
+WANDB_WARNINGS = """
+import wandb
+from tcx import quiet
+quiet.quiet_known_warnings()
+wandb.termwarn("The anonymous setting has no effect and will be removed in a future version.")
+wandb.termwarn("git root runs does not exist")
+wandb.termwarn("a real W&B warning")
+"""
+
+
+def test_the_quiet_start_drops_only_the_known_wandb_warnings(tmp_path):
+    """W&B prints its warnings to stderr: the two known ones are dropped, any other is printed.
+
+    It runs in a fresh process: the test session sets WANDB_SILENT, and once any test has set W&B
+    up, W&B keeps its warnings to itself for the rest of the process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}
+    env.update(HOME=str(tmp_path), WANDB_MODE="offline", WANDB_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", WANDB_WARNINGS], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "a real W&B warning" in done.stderr
+    assert "anonymous" not in done.stderr and "git root" not in done.stderr
