@@ -328,6 +328,9 @@ class SignalAt(pl.Callback):
 @pytest.fixture
 def restore_signals():
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Python's own Ctrl-C handler, as in a foreground run: a shell starts a background job
+    # (`make test &`) with SIGINT ignored, and the signal these tests send would never arrive
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for s, h in saved.items():
         signal.signal(s, h)
