@@ -50,7 +50,7 @@ from tcx.arguments import (  # noqa: E402
     with_default_classes,
 )
 from tcx.experiments import describe_experiments, flag_values, resolve_config_args  # noqa: E402
-from tcx.hardware import resolve_precision  # noqa: E402
+from tcx.hardware import is_first_process, resolve_precision  # noqa: E402
 from tcx.models.base import CorExVAE  # noqa: E402
 from tcx.quiet import quiet_known_warnings  # noqa: E402
 from tcx.run_folder import RunConfig, give_run_a_folder  # noqa: E402
@@ -176,12 +176,8 @@ def _evaluation_missing(trainer, datamodule) -> bool:
     return not any(k.startswith("val/") for k in trainer.callback_metrics)
 
 
-def _rank_zero() -> bool:
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-
-
 def _say(notes) -> None:
-    if notes and _rank_zero():
+    if notes and is_first_process():
         for note in notes:
             print(f"tcx: {note}", flush=True)
 
@@ -274,7 +270,7 @@ def _main(argv: list[str]) -> None:
     check_argument_order(argv)
     check_config_files(argv)
     argv, notes = checkpoint_run.with_checkpoint_classes(argv, all_config_keys(argv))
-    if notes and _rank_zero():  # the first line: which model and data run, and from where
+    if notes and is_first_process():  # the first line: which model and data run, and from where
         print(f"tcx {argv[0]}: " + ", ".join(notes), flush=True)
     argv = with_default_classes(argv)
     if argv and argv[0] in SUBCOMMANDS and ({"-h", "--help"} & set(argv)):

@@ -17,7 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags", "resolve_precision"]
+__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags", "resolve_precision",
+           "is_first_process"]
 
 #: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which oneDNN still has native bf16 matmuls
 _ONEDNN_BF16_ISAS = {
@@ -138,6 +139,13 @@ def default_precision(accelerator="auto", environ=os.environ) -> tuple[str, str]
     return choose_precision(read_capabilities(environ), accelerator)
 
 
+def is_first_process(environ=os.environ) -> bool:
+    """Whether this is the run's first process (local rank 0 on node 0), the one that prints tcx's
+    notes; the processes a multi-GPU or multi-node launch starts carry their ranks in the
+    environment (``LOCAL_RANK``, ``NODE_RANK``), before any Trainer exists."""
+    return environ.get("LOCAL_RANK", "0") == "0" and environ.get("NODE_RANK", "0") == "0"
+
+
 def resolve_precision(config) -> str:
     """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default) to
     the hardware's choice (:func:`tcx.hardware.default_precision`), print the choice and why on
@@ -152,6 +160,6 @@ def resolve_precision(config) -> str:
         precision, reason = default_precision(trainer.get("accelerator", "auto"))
         trainer["precision"] = precision
         note = f"{precision} (chosen by the hardware: {reason})"
-    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+    if is_first_process():
         print(f"tcx: precision {note}", flush=True)
     return note

@@ -119,3 +119,12 @@ def test_default_config_leaves_precision_to_the_hardware():
     from tcx.cli import DEFAULT_CONFIG
 
     assert yaml.safe_load(DEFAULT_CONFIG.read_text())["trainer"].get("precision") is None
+
+
+def test_only_the_first_process_of_a_launch_prints():
+    from tcx.hardware import is_first_process
+
+    assert is_first_process({})
+    assert is_first_process({"LOCAL_RANK": "0", "NODE_RANK": "0"})
+    assert not is_first_process({"LOCAL_RANK": "1"})
+    assert not is_first_process({"LOCAL_RANK": "0", "NODE_RANK": "2"})
