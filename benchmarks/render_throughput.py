@@ -190,7 +190,8 @@ def main() -> None:
         lines.append(f"| {name} | {peak:g} | {full:,.0f} | {need:,.0f} | {rows[0][1] / need:.3f}x | "
                      f"{rows[1][1] / need:.3f}x |")
     append_section(args.out, "# Procedural dSprites: rendering rate and the rate training needs\n\n"
-                   "Written by `benchmarks/render_throughput.py` (its docstring says what each row is); "
+                   "Written by `benchmarks/render_throughput.py` "
+                   "(benchmarks/README.md#render_throughputpy says what each row is); "
                    "each run appends a section.\n", lines)
 
 

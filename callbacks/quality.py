@@ -40,7 +40,8 @@ __all__ = ["QualityMetrics"]
 
 
 class QualityMetrics(Callback):
-    """See the module docstring.
+    """The paper's claims measured on held-out data (module docstring; every logged key in
+    docs/callbacks.md#callbacksqualitypy-qualitymetrics).
 
     Args:
         subset: the latent indices measured (None: the model's anchors, or its ``num_top`` latents
@@ -148,8 +149,8 @@ class QualityMetrics(Callback):
 
     # ---------------------------------------------------------------------------- measure
     def measure(self, model, datamodule, split: str = "test") -> dict[str, float]:
-        """Every measurement of the module docstring for ``model`` on ``datamodule``'s data,
-        held-out inputs from ``split`` (``"val"`` or ``"test"``)."""
+        """Every measurement (docs/callbacks.md#callbacksqualitypy-qualitymetrics) for ``model`` on
+        ``datamodule``'s held-out inputs from ``split`` (``"val"`` or ``"test"``)."""
         check_choice("split", split, ("val", "test"))
         with evaluating(model):
             return self._measure(model, datamodule, split)

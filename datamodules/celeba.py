@@ -203,7 +203,7 @@ class _TorchvisionLoader:
 class CelebA(LoaderMixin, pl.LightningDataModule):
     """CelebA datamodule: batches ``(x [B, 3, 64, 64] float in [0, 1], y [B, 40] long in {0, 1})``.
 
-    See the module docstring for the layout, the two readers and the preprocessing.
+    See docs/datamodules.md#datamodulescelebapy-celeba for the layout, the two readers and the preprocessing.
 
     Args:
         root: the folder that contains ``celeba/`` (torchvision's ``root``).

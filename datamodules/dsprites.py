@@ -54,7 +54,7 @@ SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "heart")
 NUM_IMAGES: int = math.prod(FACTOR_SIZES)  # 737,280
 IMAGE_SIZE: int = 64
 
-# Geometry, in pixels at scale 1 (see the module docstring).
+# Geometry, in pixels at scale 1 (see docs/dsprites.md).
 _POS_MIN, _POS_SPAN = 12.0, 39.0
 _SQUARE_HALF_SIDE = 8.0
 _ELLIPSE_SEMI_AXES = (10.0, 5.0)

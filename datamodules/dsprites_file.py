@@ -74,7 +74,8 @@ class NpzImages:
     """Batched access to the binary images of a dSprites ``.npz``: ``rows [n] -> uint8 [n, 64, 64]``.
 
     Memory-maps the ``imgs`` member when it is stored uncompressed; otherwise holds the images
-    bit-packed (see the module docstring). Pickles without copying a memory map (workers reopen it).
+    bit-packed (see docs/datamodules.md#datamodulesdsprites_filepy-dspritesfile). Pickles without
+    copying a memory map (workers reopen it).
     """
 
     def __init__(self, path: Path, info: zipfile.ZipInfo, n: int, header_len: int, cache_dir: Path | None):
@@ -242,7 +243,8 @@ class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataM
 
     The same interface as the procedural ``DSprites`` (factor declarations, ``sample_factors``,
     ``render``, ``pixel_entropy``, the seeded ``split``), reading images from the file instead of
-    drawing them. See the module docstring for the file, memory use and errors.
+    drawing them. See docs/datamodules.md#datamodulesdsprites_filepy-dspritesfile for the file, memory use
+    and errors.
 
     Args:
         path: the ``.npz`` file (default ``data/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``).

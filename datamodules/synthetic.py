@@ -46,7 +46,7 @@ def channel_entropy(cardinality: int, noise: float) -> float:
 
 def group_entropy(copies: int, cardinality: int, noise: float) -> float:
     """Exact joint entropy ``H(X_group)`` in nats of ``copies`` noisy copies of one uniform factor
-    with ``cardinality`` values (see the module docstring)."""
+    with ``cardinality`` values (see docs/datamodules.md#datamodulessyntheticpy-syntheticcorex)."""
     r, c, e = int(copies), int(cardinality), float(noise)
     if math.comb(r + c - 1, c - 1) > 2_000_000:
         raise TcxError(f"group_entropy: {math.comb(r + c - 1, c - 1)} count vectors are too many to sum exactly")
@@ -221,7 +221,8 @@ class SyntheticCorEx(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDa
 
     @property
     def true_tc(self) -> float:
-        """``TC(X) = sum_i H(X_i) - H(X)`` in nats, exactly (module docstring)."""
+        """``TC(X) = sum_i H(X_i) - H(X)`` in nats, exactly
+        (docs/datamodules.md#datamodulessyntheticpy-syntheticcorex)."""
         r, c = self.copies_per_factor, self.factor_cardinality
         return self.num_factors * (r * math.log(c) - group_entropy(r, c, self.noise))
 

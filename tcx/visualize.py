@@ -54,7 +54,8 @@ _PAD_GREY = 0.5
 
 
 def as_image_batch(x) -> Tensor:
-    """``x`` as a float32 CPU tensor ``[N, C, H, W]`` in [0, 1] (see the module docstring)."""
+    """``x`` as a float32 CPU tensor ``[N, C, H, W]`` in [0, 1]
+    (see docs/running.md#tcxvisualizepy-pictures-of-a-representation)."""
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).detach()
     if t.dim() == 2:
         n, d = t.shape

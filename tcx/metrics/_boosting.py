@@ -264,7 +264,8 @@ def fit_boosted_trees(
 ) -> BoostedTreesResult:
     """Fit one boosted classifier per factor (column of ``y_train``) on ``x_train`` ``[N, D]``.
 
-    Returns the importance matrix and the train and test accuracies (see the module docstring).
+    Returns the importance matrix and the train and test accuracies
+    (see docs/metrics.md#the-booster-tcxmetrics_boostingpy).
     ``n_jobs``: threads (default ``torch.get_num_threads()``); the result does not depend on it.
     """
     if not 1 <= max_depth <= 7:
