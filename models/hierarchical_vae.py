@@ -54,25 +54,8 @@ class HierarchicalVAE(CorExVAE):
         **kwargs: the arguments of :class:`tcx.models.base.CorExVAE` except ``latent_dim`` (the
             sizes are ``layer_sizes``).
 
-    Weighted rates: with ``beta = 1`` and no anchors the loss is the negative ELBO. Weights on the
-    top layer's units weight ``I(Z^L_j;Z^{L-1})`` in a lower bound on the weighted hierarchical
-    CorEx objective, as AnchorVAE's do in the flat case; on a middle layer a weight other than 1
-    reweights the ELBO's terms but is no longer a bound (the marginal entropies of that layer stop
-    cancelling between the layer and the one above).
-
-    Logged besides the base's terms (nats): ``*/layer{l}/informativeness``
-    (``E log q(z^{l-1}|z^l)``), ``*/layer{l}/rate`` and ``*/layer{l}/rate/z{j}`` for every layer.
-    ``*/rate`` is the rate of all layers; ``*/rate/z{j}`` are the units of ``encode_layer``. The
-    estimate of each layer's ``I(X;Z^l)`` is a diagnostic, not part of the loss:
-    :meth:`layer_information` computes it for a batch, and the callback
-    :class:`tcx.callbacks.InformationDiagnostics` logs it as ``diagnostics/layer{l}/mutual_info``
-    in validation when the model has a :attr:`dataset_size` (the training set's size ``N``, from
-    the datamodule or ``attach_data``).
-
-    For ``l >= 2`` the posterior ``p(z^l|x)`` is a mixture over the layers below; :meth:`encode`
-    returns the Gaussian ``p(z^l|z^{l-1})`` along the path of posterior means below ``l`` (exact
-    for ``l = 1``), the codes the metrics and traversals use. :meth:`decode` goes down the chain
-    through the means of ``q(z^{l-1}|z^l)``; :meth:`sample` draws the whole generative chain.
+    The weighted bound, what is logged (``*/layer{l}/...``) and which Gaussian :meth:`encode`
+    returns above layer 1: docs/models.md#modelshierarchical_vaepy-hierarchicalvae.
     """
 
     ARCHITECTURE = ("layer_sizes", "layer_hidden_dims", "anchors")

@@ -68,3 +68,13 @@ def test_there_is_no_import_cycle():
 def test_nothing_imports_the_cli():
     _, graph = _graph()
     assert [name for name, deps in graph.items() if "tcx.cli" in deps] == []
+
+
+def test_module_docstrings_are_short_and_the_detail_lives_in_docs():
+    """A module's docstring says its job in at most 15 lines; the reference is in docs/."""
+    long = {}
+    for path in [*_modules().values(), *(ROOT / "benchmarks").glob("*.py")]:
+        doc = ast.get_docstring(ast.parse(path.read_text()), clean=False) or ""
+        if len(doc.splitlines()) > 15:
+            long[str(path.relative_to(ROOT))] = len(doc.splitlines())
+    assert not long, f"module docstrings over 15 lines (move the detail to docs/): {long}"
