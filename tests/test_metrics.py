@@ -430,6 +430,13 @@ def test_factor_vae_score_known_answers():
     assert noise["eval_accuracy"] < 0.6
 
 
+@pytest.mark.parametrize("name", ["batch_size", "num_variance_estimate"])
+def test_factor_vae_score_needs_two_points_for_a_variance(name):
+    args = {**SMALL, "num_variance_estimate": 1000, name: 1}
+    with pytest.raises(ValueError, match=f"{name} must be an integer >= 2, got 1 .*variance"):
+        M.factor_vae_score(ToyGroundTruth(), good_rep, **args)
+
+
 def test_factor_vae_score_maps_votes_past_pruned_codes():
     """disentanglement_lib's defect: with code 0 pruned, argmin positions among the active codes
     were used as code indices, putting every vote on the wrong code."""

@@ -83,6 +83,12 @@ def test_linear_probe_reads_a_separable_label_from_the_right_latent():
     assert torch.equal(linear_probe(codes[:400], factors[:400], codes[400:], factors[400:], [1]), torch.ones(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="latents"):
         linear_probe(codes, y, codes, y, latents=[5])
+    bad = codes.clone()
+    bad[7, 2] = float("nan")
+    with pytest.raises(ValueError, match="train_codes contains 1 non-finite value.*row 7, code 2"):
+        linear_probe(bad, y, codes, y)
+    with pytest.raises(ValueError, match=r"test_codes must be a 2-D array \[N, D\]"):
+        linear_probe(codes, y, codes[:, 0], y)
 
 
 def test_knn_probe_reads_a_label_no_line_can_separate():

@@ -125,16 +125,12 @@ def factor_vae_score(
     ones.
     """
     sizes = _check_ground_truth(ground_truth)
-    _check_counts(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
-                  num_variance_estimate=num_variance_estimate, chunk_size=chunk_size)
-    if batch_size < 2:
-        raise TcxError(f"batch_size must be at least 2 to estimate a variance, got {batch_size}.")
+    _check_counts(num_train=num_train, num_eval=num_eval, chunk_size=chunk_size)
+    check_int("batch_size", batch_size, 2, hint="a batch estimates a variance")
+    check_int("num_variance_estimate", num_variance_estimate, 2, hint="it estimates a variance")
     num_factors = len(sizes)
     generator = torch.Generator().manual_seed(int(seed))
 
-    if num_variance_estimate < 2:
-        raise TcxError(
-            f"num_variance_estimate must be at least 2, got {num_variance_estimate}.")
     factors = torch.as_tensor(ground_truth.sample_factors(num_variance_estimate, generator)).long()
     codes = _encode(representation_fn, ground_truth, factors, chunk_size)
     global_var = codes.var(axis=0, ddof=1)

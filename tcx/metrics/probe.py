@@ -23,18 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.metrics._validate import as_codes
 from tcx.validation import check_int
 
 __all__ = ["knn_probe", "linear_probe", "standardized_codes"]
 
 
 def _codes(name: str, value: Any) -> np.ndarray:
-    a = np.asarray(torch.as_tensor(value).detach().double().cpu().numpy() if isinstance(value, Tensor) else value, dtype=np.float64)
-    if a.ndim != 2:
-        raise TcxError(f"{name} must be [N, D], got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise TcxError(f"{name} has non-finite values")
-    return a
+    return as_codes(value, name).astype(np.float64, copy=False)
 
 
 def _labels(name: str, value: Any, n: int) -> np.ndarray:
