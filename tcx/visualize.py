@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.safe_io import atomic_save
 from tcx.validation import check_int, check_length, check_real, check_shape, check_tensor
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "information_chart",
     "mi_heatmap",
     "figure_to_array",
+    "png_bytes",
     "save_png",
 ]
 
@@ -233,11 +235,19 @@ def image_grid(
     return np.asarray(img)
 
 
-def save_png(picture: np.ndarray, path) -> None:
-    """Write a picture (``uint8`` ``[H, W, 3]``) to a PNG file."""
+def png_bytes(picture: np.ndarray) -> bytes:
+    """A picture (``uint8`` ``[H, W, 3]``) encoded as a PNG file's bytes."""
     from PIL import Image
 
-    Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(path, format="PNG")
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(picture: np.ndarray, path) -> None:
+    """Write a picture (``uint8`` ``[H, W, 3]``) to a PNG file, through tcx's one atomic writer
+    (``tcx/safe_io.py``, ``atomic_save``): never a half-written picture under its name."""
+    atomic_save(lambda f: f.write(png_bytes(picture)), path, advice="write the pictures to a disk with room")
 
 
 # --------------------------------------------------------------------------------------------

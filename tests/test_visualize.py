@@ -158,7 +158,20 @@ def test_information_chart_and_heatmap_render_with_anchor_colours():
         viz.information_chart(rate, est[:3])
 
 
-def test_save_png_round_trip(tmp_path):
+def test_save_png_round_trip_and_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     pic = viz.image_grid(torch.rand(2, 2, 3, 4, 4))
     viz.save_png(pic, tmp_path / "g.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png").convert("RGB")), pic)
+    # a full disk mid-write: one clear error, the earlier file whole, no temporary beside it
+    import errno
+
+    from tcx.safe_io import DiskFullError
+
+    def full_disk(_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(viz, "png_bytes", full_disk)
+    with pytest.raises(DiskFullError, match="g.png was not written .the previous g.png is intact"):
+        viz.save_png(pic, tmp_path / "g.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png").convert("RGB")), pic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]
