@@ -122,7 +122,7 @@ class NpzImages:
             cache.unlink(missing_ok=True)  # a stale or damaged cache is rebuilt
         packed = self._decompress()
         if cache is not None:
-            with atomic_path(cache) as tmp:
+            with atomic_path(cache, advice="give cache_dir a folder with room, or cache_dir=None") as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, packed, allow_pickle=False)
         return packed

@@ -23,7 +23,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     converting one's own digits."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, advice="write it to a disk with room") as tmp:
         tmp.write_bytes(header + array.tobytes())
 
 

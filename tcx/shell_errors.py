@@ -19,8 +19,9 @@ import sysconfig
 from pathlib import Path
 
 from tcx.errors import UserError
+from tcx.safe_io import is_disk_full
 
-__all__ = ["describe_error", "user_code_frame", "parse_error_line", "is_disk_full"]
+__all__ = ["describe_error", "user_code_frame", "parse_error_line"]
 
 _TCX_ROOT = Path(__file__).resolve().parents[1]
 _NOT_USER = tuple(
@@ -41,16 +42,6 @@ def _chain(exc: BaseException):
             exc = None if exc.__suppress_context__ else exc.__context__
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its chain) is a write that failed for a full disk or quota."""
-    import errno
-
-    for e in _chain(exc):
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-            return True
-    return False
-
-
 def describe_error(exc: BaseException) -> str | None:
     """The one-paragraph message for a user's error in ``exc``'s chain (the innermost
     :class:`UserError`, which names the value; or a full disk), ``None`` for anything else."""
@@ -60,9 +51,9 @@ def describe_error(exc: BaseException) -> str | None:
             found = e
     if found is None:
         if is_disk_full(exc):
-            e = next(e for e in _chain(exc) if isinstance(e, OSError))
+            e = next((e for e in _chain(exc) if isinstance(e, OSError)), exc)
             where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
-            return (f"no space left on the disk{where} ({e.strerror or e}); free space there or point the run "
+            return (f"no space left on the disk{where} ({getattr(e, 'strerror', None) or e}); free space there or point the run "
                     "elsewhere (--trainer.default_root_dir, or the logger's save_dir)")
         return None
     # an OSError built as (errno, message) prints "[Errno N] message": the message alone

@@ -374,11 +374,11 @@ def test_dsprites_file_bad_files(tmp_path):
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "out.bin"
     with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
+        with atomic_path(target, advice="write elsewhere") as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
-    with atomic_path(target) as tmp:
+    with atomic_path(target, advice="write elsewhere") as tmp:
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
 

@@ -374,9 +374,28 @@ def test_sigint_during_the_end_of_epoch_evaluation_keeps_the_epoch_and_exits_130
     assert "stopped by SIGINT" in err
 
 
+def test_torchs_zip_writer_failing_on_a_full_disk_is_the_same_one_line(tmp_path, monkeypatch):
+    """torch.save reports a full disk as a RuntimeError ("file write failed"), not an OSError:
+    the checkpoint writer and the atomic writer both recognise it (one detector, tcx/safe_io.py)."""
+    def zip_writer_fails(obj, f, *a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing "
+                           "file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", zip_writer_fails)
+    target = tmp_path / "last.ckpt"
+    with pytest.raises(safe_io.DiskFullError, match="last.ckpt was not written .nothing partial was left.; "
+                       "free space there or point the checkpoints elsewhere"):
+        run_safety.DiskFullMessageIO().save_checkpoint({"a": 1}, str(target))
+    with pytest.raises(safe_io.DiskFullError, match="last.ckpt was not written .nothing partial was left.; "
+                       "free space there or write elsewhere"):
+        safe_io.atomic_save(lambda f: torch.save({"a": 1}, f), target, advice="write elsewhere")
+    assert list(tmp_path.iterdir()) == []
+    assert not safe_io.is_disk_full(RuntimeError("some other failure"))
+
+
 def test_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     target = tmp_path / "ck" / "last.ckpt"
-    safe_io.atomic_save(lambda f: f.write(b"old"), target)
+    safe_io.atomic_save(lambda f: f.write(b"old"), target, advice="write elsewhere")
 
     def full_disk(obj, f, *a, **k):
         f.write(b"partial" * 100)
