@@ -78,3 +78,22 @@ def test_module_docstrings_are_short_and_the_detail_lives_in_docs():
         if len(doc.splitlines()) > 15:
             long[str(path.relative_to(ROOT))] = len(doc.splitlines())
     assert not long, f"module docstrings over 15 lines (move the detail to docs/): {long}"
+
+
+SHELL = {f"tcx.{m}" for m in ("cli", "arguments", "checkpoint_run", "run_folder", "run_safety", "wandb_setup",
+                               "summary", "shell_errors", "quiet", "help", "traverse")}
+
+
+def test_the_dependencies_point_the_way_docs_design_md_draws_them():
+    """models, datamodules and callbacks build on the core; the core (tcx/ without its shell)
+    imports none of them and no shell module; models and datamodules never import each other,
+    and callbacks import neither (they read models and data through declared interfaces)."""
+    _, graph = _graph()
+    layer = lambda m: m.split(".")[1] if m.split(".")[1] in ("models", "datamodules", "callbacks") else (  # noqa: E731
+        "shell" if m in SHELL else "core")
+    allowed = {"core": {"core"}, "models": {"core", "models"}, "datamodules": {"core", "datamodules"},
+               "callbacks": {"core", "callbacks"}, "shell": {"core", "shell", "models", "datamodules", "callbacks"}}
+    wrong = sorted(f"{name} ({layer(name)}) imports {dep} ({layer(dep)})" for name, deps in graph.items()
+                   if name.count(".") >= 1 for dep in deps if dep.count(".") >= 1 and layer(dep) not in allowed[layer(name)])
+    assert wrong == [], wrong
+    assert SHELL <= set(graph), sorted(SHELL - set(graph))
