@@ -27,6 +27,7 @@ from tcx.datamodules.grids import check_integer_tensor, grid_factors, grid_index
 from tcx.datamodules.loading import LoaderMixin
 from tcx.datamodules.splits import HoldoutMixin
 from tcx.validation import check_int as _check_int
+from tcx.validation import check_shape
 from tcx.errors import TcxError
 
 __all__ = [
@@ -111,8 +112,7 @@ def index_to_factors(index: Tensor) -> Tensor:
     Inverse of ``factors_to_index``; ``index`` must lie in ``0 .. 737279``.
     """
     check_integer_tensor(index, "index")
-    if index.dim() != 1:
-        raise TcxError(f"index must be a 1-D tensor [N], got shape {list(index.shape)}")
+    check_shape("index", index, ("N",))
     index = index.long()
     if index.numel():
         bad = (index < 0) | (index >= NUM_IMAGES)

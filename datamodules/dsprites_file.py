@@ -275,7 +275,6 @@ class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataM
         super().__init__()
         check_int("batch_size", batch_size, 1)
         check_int("num_workers", num_workers, 0)
-        check_int("val_size", val_size, 1)
         check_int("epoch_size", epoch_size, 1, allow_none=True)
         check_int("seed", seed, -(2**62), 2**62)
         self.save_hyperparameters()
@@ -284,8 +283,7 @@ class DSpritesFile(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataM
         self.val_size, self.epoch_size, self.seed = val_size, epoch_size, seed
         self._images, classes, self._values, self._sizes = open_dsprites_npz(self.path, cache_dir)
         self.num_images: int = classes.shape[0]
-        if val_size >= self.num_images:
-            raise TcxError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
+        check_int("val_size", val_size, 1, self.num_images - 1, hint=f"{str(self.path)!r} holds {self.num_images} images")
         self.input_shape: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _FileSource(self._images, self._sizes)
         self._entropy_cache: dict[tuple[int, int], Tensor] = {}

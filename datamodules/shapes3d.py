@@ -196,7 +196,6 @@ class Shapes3D(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModul
         super().__init__()
         check_int("batch_size", batch_size, 1)
         check_int("num_workers", num_workers, 0, allow_none=True)
-        check_int("val_size", val_size, 1)
         check_int("epoch_size", epoch_size, 1, allow_none=True)
         check_int("seed", seed, -(2**62), 2**62)
         self.save_hyperparameters()
@@ -206,8 +205,7 @@ class Shapes3D(StoredGridMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModul
         self.val_size, self.epoch_size, self.seed = val_size, epoch_size, seed
         self._images, self._labels, self._sizes, self._table = open_shapes3d(self.path)
         self.num_images: int = self._labels.shape[0]
-        if val_size >= self.num_images:
-            raise TcxError(f"val_size must be in [1, {self.num_images - 1}] for {str(self.path)!r}, got {val_size}")
+        check_int("val_size", val_size, 1, self.num_images - 1, hint=f"{str(self.path)!r} holds {self.num_images} images")
         self.input_shape: tuple[int, int, int] = (3, IMAGE_SIZE, IMAGE_SIZE)
         self._source = _Source(self._images, self._sizes)
 

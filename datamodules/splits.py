@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tcx.datamodules.datasets import BatchDataset
-from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = [
     "SPLITS",
@@ -21,18 +21,11 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 
 
-# ------------------------------------------------------------------------------------ arguments
-
-
-# one implementation for all of tcx (tcx.validation), re-exported for the datamodules
-
-
 def seeded_split(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
     """``(train, val)``: disjoint positions in ``0 .. n - 1``, a seeded random holdout of
     ``val_size`` positions (``torch.randperm`` with a generator seeded by ``seed``; the same rule
     as the procedural ``DSprites.split``), the same for the same ``(n, val_size, seed)``."""
-    if not 1 <= val_size < n:
-        raise TcxError(f"val_size must be in [1, {n - 1}] for a dataset of {n} items, got {val_size}")
+    check_int("val_size", val_size, 1, n - 1, hint=f"a dataset of {n} items")
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(n, generator=g)
     return perm[val_size:], perm[:val_size]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from tcx.errors import TcxError
-from tcx.validation import check_int
+from tcx.validation import check_int, check_same_shape, check_shape
 
 __all__ = ["AggregateDensity"]
 
@@ -61,8 +61,8 @@ class AggregateDensity:
         from sklearn.mixture import GaussianMixture
 
         mean, log_var = torch.as_tensor(mean).double().cpu(), torch.as_tensor(log_var).double().cpu()
-        if mean.dim() != 2 or mean.shape != log_var.shape:
-            raise TcxError(f"mean and log_var must both be [N, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}")
+        check_shape("mean", mean, ("N", "D"))
+        check_same_shape(("mean", mean), ("log_var", log_var))
         idx = [int(j) for j in indices]
         if not idx or len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= mean.shape[1]:
             raise TcxError(f"indices={idx}: give distinct latent indices in 0 .. {mean.shape[1] - 1}")

@@ -370,6 +370,13 @@ def test_dsprites_file_bad_files(tmp_path):
     with pytest.raises(ValueError, match=r"'imgs' must be uint8 \[N, 64, 64\].*\[72, 32, 32\]"):
         DSpritesFile(path=str(wrong))
 
+    # the holdout must leave training images: one check, naming the file and its size
+    good = tmp_path / "good.npz"
+    write_dsprites_npz(good)
+    for bad in (0, 72, "8"):
+        with pytest.raises(ValueError, match=rf"val_size must be an integer in \[1, 71\], got {bad!r} .*holds 72 images"):
+            DSpritesFile(path=str(good), val_size=bad)
+
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "out.bin"

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from numba import njit
-from tcx.errors import TcxError
+from tcx.validation import check_int
 
 __all__ = ["fit_boosted_trees", "BoostedTreesResult"]
 
@@ -268,8 +268,7 @@ def fit_boosted_trees(
     (see docs/metrics.md#the-booster-tcxmetrics_boostingpy).
     ``n_jobs``: threads (default ``torch.get_num_threads()``); the result does not depend on it.
     """
-    if not 1 <= max_depth <= 7:
-        raise TcxError(f"max_depth must be in 1..7, got {max_depth}.")
+    check_int("max_depth", max_depth, 1, 7)
     n, d = x_train.shape
     n_test = x_test.shape[0]
     n_factors = y_train.shape[1]

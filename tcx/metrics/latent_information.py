@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .mutual_info import mutual_info_matrix
 from tcx.errors import TcxError
-from tcx.validation import check_int, check_real
+from tcx.validation import check_int, check_real, check_same_shape, check_shape
 
 __all__ = ["latent_label_information", "subset_label_information"]
 
@@ -40,8 +40,8 @@ def latent_label_information(
     ``[N, K]`` integers."""
     mean = torch.as_tensor(mean).detach().double().cpu()
     log_var = torch.as_tensor(log_var).detach().double().cpu()
-    if mean.shape != log_var.shape or mean.dim() != 2:
-        raise TcxError(f"mean and log_var must both be [N, D], got {tuple(mean.shape)} and {tuple(log_var.shape)}")
+    check_shape("mean", mean, ("N", "D"))
+    check_same_shape(("mean", mean), ("log_var", log_var))
     eps = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
     z = mean + torch.exp(0.5 * log_var) * eps
     return {

@@ -19,14 +19,13 @@ from typing import Any
 import torch
 from torch import Tensor
 from tcx.errors import TcxError
+from tcx.validation import check_tensor
 
 __all__ = ["frechet_distance", "frechet_distance_gaussians", "feature_moments", "class_entropy", "mean_confidence"]
 
 
 def _as_float64(name: str, value: Any, ndim: int) -> Tensor:
-    t = torch.as_tensor(value)
-    if t.dim() != ndim:
-        raise TcxError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
+    t = check_tensor(name, torch.as_tensor(value), ndim=ndim)
     if not torch.is_floating_point(t):
         t = t.double()
     t = t.detach().double().cpu()
