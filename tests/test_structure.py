@@ -97,3 +97,14 @@ def test_the_dependencies_point_the_way_docs_design_md_draws_them():
                    if name.count(".") >= 1 for dep in deps if dep.count(".") >= 1 and layer(dep) not in allowed[layer(name)])
     assert wrong == [], wrong
     assert SHELL <= set(graph), sorted(SHELL - set(graph))
+
+
+def test_no_model_family_reaches_into_a_sibling_family():
+    """What two families share lives below them (models/base.py, models/anchors.py), never in one
+    family's module that another imports."""
+    _, graph = _graph()
+    shared = {"tcx.models", "tcx.models.base", "tcx.models.anchors"}
+    families = {m for m in graph if m.startswith("tcx.models.") and m not in shared}
+    assert len(families) >= 8, sorted(families)
+    sideways = sorted(f"{m} imports {d}" for m in families for d in graph[m] if d in families)
+    assert sideways == [], sideways
