@@ -27,6 +27,8 @@ import torch
 from tcx.datamodules import DSprites, render_dsprites
 from tcx.datamodules.dsprites import NUM_IMAGES, index_to_factors
 
+from results_io import add_record, recorded_args  # benchmarks/results_io.py, beside this script
+
 BATCH = 256
 
 # dense peaks from the vendors' data sheets, TFLOP/s (no sparsity)
@@ -113,30 +115,6 @@ def flop_per_image() -> float:
     return counter.get_total_flops() / 32
 
 
-def append_section(path, heading: str, lines: list[str]) -> None:
-    """Print ``lines`` and append them to the results file ``path``, which starts with ``heading``."""
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(path)
-    if not out.exists():
-        out.write_text(heading)
-    with out.open("a") as f:
-        f.write(text)
-
-
-def _recorded(argv: list[str]) -> list[str]:
-    """The arguments without ``--out PATH`` (a path on the machine that ran it, not a setting)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip or arg.startswith("--out="):
-            skip = False
-        elif arg == "--out":
-            skip = True
-        else:
-            out.append(arg)
-    return out
-
-
 def main() -> None:
     from tcx.hardware import cpu_flags
 
@@ -165,7 +143,7 @@ def main() -> None:
         f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, device {device}",
         "",
         f"- command: `OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')} python benchmarks/render_throughput.py "
-        f"{' '.join(_recorded(sys.argv[1:]))}`",
+        f"{' '.join(recorded_args(sys.argv[1:]))}`",
         f"- CPU: {platform.processor() or platform.machine()}, flags: {flags or 'none of avx2/avx512f/avx512_bf16/amx_bf16'}; "
         f"torch {torch.__version__}, {args.threads} threads; load average {os.getloadavg()[0]:.2f}",
         "",
@@ -189,10 +167,10 @@ def main() -> None:
         need = full * args.mfu
         lines.append(f"| {name} | {peak:g} | {full:,.0f} | {need:,.0f} | {rows[0][1] / need:.3f}x | "
                      f"{rows[1][1] / need:.3f}x |")
-    append_section(args.out, "# Procedural dSprites: rendering rate and the rate training needs\n\n"
-                   "Written by `benchmarks/render_throughput.py` "
-                   "(benchmarks/README.md#render_throughputpy says what each row is); "
-                   "each run appends a section.\n", lines)
+    add_record(args.out, "# Procedural dSprites: rendering rate and the rate training needs\n\n"
+               "Written by `benchmarks/render_throughput.py` "
+               "(benchmarks/README.md#render_throughputpy says what each row is); "
+               "each run appends a section.", lines, newest_first=False)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ interleaved (bare, trainer, ...) so that a load change on shared cores hits both
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_throughput.py [--steps 30] [--repeats 2]
         [--threads 2] [--precisions 32-true bf16-mixed] [--compile] [--out benchmarks/results/train_throughput.md]
 
-Writes a markdown table to benchmarks/results/train_throughput.md (or --out).
+Adds its record at the top of benchmarks/results/train_throughput.md (or --out), earlier ones kept.
 
 Details (the loops, the model, the measurements): benchmarks/README.md#train_throughputpy
 """
@@ -34,6 +34,10 @@ import torch  # noqa: E402
 
 from tcx.datamodules import DSprites  # noqa: E402
 from tcx.models import AnchorVAE  # noqa: E402
+
+from results_io import add_record, recorded_args  # noqa: E402  (benchmarks/results_io.py, beside this script)
+
+TITLE = "# Training throughput: `tcx fit` Trainer path vs. a bare PyTorch loop"
 
 BATCH = 256
 
@@ -207,20 +211,6 @@ def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: s
     return steps * BATCH / (clock.end - clock.start), statistics.fmean(clock.losses)
 
 
-def _recorded_args(argv: list[str]) -> list[str]:
-    """The command-line arguments as recorded in the results: without ``--out`` and its path,
-    which name a file on the machine that ran the benchmark, not a setting of the measurement."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--out":
-            skip = True
-        elif not arg.startswith("--out="):
-            out.append(arg)
-    return out
-
-
 def main() -> None:
     from tcx.hardware import cpu_flags, default_precision
 
@@ -279,7 +269,8 @@ def main() -> None:
     render = render_rate(args.steps)
 
     lines = [
-        "# Training throughput: `tcx fit` Trainer path vs. a bare PyTorch loop",
+        f"## {datetime.date.today().isoformat()}: {chosen} picked, {platform.processor() or platform.machine()} "
+        f"with {' '.join(f for f in flags if f.startswith(('avx512_bf16', 'amx_bf16'))) or 'no native bf16'}",
         "",
         f"- date: {datetime.date.today().isoformat()}; torch {torch.__version__}; lightning {pl.__version__}; "
         f"python {platform.python_version()}; {os.cpu_count()} CPUs, torch threads {args.threads}; "
@@ -291,7 +282,7 @@ def main() -> None:
         f"- precision tcx picks here: **{chosen}** ({reason})",
         f"- command: `{' '.join(f'{k}={v}' for k, v in caps_env.items())} OMP_WAIT_POLICY="
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
-        f"benchmarks/train_throughput.py {' '.join(_recorded_args(sys.argv[1:]))}`".replace("` ", "`"),
+        f"benchmarks/train_throughput.py {' '.join(recorded_args(sys.argv[1:]))}`".replace("` ", "`"),
         f"- default AnchorVAE (conv, 10 latents), batch {BATCH}, {args.steps} timed steps after {args.warmup} "
         f"warm-up steps, medians of {args.repeats} interleaved repeats; loss = mean training loss (nats) "
         "over the timed steps (same seed and data in both paths); bf16 where it is emulated: "
@@ -326,11 +317,7 @@ def main() -> None:
     for p, m, i, b, t in extra:
         lines.append(f"| {p} | {m:.0f} | {i:.0f} | {b:.0f} | {t:.0f} | {b / m:.3f} | "
                      f"{t * fpi / (gflops[p] * 1e9):.1%} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    add_record(args.out, TITLE, lines)
 
 
 if __name__ == "__main__":
