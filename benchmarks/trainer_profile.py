@@ -26,7 +26,7 @@ import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.profilers import SimpleProfiler  # noqa: E402
 
-from render_throughput import append_section  # noqa: E402
+from results_io import add_record  # noqa: E402
 from train_throughput import BATCH, bare_loop, make_model  # noqa: E402
 
 from tcx.datamodules import DSprites  # noqa: E402
@@ -83,9 +83,9 @@ def main() -> None:
     for action, total, calls in rows[: args.top]:
         mark = " (the step itself)" if any(a in action for a in step_actions) else ""
         lines.append(f"| `{action}`{mark} | {total:.3f} | {calls} | {total / calls * 1e3:.2f} |")
-    append_section(args.out, "# The Trainer path profiled (benchmarks/trainer_profile.py)\n\n"
-                   "Lightning's SimpleProfiler on the fit that benchmarks/train_throughput.py times; each run "
-                   "appends a section.\n", lines)
+    add_record(args.out, "# The Trainer path profiled (benchmarks/trainer_profile.py)\n\n"
+               "Lightning's SimpleProfiler on the fit that benchmarks/train_throughput.py times; each run "
+               "appends a section.", lines, newest_first=False)
 
 
 if __name__ == "__main__":
