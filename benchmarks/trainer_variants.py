@@ -1,0 +1,135 @@
+"""Per-step time of the Trainer path and its parts: the bare loop against the Trainer with and
+without its progress bar and W&B logger, interleaved, the median step of each run.
+
+What benchmarks/train_throughput.py's Trainer/bare ratio leaves open: whether a gap comes from
+the Trainer's own per-step work or from one part of it (the bar, the logger). Each run times
+every step (the interval between consecutive batch starts, after ``--warmup`` steps); a run's
+figure is its median step, robust to a stray slow step on shared cores, and the result is the
+median over ``--repeats`` interleaved rounds.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/trainer_variants.py [--precision bf16-mixed]
+        [--steps 40] [--repeats 5] [--out benchmarks/results/trainer_variants.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import lightning.pytorch as pl  # noqa: E402
+import torch  # noqa: E402
+
+from results_io import add_record, recorded_args  # noqa: E402  (benchmarks/results_io.py, beside this script)
+from train_throughput import BATCH, make_model  # noqa: E402
+
+from tcx.datamodules import DSprites  # noqa: E402
+
+VARIANTS = {  # name: (progress bar, W&B logger)
+    "Trainer, bar and W&B (as tcx fit)": (True, True),
+    "Trainer, W&B, no bar": (False, True),
+    "Trainer, bar, no logger": (True, False),
+}
+
+
+class _Ticks(pl.Callback):
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    def on_train_batch_start(self, *args) -> None:
+        self.ticks.append(time.perf_counter())
+
+
+def _median_step_ms(ticks: list[float], warmup: int) -> float:
+    steps = [b - a for a, b in zip(ticks[warmup:], ticks[warmup + 1:])]
+    return 1000 * statistics.median(steps)
+
+
+def bare(precision: str, steps: int, warmup: int) -> float:
+    dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup + 1))
+    dm.setup("fit")
+    model = make_model(False)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ticks = []
+    for x, _ in dm.train_dataloader():
+        ticks.append(time.perf_counter())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            loss = model.step_terms(x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return _median_step_ms(ticks, warmup)
+
+
+def trainer(precision: str, steps: int, warmup: int, root: str, bar: bool, wandb_logger: bool) -> float:
+    dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup + 1))
+    ticks = _Ticks()
+    logger = pl.loggers.WandbLogger(project="tcx-bench", save_dir=root) if wandb_logger else False
+    fit = pl.Trainer(
+        max_epochs=1, precision=precision, log_every_n_steps=25, num_sanity_val_steps=0,
+        limit_val_batches=0, logger=logger, callbacks=[pl.callbacks.ModelCheckpoint(save_last=True), ticks],
+        default_root_dir=root, enable_progress_bar=bar, enable_model_summary=False,
+    )
+    fit.fit(make_model(False), datamodule=dm)
+    if wandb_logger:
+        logger.experiment.finish()
+    return _median_step_ms(ticks.ticks, warmup)
+
+
+def main() -> None:
+    from tcx.hardware import cpu_flags
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", default="bf16-mixed", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "trainer_variants.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    runs: dict[str, list[float]] = {"bare loop": []}
+    runs.update({name: [] for name in VARIANTS})
+    with tempfile.TemporaryDirectory() as root:
+        for rep in range(args.repeats):
+            runs["bare loop"].append(bare(args.precision, args.steps, args.warmup))
+            for name, (bar, wandb_logger) in VARIANTS.items():
+                runs[name].append(trainer(args.precision, args.steps, args.warmup, root, bar, wandb_logger))
+            print(f"round {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} ms" for k, v in runs.items()), flush=True)
+
+    base = statistics.median(runs["bare loop"])
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) and f in
+                   {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    lines = [
+        f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {args.precision}, "
+        f"{args.steps} steps x {args.repeats} rounds",
+        "",
+        f"- CPU flags: {' '.join(flags) or 'n/a'}; torch {torch.__version__}, lightning {pl.__version__}, "
+        f"{args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average "
+        f"{os.getloadavg()[0]:.2f}",
+        f"- command: `OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
+        f"{' '.join(['benchmarks/trainer_variants.py', *recorded_args(sys.argv[1:])])}`",
+        "",
+        "| path | median step ms (median of rounds) | each round | bare / this |",
+        "|---|---:|---|---:|",
+    ]
+    for name, values in runs.items():
+        med = statistics.median(values)
+        lines.append(f"| {name} | {med:.1f} | {' '.join(f'{v:.1f}' for v in values)} | {base / med:.3f} |")
+    add_record(args.out, "# The Trainer path's per-step time, part by part (benchmarks/trainer_variants.py)\n\n"
+               "Median step of the bare loop and of the Trainer with and without its bar and W&B logger; "
+               "each run appends a section.", lines, newest_first=False)
+
+
+if __name__ == "__main__":
+    main()
