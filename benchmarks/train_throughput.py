@@ -147,9 +147,11 @@ def compiled_for_bare_loop(model: AnchorVAE, compile: bool) -> AnchorVAE:
     return model
 
 
-def bare_loop(precision: str, steps: int, warmup: int, compile: bool) -> tuple[float, float, float]:
+def bare_loop(precision: str, steps: int, warmup: int, compile: bool,
+              ticks: list[float] | None = None) -> tuple[float, float, float]:
     """Images/s of a plain loop (after warmup steps), the mean loss over the timed steps, and the
-    seconds the warm-up steps took (with compile: the compilation)."""
+    seconds the warm-up steps took (with compile: the compilation); ``ticks`` (if given) gets the
+    clock at the start of every step."""
     dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup))
     dm.setup("fit")
     model = compiled_for_bare_loop(make_model(compile), compile)
@@ -160,6 +162,8 @@ def bare_loop(precision: str, steps: int, warmup: int, compile: bool) -> tuple[f
     start = None
     began = time.perf_counter()
     for i, (x, _) in enumerate(dm.train_dataloader()):
+        if ticks is not None:
+            ticks.append(time.perf_counter())
         if i == warmup:
             start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -29,7 +29,7 @@ import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 
 from results_io import add_record, recorded_args  # noqa: E402  (benchmarks/results_io.py, beside this script)
-from train_throughput import BATCH, make_model  # noqa: E402
+from train_throughput import BATCH, bare_loop, make_model  # noqa: E402
 
 from tcx.datamodules import DSprites  # noqa: E402
 
@@ -54,19 +54,8 @@ def _median_step_ms(ticks: list[float], warmup: int) -> float:
 
 
 def bare(precision: str, steps: int, warmup: int) -> float:
-    dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup + 1))
-    dm.setup("fit")
-    model = make_model(False)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    ticks = []
-    for x, _ in dm.train_dataloader():
-        ticks.append(time.perf_counter())
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-            loss = model.step_terms(x).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    ticks: list[float] = []
+    bare_loop(precision, steps + 1, warmup, False, ticks=ticks)
     return _median_step_ms(ticks, warmup)
 
 
@@ -108,8 +97,7 @@ def main() -> None:
             print(f"round {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} ms" for k, v in runs.items()), flush=True)
 
     base = statistics.median(runs["bare loop"])
-    flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")) and f in
-                   {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
     lines = [
         f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {args.precision}, "
         f"{args.steps} steps x {args.repeats} rounds",

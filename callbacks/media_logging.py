@@ -59,8 +59,10 @@ class Media:
         path = Path(path)
         # through tcx's one atomic writer: never a half-written picture under its name
         with atomic_path(path, advice="free space in the run's folder or log elsewhere") as tmp:
-            if self.kind in ("image", "gif"):
-                tmp.write_bytes(viz.png_bytes(self.data) if self.kind == "image" else self.data)
+            if self.kind == "image":
+                tmp.write_bytes(viz.png_bytes(self.data))
+            elif self.kind == "gif":
+                tmp.write_bytes(self.data)
             else:
                 columns, rows = self.data
                 with tmp.open("w", newline="") as fh:

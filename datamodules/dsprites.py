@@ -26,8 +26,7 @@ from tcx.datamodules.datasets import collate_rendered, EpochSubsetSampler, Rende
 from tcx.datamodules.grids import check_integer_tensor, grid_factors, grid_index, validate_grid_factors
 from tcx.datamodules.loading import LoaderMixin
 from tcx.datamodules.splits import HoldoutMixin
-from tcx.validation import check_int as _check_int
-from tcx.validation import check_shape
+from tcx.validation import check_int as _check_int, check_shape
 from tcx.errors import TcxError
 
 __all__ = [

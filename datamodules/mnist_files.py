@@ -111,7 +111,8 @@ def read_embedded_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
 def unpack_gz(gz: Path, target: Path) -> None:
     """Unpack ``gz`` to ``target`` through a temporary file (no half-written ``target``)."""
     try:
-        with atomic_path(target, advice="put the MNIST folder on a disk with room") as tmp, gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+        advice = "put the MNIST folder on a disk with room"
+        with atomic_path(target, advice=advice) as tmp, gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, length=1 << 20)
     except (OSError, EOFError, zlib.error) as exc:
         raise TcxError(

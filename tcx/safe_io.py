@@ -28,8 +28,8 @@ import torch
 
 from tcx.errors import MissingFileError, TcxError, UserError
 
-__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_path", "is_disk_full", "disk_full_error",
-           "atomic_save"]
+__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_path",
+           "atomic_save", "is_disk_full", "disk_full_error"]
 
 
 def _is_url(path) -> bool:
