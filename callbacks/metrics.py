@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from tcx.batches import split_batch as read_batch
 from tcx.callbacks.encoding import evaluating
@@ -175,29 +176,41 @@ class DisentanglementMetrics(pl.Callback):
         return min(rank * per, total), min((rank + 1) * per, total)
 
     def _chunks(self, trainer: pl.Trainer, dm: Any, device: torch.device) -> Iterable[tuple[Tensor, Tensor]]:
-        """This process's block of the fixed sample (``_block``), as ``(x, y)`` chunks."""
-        lo, hi = self._block(trainer, self.num_samples)
+        """This process's block of the fixed sample (``_block``), as ``(x, y)`` chunks.
+
+        The sample has the same size on every process: ``num_samples`` rendered points, or the
+        first ``min(num_samples, available)`` validation points. A process whose block is empty
+        (fewer points than processes) still yields one chunk of zero rows with the data's own
+        label width and dtype, so that every process's metric states gather alike under DDP."""
         if is_ground_truth(dm):
             factors = dm.sample_factors(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
             # a factor with one value (dSprites' color) carries nothing to score against; like
             # disentanglement_lib, score against the factors that vary
             varying = [k for k, size in enumerate(dm.factor_sizes) if int(size) > 1]
+            lo, hi = self._block(trainer, self.num_samples)
+            if lo == hi:
+                f = factors[:1]
+                yield dm.render(f)[:0].to(device), f[:0, varying]
             for start in range(lo, hi, self.batch_size):
                 f = factors[start:min(start + self.batch_size, hi)]
                 yield dm.render(f).to(device), f[:, varying]
             return
         if not has_val_dataloader(dm):
             raise TcxError("DisentanglementMetrics needs a datamodule with a val_dataloader or a renderer")
-        loader = dm.val_dataloader()
         # the sample is the first num_samples validation points, in the loader's order; every
         # process reads the loader (the datamodule's own, not the sharded one) and keeps its block
+        loader = dm.val_dataloader()
+        lo, hi = self._block(trainer, _loader_items(loader, self.num_samples))
         seen = 0
         for batch in loader:
-            x, y = read_batch(batch)
+            x, y = _labelled(batch)
             n = x.shape[0]
+            if lo == hi:
+                yield x[:0].to(device), y[:0]
+                return
             a, b = max(lo - seen, 0), min(hi - seen, n)
             if a < b:
-                yield x[a:b].to(device), (torch.zeros(b - a, 0, dtype=torch.long) if y is None else y[a:b])
+                yield x[a:b].to(device), y[a:b]
             seen += n
             if seen >= hi:
                 break
@@ -225,6 +238,9 @@ class DisentanglementMetrics(pl.Callback):
             metric.to(device)  # the sync under DDP runs on the process group's device
 
         results: dict[str, float] = {}
+        if num_factors is None:  # no process was given a point: the validation loader is empty
+            self.skipped.update({name: "the validation loader yielded no data" for name in wanted})
+            return results
         for name, metric in wanted.items():
             if name in _NEED_FACTORS and not num_factors:
                 self.skipped[name] = "the data has no labels or factors"
@@ -267,6 +283,39 @@ class DisentanglementMetrics(pl.Callback):
             scores = score_fn(dm, representation, seed=self.seed, **kwargs)
             results.update({f"{name}_{k}": float(v) for k, v in scores.items()})
         return results
+
+
+def _labelled(batch: Any) -> tuple[Tensor, Tensor]:
+    """``(x, y)`` of a batch with ``y`` always a tensor: ``[B, 0]`` where the data have no labels,
+    integer labels as int64 (what every process gathers, whatever the loader's integer type)."""
+    x, y = read_batch(batch)
+    if y is None:
+        return x, torch.zeros(x.shape[0], 0, dtype=torch.long)
+    y = torch.as_tensor(y)
+    if y.dtype == torch.bool or not (y.is_floating_point() or y.is_complex()) or (y.ndim == 2 and y.shape[1] == 0):
+        y = y.long()
+    return x, y
+
+
+def _loader_items(loader: Any, cap: int) -> int:
+    """How many points ``loader`` yields, at most ``cap``: from its sampler where it is a
+    ``DataLoader`` that batches one point per index, otherwise by reading it (up to ``cap``).
+    Every process computes the same number from the same loader."""
+    if isinstance(loader, DataLoader) and loader.batch_size is not None:
+        try:
+            n = len(loader.sampler)
+        except TypeError:  # an iterable dataset, or a sampler without a length
+            pass
+        else:
+            if loader.drop_last:
+                n -= n % loader.batch_size
+            return min(n, cap)
+    seen = 0
+    for batch in loader:
+        seen += read_batch(batch)[0].shape[0]
+        if seen >= cap:
+            break
+    return min(seen, cap)
 
 
 def _named(metric: str, values: dict[str, Tensor]) -> dict[str, float]:

@@ -96,3 +96,72 @@ def test_bad_arguments():
         DisentanglementMetrics(every_n_epochs=-1)
     with pytest.raises(ValueError, match="intervention_batch must be an integer >= 1"):
         DisentanglementMetrics(intervention_batch=0)
+
+
+def _rank(rank, world=2):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(global_rank=rank, world_size=world)
+
+
+def _label_loader(n, dtype=torch.long, batch_size=16):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x = torch.rand(n, 4, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(n).to(dtype) % 3
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+
+
+class _Loaders:
+    """A datamodule with only a val_dataloader (labels, no renderer)."""
+
+    def __init__(self, make):
+        self.val_dataloader = make
+
+
+@pytest.mark.parametrize("n", [45, 1, 300])
+def test_under_ddp_the_rank_blocks_cover_the_available_points_once_in_order(n):
+    """The sample is min(num_samples, available): 45 validation points against a sample of 100
+    split 23 + 22 (not 45 + 0, the MNIST-under-DDP crash); a rank whose block is empty still
+    yields zero rows with the labels' dtype and width; int32 labels come out int64."""
+    cb = DisentanglementMetrics(num_samples=100, batch_size=16)
+    dm = _Loaders(lambda: _label_loader(n, torch.int32))
+    blocks = [list(cb._chunks(_rank(r), dm, torch.device("cpu"))) for r in range(2)]
+    one = list(cb._chunks(_rank(0, 1), dm, torch.device("cpu")))
+    for chunks in blocks:
+        assert chunks and all(y.dtype == torch.long and y.ndim == 1 and len(x) == len(y) for x, y in chunks)
+    sizes = [sum(len(y) for _, y in chunks) for chunks in blocks]
+    total = min(n, 100)
+    assert sizes == [-(-total // 2), total // 2]
+    gathered = torch.cat([x for chunks in blocks for x, _ in chunks])
+    assert torch.equal(gathered, torch.cat([x for x, _ in one]))
+    assert torch.equal(gathered, _label_loader(n).dataset.tensors[0][:total])
+
+
+def test_the_sample_size_of_a_loader_without_a_length_is_counted_by_reading_it():
+    from tcx.callbacks.metrics import _loader_items
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter([(torch.zeros(2), 0)] * 37)
+
+    assert _loader_items(torch.utils.data.DataLoader(Stream(), batch_size=8), 100) == 37
+    assert _loader_items(torch.utils.data.DataLoader(Stream(), batch_size=8), 20) == 20
+    dropping = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(37, 2)), batch_size=8,
+                                           drop_last=True)
+    assert _loader_items(dropping, 100) == 32 == sum(b[0].shape[0] for b in dropping)
+
+
+def test_a_metric_state_keeps_integer_factors_as_int64_and_an_empty_process_is_named():
+    from tcx.errors import TcxError
+    from tcx.metrics import MIG
+
+    m = MIG()
+    m.update(torch.rand(4, 2), torch.tensor([0, 1, 0, 1], dtype=torch.int32))
+    m.update(torch.rand(3, 2), torch.tensor([[1], [0], [1]], dtype=torch.uint8))
+    assert all(f.dtype == torch.long for f in m.factors)
+    floats = MIG()
+    floats.update(torch.rand(2, 2), torch.tensor([0.5, 1.5]))
+    assert floats.factors[0].dtype == torch.float32  # float factors are kept as given, never truncated
+    with pytest.raises(TcxError, match="every process must update at least once"):
+        MIG()._sync_dist()

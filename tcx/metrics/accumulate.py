@@ -98,10 +98,23 @@ class DisentanglementMetric(Metric):
         if not codes.is_floating_point():
             codes = codes.double()
         self.codes.append(codes)
-        # Factors are kept as given (the metric functions refuse non-integer values where they
-        # need indices; a cast here would truncate them silently).
+        # Integer (and boolean) factors are kept as int64, whatever the caller's integer type, so
+        # that every process gathers one dtype under DDP; float factors are kept as given (the
+        # metric functions refuse non-integer values where they need indices; a cast here would
+        # truncate them silently).
         factors = factors.detach()
-        self.factors.append(factors.long() if factors.dtype == torch.bool else factors)
+        self.factors.append(factors if factors.is_floating_point() or factors.is_complex() else factors.long())
+
+    def _sync_dist(self, *args: Any, **kwargs: Any) -> None:
+        # A process without a batch would gather torchmetrics' 1-D float placeholder against the
+        # others' [n, D] and [n, K] states: a collective mismatch far from its cause. Say it here.
+        if isinstance(self.codes, list) and len(self.codes) == 0:
+            raise TcxError(
+                f"{type(self).__name__}: this process called update() with no batch before the "
+                f"cross-process sync; under DDP every process must update at least once (a batch of "
+                f"zero rows, codes [0, D] and factors [0, K], will do)."
+            )
+        super()._sync_dist(*args, **kwargs)
 
     def _gathered(self) -> tuple[Tensor, Tensor]:
         # A list of batches, or one tensor once synced across processes.

@@ -1,8 +1,9 @@
 """A user's own datamodule, outside the tcx package, for `tcx fit --data my_module.MyDataModule`.
 
 It follows tcx's datamodule protocol (tcx.datamodules.protocol): it declares `input_shape` and
-yields `(x, y)` batches with x in [0, 1]; it also declares its two ground-truth factors. The
-other classes are deliberately broken, for the tests of tcx's error messages.
+yields `(x, y)` batches with x in [0, 1]; it also declares its two ground-truth factors.
+`LabelledDataModule` has class labels and no renderer, `ImageDataModule` images only
+(`(x,)` batches). The other classes are deliberately broken, for the tests of tcx's error messages.
 """
 
 import lightning.pytorch as pl
@@ -50,6 +51,55 @@ class MyDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self):
         return self.val_dataloader()
+
+
+def _labelled_images(n: int, seed: int):
+    """16x16 images of 4 classes: class c lights quadrant c (value 0.8) over noise in [0, 0.2]."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    x = 0.2 * torch.rand(n, 1, 16, 16, generator=g)
+    for c in range(4):
+        rows, cols = divmod(c, 2)
+        x[labels == c, :, rows * 8:(rows + 1) * 8, cols * 8:(cols + 1) * 8] = 0.8
+    return x, labels
+
+
+class LabelledDataModule(pl.LightningDataModule):
+    """Images with a class label `[B]` (long) and no renderer: `tcx.groundtruth.LabelledData`."""
+
+    input_shape = (1, 16, 16)
+    num_classes = 4
+    class_names = ("top left", "top right", "bottom left", "bottom right")
+
+    def __init__(self, batch_size: int = 32, num_points: int = 256, seed: int = 0):
+        super().__init__()
+        self.batch_size = batch_size
+        x, y = _labelled_images(num_points, seed)
+        cut = num_points * 3 // 4
+        self.train_set, self.val_set = TensorDataset(x[:cut], y[:cut]), TensorDataset(x[cut:], y[cut:])
+        self.dataset_size = cut
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size)
+
+    def test_dataloader(self):
+        return self.val_dataloader()
+
+    def predict_dataloader(self):
+        return self.val_dataloader()
+
+
+class ImageDataModule(LabelledDataModule):
+    """The same images with no labels at all: batches are 1-tuples `(x,)` (what `TensorDataset(x)` gives)."""
+
+    num_classes = class_names = None
+
+    def __init__(self, batch_size: int = 32, num_points: int = 256, seed: int = 0):
+        super().__init__(batch_size, num_points, seed)
+        self.train_set, self.val_set = TensorDataset(self.train_set.tensors[0]), TensorDataset(self.val_set.tensors[0])
 
 
 class NoShapeDataModule(MyDataModule):
