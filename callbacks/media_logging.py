@@ -4,7 +4,8 @@
 ``wandb.Table``), TensorBoard (``add_image``; tables as markdown ``add_text``), and files in
 ``media_dir(trainer)``: ``<name>_step<global_step>.png`` (images), ``.gif`` (animations), ``.csv``
 (tables), for every item whatever the loggers took, so a run's folder keeps every epoch's pictures. A picture that fails to render or
-to log is reported with a warning (``report``) and the run goes on.
+to log is reported with a warning (``report``) and the run goes on. Files are written whole or not at
+all, to a local folder or to the fsspec URL of the run's root (``tcx.safe_io.atomic_save``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
-from tcx.safe_io import atomic_path
+from tcx.safe_io import atomic_save, join_path, storage_path
 from tcx.validation import check_choice
 
 __all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report"]
@@ -54,22 +55,22 @@ class Media:
     def extension(self) -> str:
         return _EXTENSIONS[self.kind]
 
-    def write(self, path: Path) -> Path:
-        """Write the item to ``path`` (PNG, GIF or CSV bytes, by kind) and return the path."""
-        path = Path(path)
+    def write(self, path) -> Path | str:
+        """Write the item to ``path`` (PNG, GIF or CSV bytes, by kind; a local path or an fsspec
+        URL) and return where it went."""
+        if self.kind == "image":
+            data = viz.png_bytes(self.data)
+        elif self.kind == "gif":
+            data = self.data
+        else:
+            columns, rows = self.data
+            text = io.StringIO(newline="")
+            writer = csv.writer(text)
+            writer.writerow(columns)
+            writer.writerows(rows)
+            data = text.getvalue().encode()
         # through tcx's one atomic writer: never a half-written picture under its name
-        with atomic_path(path, advice="free space in the run's folder or log elsewhere") as tmp:
-            if self.kind == "image":
-                tmp.write_bytes(viz.png_bytes(self.data))
-            elif self.kind == "gif":
-                tmp.write_bytes(self.data)
-            else:
-                columns, rows = self.data
-                with tmp.open("w", newline="") as fh:
-                    writer = csv.writer(fh)
-                    writer.writerow(columns)
-                    writer.writerows(rows)
-        return path
+        return atomic_save(lambda f: f.write(data), path, advice="free space in the run's folder or log elsewhere")
 
 
 def _markdown_table(columns, rows) -> str:
@@ -92,40 +93,40 @@ def report(message: str) -> None:
 # where things go
 
 
-def run_dir(trainer) -> Path:
+def run_dir(trainer) -> Path | str:
     """The run's own folder: for W&B ``<save_dir>/<project>/<run id>`` (the folder that also holds
     the run's ``checkpoints``), for TensorBoard and CSV their ``log_dir``, for other loggers their
     ``save_dir``; with no logger ``trainer.default_root_dir`` (which the ``tcx`` CLI makes a fresh
-    ``runs/<time>-<pid>`` for each logger-less run). Computed on the calling process only
-    (``trainer.log_dir`` would need every process)."""
+    ``runs/<time>-<pid>`` for each logger-less run). A :class:`Path` for a local folder (``file://``
+    URLs included), the string for another fsspec URL (``s3://...``). Computed on the calling
+    process only (``trainer.log_dir`` would need every process)."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in trainer.loggers[:1]:
         if isinstance(logger, WandbLogger):
             version = logger.version
             if version:
-                return Path(logger.save_dir or ".") / str(logger.name or "lightning_logs") / str(version)
+                return join_path(logger.save_dir or ".", str(logger.name or "lightning_logs"), str(version))
         log_dir = getattr(logger, "log_dir", None)
         if log_dir:
-            return Path(log_dir)
+            return storage_path(log_dir)
         if logger.save_dir:
-            return Path(logger.save_dir)
-    return Path(trainer.default_root_dir)
+            return storage_path(logger.save_dir)
+    return storage_path(trainer.default_root_dir)
 
 
-def media_dir(trainer) -> Path:
+def media_dir(trainer) -> Path | str:
     """The folder for picture files: ``<run directory>/media`` (:func:`run_dir`)."""
-    return run_dir(trainer) / "media"
+    return join_path(run_dir(trainer), "media")
 
 
-def write_media_files(items: Sequence[Media], directory, suffix: str = "") -> dict[str, Path]:
-    """Write each item to ``directory/<name><suffix>.<ext>``; returns ``{key: path}``. An item that
-    cannot be written is reported and skipped; the others are written."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+def write_media_files(items: Sequence[Media], directory, suffix: str = "") -> dict[str, Path | str]:
+    """Write each item to ``directory/<name><suffix>.<ext>`` (a local folder or an fsspec URL);
+    returns ``{key: path}``. An item that cannot be written is reported and skipped; the others
+    are written."""
+    written: dict[str, Path | str] = {}
     for item in items:
-        path = directory / f"{item.name}{suffix}.{item.extension}"
+        path = join_path(directory, f"{item.name}{suffix}.{item.extension}")
         try:
             written[item.key] = item.write(path)
         except Exception as exc:  # a file that cannot be written must not stop training
@@ -133,7 +134,7 @@ def write_media_files(items: Sequence[Media], directory, suffix: str = "") -> di
     return written
 
 
-def log_media(trainer, items: Sequence[Media], step: int | None = None, write_files: bool = True) -> dict[str, Path]:
+def log_media(trainer, items: Sequence[Media], step: int | None = None, write_files: bool = True) -> dict[str, Path | str]:
     """Send ``items`` to every logger of ``trainer`` that takes them; returns the files written.
 
     - ``WandbLogger``: one ``log`` call with ``wandb.Image`` (images), ``wandb.Video(format="gif")``

@@ -3,7 +3,8 @@
 At the end of a predict epoch it gathers the batches ``predict_step`` returned (``mean``,
 ``log_var`` of the posterior, and ``y``, the labels or factors, where the data have them) and
 writes them as one NumPy ``.npz`` file (``numpy.load(path)["mean"]``; torch:
-``torch.from_numpy(numpy.load(path)["mean"])``), atomically, and prints its path and shapes.
+``torch.from_numpy(numpy.load(path)["mean"])``), atomically (to a local folder or the fsspec URL of
+the run's root, ``tcx.safe_io.atomic_save``), and prints its path and shapes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
-from tcx.callbacks.media_logging import media_dir
-from tcx.safe_io import atomic_save
+from tcx.callbacks.media_logging import run_dir
+from tcx.safe_io import atomic_save, join_path
 
 __all__ = ["PosteriorWriter"]
 
@@ -35,18 +36,16 @@ class PosteriorWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.output_dir = output_dir
         self.filename = filename
-        self.written: Path | None = None
+        self.written: Path | str | None = None
 
-    def _path(self, trainer) -> Path:
-        if self.output_dir is not None:
-            folder = Path(self.output_dir)
-        else:
-            folder = media_dir(trainer).parent  # the run's folder, beside its media/
+    def _path(self, trainer) -> Path | str:
+        # the run's folder, beside its media/, unless given (a local folder or an fsspec URL)
+        folder = self.output_dir if self.output_dir is not None else run_dir(trainer)
         name = self.filename
         if trainer.world_size > 1:
             stem = name[:-4] if name.endswith(".npz") else name
             name = f"{stem}_rank{trainer.global_rank}.npz"
-        return folder / name
+        return join_path(folder, name)
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
@@ -60,8 +59,8 @@ class PosteriorWriter(BasePredictionWriter):
         indices = batch_indices[0] if batch_indices and isinstance(batch_indices[0], list) else batch_indices
         if trainer.world_size > 1 and indices:
             arrays["index"] = np.concatenate([np.asarray(i, dtype=np.int64) for i in indices])
-        path = self._path(trainer)
-        atomic_save(lambda f: np.savez(f, **arrays), path, advice="set PosteriorWriter output_dir to a disk with room")
+        path = atomic_save(lambda f: np.savez(f, **arrays), self._path(trainer),
+                           advice="set PosteriorWriter output_dir to a disk with room")
         self.written = path
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
         print(f"tcx: predictions written to {path} ({shapes}); read them with numpy.load", flush=True)

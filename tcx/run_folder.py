@@ -5,6 +5,8 @@ A run's checkpoints, pictures (``media/``, one file per picture and step), predi
 ``<save_dir>/<project>/<run id>``, the TensorBoard or CSV ``log_dir``, or, for a run without a
 logger, a fresh ``runs/<command>-<time>-<pid>`` that :func:`give_run_a_folder` sets as the
 Trainer's ``default_root_dir`` (unless the user chose one). Two runs never share a folder.
+A ``file://`` folder is made a local path; ``memory://`` is refused from the shell (it would
+vanish with the process); any other fsspec URL takes every file (:func:`tcx.safe_io.atomic_save`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from __future__ import annotations
 import os
 import time
 
+from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 
-__all__ = ["RunConfig", "give_run_a_folder", "RUN_DIR_ENV"]
+from tcx.errors import TcxError
+from tcx.safe_io import atomic_save, join_path, storage_path
+
+__all__ = ["RunConfig", "give_run_a_folder", "settle_folder_urls", "RUN_DIR_ENV"]
 
 #: the folder a logger-less run chose, for the processes a multi-GPU run launches after it
 RUN_DIR_ENV = "TCX_RUN_DIR"
@@ -29,7 +35,10 @@ def _has_logger(value) -> bool:
 def give_run_a_folder(trainer_config, subcommand: str, environ=os.environ) -> str | None:
     """Set ``default_root_dir`` of a parsed trainer config to a fresh ``runs/<command>-<time>-<pid>``
     when the run has no logger and the user gave no ``default_root_dir``; returns it (``None`` when
-    nothing was changed). Processes launched by the run (DDP) reuse the first one's folder."""
+    nothing was changed). Processes launched by the run (DDP) reuse the first one's folder. The
+    folders the config names first go through :func:`settle_folder_urls`."""
+    if trainer_config is not None:
+        settle_folder_urls(trainer_config)
     if trainer_config is None or _has_logger(trainer_config.get("logger", True)):
         return None
     if trainer_config.get("default_root_dir"):
@@ -44,15 +53,56 @@ def give_run_a_folder(trainer_config, subcommand: str, environ=os.environ) -> st
     return folder
 
 
+#: the config keys that name a folder a run writes to (the Trainer's, a ModelCheckpoint's, a logger's)
+FOLDER_KEYS = ("default_root_dir", "dirpath", "save_dir", "root_dir", "output_dir")
+
+
+def settle_folder_urls(config) -> None:
+    """In a parsed trainer config (``default_root_dir``, the callbacks' ``dirpath`` and
+    ``output_dir``, the logger's ``save_dir``): make every ``file://`` folder a local path, and
+    refuse a ``memory://`` one in one line (:class:`tcx.errors.TcxError`): a command's memory
+    filesystem, its checkpoints with it, is gone when the command ends. (From Python, where the
+    process goes on, ``memory://`` works.)"""
+    def visit(node, where: str) -> None:
+        if isinstance(node, Namespace):
+            items = vars(node).items()
+        elif isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            return
+        for key, value in list(items):
+            name = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+            if isinstance(value, str) and key in FOLDER_KEYS:
+                if value.startswith("memory://"):
+                    raise TcxError(
+                        f"--{name} {value!r} is an in-memory folder: it and the run's checkpoints would vanish when "
+                        "this command ends; give a local folder or a URL of lasting storage (s3://, gs://, ...)")
+                if value.startswith("file://"):
+                    node[key] = str(storage_path(value))
+            else:
+                visit(value, name)
+
+    visit(config, "trainer")
+
+
 class RunConfig(SaveConfigCallback):
     """Lightning's SaveConfigCallback writing ``config.yaml`` into the run's own folder
     (``tcx.callbacks.run_dir``) rather than the logger's ``save_dir``, which W&B runs share.
-    Give it ``save_to_log_dir=False`` (the CLI does)."""
+    Give it ``save_to_log_dir=False`` (the CLI does). The file is written whole or not at all, to
+    a local folder or an fsspec URL (:func:`tcx.safe_io.atomic_save`); a folder that cannot be
+    written is refused, naming it, before training."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         from tcx.callbacks import run_dir
+        from tcx.run_safety import check_writable
 
         folder = run_dir(trainer)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=True,
-                         multifile=self.multifile)
+        check_writable(folder, "the run's folder")
+        path = join_path(folder, self.config_filename)
+        if self.multifile and not isinstance(storage_path(path), str):
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=True)
+            return
+        text = self.parser.dump(self.config, skip_none=False)
+        atomic_save(lambda f: f.write(text.encode()), path, advice="point the run elsewhere (--trainer.default_root_dir)")

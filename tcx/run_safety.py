@@ -4,15 +4,21 @@
   evaluation (which may take minutes), ``interrupted.ckpt`` on SIGINT and SIGTERM (through
   Lightning's own ``trainer.save_checkpoint``, as ``OnExceptionCheckpoint`` does), the RNG states,
   the W&B run id and the run's data config in every checkpoint, restored on resume so that 1 epoch
-  + resume 1 epoch equals 2 epochs; an empty training loader refused.
+  + resume 1 epoch equals 2 epochs; an empty training loader refused; a checkpoint folder that
+  cannot be written refused before the first step.
+- :class:`DiskFullMessageIO`: every checkpoint written atomically beside its final name and read
+  back; a save that failed stops the run at once (one paragraph, exit 2 from the CLI).
 - :func:`check_loggers_writable`: a logger folder that cannot be written is refused before
   training; :func:`check_loader`: ``test``/``predict`` on a datamodule without that loader.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
+import zipfile
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -23,11 +29,11 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from tcx.checkpoint_run import DATA_CONFIG_KEY
 from tcx.errors import TcxError
-from tcx.safe_io import disk_full_error, is_disk_full
+from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, storage_path
 from tcx.wandb_setup import WANDB_ID_KEY
 
-__all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable", "check_loader", "prepare_trainer",
-           "SIGTERMException"]
+__all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable",
+           "check_checkpoint_folders", "checkpoint_file_problem", "check_loader", "prepare_trainer", "SIGTERMException"]
 
 RNG_KEY = "tcx_rng_states"
 
@@ -118,6 +124,10 @@ class RunGuard(pl.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._pending_rng = None
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # after every callback's setup (the ModelCheckpoint's dirpath is known), before any step
+        check_checkpoint_folders(trainer)
+
     # ---- nothing lost
     def _dirpath(self, trainer) -> str:
         # a string, not a Path: the folder may be an fsspec URL (memory://, s3://)
@@ -145,6 +155,13 @@ class RunGuard(pl.Callback):
         ckpt.last_model_path = str(path)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, (WriteError, DiskFullError)) and trainer.world_size > 1:
+            # only rank 0 writes: the processes it launched wait for it in the save's barrier and
+            # would hang there; stop them as Lightning does after a Ctrl-C (public launcher API)
+            launcher = trainer.strategy.launcher
+            if launcher is not None and trainer.is_global_zero:
+                launcher.kill(getattr(signal, "SIGKILL", signal.SIGTERM))
+            return
         if isinstance(exception, SIGTERMException):
             reason = "SIGTERM"
         elif isinstance(exception, KeyboardInterrupt):
@@ -183,17 +200,36 @@ class RunGuard(pl.Callback):
 
 
 def check_writable(path, what: str) -> None:
-    """Refuse a folder that cannot be created or written, naming it (``ValueError``)."""
-    p = Path(path)
+    """Refuse a folder (local or an fsspec URL) that cannot be created or written, naming it
+    (:class:`tcx.errors.TcxError`): a probe file is written and removed."""
+    target = storage_path(path)
+    probe_name = f".tcx-write-test-{os.getpid()}"
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".tcx-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        if isinstance(target, Path):
+            target.mkdir(parents=True, exist_ok=True)
+            probe = target / probe_name
+            probe.write_bytes(b"")
+            probe.unlink()
+        else:
+            import fsspec
+
+            fs, inner = fsspec.core.url_to_fs(target)
+            fs.makedirs(inner, exist_ok=True)
+            fs.pipe_file(f"{inner.rstrip('/')}/{probe_name}", b"")
+            fs.rm_file(f"{inner.rstrip('/')}/{probe_name}")
     except OSError as exc:
         raise TcxError(
-            f"{what} {str(p)!r} is not writable ({exc.strerror or exc}); give a folder you can write to"
+            f"{what} {str(target)!r} is not writable ({exc.strerror or exc}); give a folder you can write to"
         ) from None
+
+
+def check_checkpoint_folders(trainer) -> None:
+    """Refuse, before training, a checkpoint folder (each ``ModelCheckpoint``'s ``dirpath``) that
+    cannot be written. Every process checks (they share the folder), so all stop together."""
+    for callback in trainer.checkpoint_callbacks:
+        dirpath = getattr(callback, "dirpath", None)
+        if dirpath:
+            check_writable(dirpath, "the checkpoint folder (ModelCheckpoint's dirpath)")
 
 
 def check_loggers_writable(trainer) -> None:
@@ -216,19 +252,74 @@ def check_loader(datamodule, stage: str) -> None:
             "or run `tcx validate`")
 
 
+CHECKPOINT_ADVICE = "point the checkpoints elsewhere (--trainer.default_root_dir or ModelCheckpoint's dirpath)"
+
+
 class DiskFullMessageIO(TorchCheckpointIO):
-    """Lightning's ``TorchCheckpointIO``, unchanged (its write is atomic through an fsspec
-    transaction, so URLs and ``storage_options`` work), except that a write that fails for a full
-    disk raises :class:`tcx.safe_io.DiskFullError` naming the checkpoint, in one line."""
+    """Lightning's ``TorchCheckpointIO``, except that what it says it wrote is on disk.
+
+    - A local path (``file://`` included) is written through :func:`tcx.safe_io.atomic_save`: the
+      temporary file beside the checkpoint, synced, then renamed, so a full disk leaves the
+      previous checkpoint under its name and nothing partial (Lightning's fsspec transaction puts
+      the temporary file in the system's temporary folder, and its move across filesystems is a
+      copy that can stop halfway). Any other fsspec URL goes through Lightning's own save.
+    - After every save the file is read back (its zip directory, not its tensors): a save that
+      failed, even one Lightning swallowed (its fsspec transaction drops a ``PermissionError``),
+      raises :class:`tcx.safe_io.WriteError`, one paragraph naming the file; a full disk
+      :class:`tcx.safe_io.DiskFullError`.
+    """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        target = storage_path(path)
         try:
-            super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+            if isinstance(target, Path) and storage_options is None:
+                atomic_save(lambda f: torch.save(checkpoint, f), target, advice=CHECKPOINT_ADVICE)
+            else:
+                super().save_checkpoint(checkpoint, target, storage_options=storage_options)
+        except DiskFullError:
+            raise
         except Exception as exc:
-            if not is_disk_full(exc):
+            if is_disk_full(exc):
+                raise disk_full_error(target, "nothing partial was left", CHECKPOINT_ADVICE) from None
+            if not isinstance(exc, OSError):
                 raise
-            raise disk_full_error(path, "nothing partial was left", "point the checkpoints elsewhere "
-                                  "(--trainer.default_root_dir or ModelCheckpoint's dirpath)") from None
+            raise _not_written(target, checkpoint, exc.strerror or str(exc)) from None
+        problem = checkpoint_file_problem(target)
+        if problem:
+            raise _not_written(target, checkpoint, problem)
+
+
+def checkpoint_file_problem(path) -> str | None:
+    """Why ``path`` (local or an fsspec URL) is not a readable checkpoint, or ``None`` when it is:
+    it exists and its zip directory lists torch's ``data.pkl``. Reads the directory only (at the
+    end of the file), not the tensors."""
+    target = storage_path(path)
+    try:
+        if isinstance(target, Path):
+            handle = open(target, "rb")
+        else:
+            import fsspec
+
+            handle = fsspec.open(target, "rb").open()
+        with handle, zipfile.ZipFile(handle) as archive:
+            names = archive.namelist()
+    except FileNotFoundError:
+        return "the file is not there after the save"
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"the file does not read back as a checkpoint: {exc}"
+    if not any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+        return "the file does not read back as a checkpoint: no data.pkl in it"
+    return None
+
+
+def _not_written(target, checkpoint: dict, why: str) -> WriteError:
+    where = ""
+    if isinstance(checkpoint, dict) and "global_step" in checkpoint:
+        where = f" at epoch {checkpoint.get('epoch')}, step {checkpoint['global_step']}"
+    folder, _, name = str(target).rpartition("/")
+    return WriteError(errno.EIO, f"checkpoint {str(target)!r} was not written ({why}); the run stops here{where} so that "
+                                 f"no more training goes unsaved. Make {folder!r} writable, or {CHECKPOINT_ADVICE}, "
+                                 f"and resume from the newest checkpoint that is there (--ckpt_path)")
 
 
 def prepare_trainer(trainer, data_config: dict | None = None) -> None:

@@ -5,9 +5,9 @@
 - :func:`resolve_class` turns a class path read from a file into a class only when a user could
   name it on the command line, or, when the caller trusts the file (``tcx traverse --trust``), any
   importable subclass of the expected base class.
-- :func:`atomic_path` (and :func:`atomic_save` on it), the one writer of every file tcx writes
-  besides checkpoints, puts a file under its final name only once it is complete; a full disk is
-  reported in one line (:class:`DiskFullError`).
+- :func:`atomic_path` (and :func:`atomic_save` on it, which also writes fsspec URLs), the one
+  writer of every file tcx writes, checkpoints included, puts a file under its final name only once
+  it is complete; a full disk is one line (:class:`DiskFullError`).
 
 Plain Python and PyTorch: nothing here needs a Trainer.
 
@@ -28,8 +28,8 @@ import torch
 
 from tcx.errors import MissingFileError, TcxError, UserError
 
-__all__ = ["CheckpointRefused", "DiskFullError", "load_checkpoint", "checkpoint_exists", "resolve_class", "atomic_path",
-           "atomic_save", "is_disk_full", "disk_full_error"]
+__all__ = ["CheckpointRefused", "DiskFullError", "WriteError", "load_checkpoint", "checkpoint_exists", "resolve_class",
+           "atomic_path", "atomic_save", "is_disk_full", "disk_full_error", "storage_path", "join_path", "path_exists"]
 
 
 def _is_url(path) -> bool:
@@ -138,6 +138,43 @@ def resolve_class(
     return cls
 
 
+class WriteError(OSError, UserError):
+    """A file tcx had to write (a checkpoint, the run's config) is not on disk; the message names
+    it, why, and what to do."""
+
+
+def storage_path(path) -> Path | str:
+    """``path`` as tcx writes it: a local path (a ``file://`` URL included) as a :class:`Path`, any
+    other fsspec URL (``s3://``, ``memory://``) as its string."""
+    text = str(path)
+    if not _is_url(text):
+        return Path(path)
+    if text.startswith("file://"):
+        import fsspec
+
+        return Path(fsspec.core.strip_protocol(text))
+    return text
+
+
+def join_path(folder, *names: str) -> Path | str:
+    """``folder/name/...`` for a local folder (a :class:`Path`) or an fsspec URL (a string)."""
+    base = storage_path(folder)
+    if isinstance(base, Path):
+        return base.joinpath(*names)
+    return "/".join([base.rstrip("/"), *names])
+
+
+def path_exists(path) -> bool:
+    """Whether ``path`` (a file or folder; local or an fsspec URL) exists."""
+    target = storage_path(path)
+    if isinstance(target, Path):
+        return target.exists()
+    import fsspec
+
+    fs, inner = fsspec.core.url_to_fs(target)
+    return fs.exists(inner)
+
+
 @contextmanager
 def atomic_path(path, advice: str) -> Iterator[Path]:
     """The one atomic writer of tcx: yield a temporary path beside ``path`` (same folder, so same
@@ -147,9 +184,12 @@ def atomic_path(path, advice: str) -> Iterator[Path]:
     disk (``ENOSPC``, ``EDQUOT``) raises :class:`DiskFullError` with a one-line message that ends
     with ``advice`` (where else to write). The temporary name carries the process and thread, so
     concurrent writers of one target never share it; the file gets the permissions of a file
-    created normally (the umask's), not a temporary file's 0600.
+    created normally (the umask's), not a temporary file's 0600. Local paths only (``file://``
+    URLs included); :func:`atomic_save` also writes to other fsspec URLs.
     """
-    target = Path(path)
+    target = storage_path(path)
+    if not isinstance(target, Path):
+        raise ValueError(f"atomic_path writes local files; {target!r} is a URL: use atomic_save")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
@@ -174,12 +214,32 @@ def atomic_path(path, advice: str) -> Iterator[Path]:
         raise
 
 
-def atomic_save(write: Callable[[Any], None], path, advice: str) -> Path:
-    """Write ``path`` through :func:`atomic_path`, ``write(file object)`` filling the file."""
-    with atomic_path(path, advice=advice) as tmp:
-        with open(tmp, "wb") as f:
-            write(f)
-    return Path(path)
+def atomic_save(write: Callable[[Any], None], path, advice: str) -> Path | str:
+    """Write ``path`` whole or not at all, ``write(file object)`` filling the file; returns where
+    it went (:func:`storage_path`). A local path goes through :func:`atomic_path`; any other
+    fsspec URL is filled in memory and put in one call (``pipe_file``: one object on an object
+    store, so never half an object under the name)."""
+    target = storage_path(path)
+    if isinstance(target, Path):
+        with atomic_path(target, advice=advice) as tmp:
+            with open(tmp, "wb") as f:
+                write(f)
+        return target
+    import io
+
+    import fsspec
+
+    buffer = io.BytesIO()
+    write(buffer)
+    fs, inner = fsspec.core.url_to_fs(target)
+    try:
+        fs.makedirs(inner.rpartition("/")[0], exist_ok=True)
+        fs.pipe_file(inner, buffer.getvalue())
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(target, "nothing partial was left", advice) from None
+        raise
+    return target
 
 
 def is_disk_full(exc: BaseException) -> bool:

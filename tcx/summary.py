@@ -2,7 +2,8 @@
 
 The ELBO, the reconstruction term and the rates (anchors against the others) in nats, from the
 split the command ran on, the estimated information terms, every metric that ran, the precision
-and why, and where the run's files are.
+and why, and where the run's files are: only files and folders that exist when it is printed
+(local, or at the fsspec URL of the run's root), so it never points at what was not written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import lightning.pytorch as pl
 
 from tcx.callbacks import media_files
 from tcx.models.base import CorExVAE
+from tcx.safe_io import checkpoint_exists, path_exists
 
 __all__ = ["fit_summary"]
 
@@ -74,25 +76,27 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
 
     ckpt = trainer.checkpoint_callback
     if ckpt is not None:
-        path = ckpt_path or ckpt.last_model_path or ckpt.best_model_path
-        if path:
-            rows.append(("checkpoint", str(path)))
-    pictures = media_files(trainer)
+        written = [p for p in (ckpt_path, ckpt.last_model_path, ckpt.best_model_path) if p and checkpoint_exists(p)]
+        if written:
+            rows.append(("checkpoint", str(written[0])))
+    pictures = {key: str(path) for key, path in media_files(trainer).items() if path_exists(path)}
     if pictures:
-        rows.append(("pictures", str(Path(next(iter(pictures.values()))).parent)))
+        rows.append(("pictures", next(iter(pictures.values())).rpartition("/")[0]))
         for key in ("media/traversal", "diagnostics/information", "media/anchor_samples_held"):
             if key in pictures:
-                rows.append((f"  {key}", Path(pictures[key]).name))
+                rows.append((f"  {key}", pictures[key].rpartition("/")[2]))
     for logger in trainer.loggers:
         name = type(logger).__name__
         if name == "WandbLogger":
             run = logger.experiment
             run_dir = Path(getattr(run, "dir", "") or "").parent
+            if not run_dir.is_dir():
+                continue
             mode = os.environ.get("WANDB_MODE", "online")
             rows.append((f"W&B run ({mode})", str(run_dir)))
             if mode == "offline":
                 rows.append(("upload it with", f"wandb sync {run_dir}"))
-        elif getattr(logger, "log_dir", None):
+        elif getattr(logger, "log_dir", None) and path_exists(logger.log_dir):
             rows.append((name, str(logger.log_dir)))
     width = max(len(k) for k, _ in rows)
     title = f"tcx {command} summary: {type(model).__name__} ({stage} set)"

@@ -174,20 +174,39 @@ def test_a_silent_wandb_server_falls_back_offline_and_training_goes_on(silent_se
 
 
 def test_a_checkpoint_to_and_from_an_fsspec_url(tmp_path, monkeypatch, capsys):
+    """Fit and resume with an fsspec URL as the root. `memory://` is refused from the shell (the
+    store dies with the command): a store of the test's own, which lives as long as the test
+    process (as s3:// outlives a command), stands for lasting storage."""
     import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
 
+    class LastingStore(MemoryFileSystem):
+        protocol = "tcxshell"
+        store: dict = {}
+        pseudo_dirs = [""]
+
+        @classmethod
+        def _strip_protocol(cls, path):  # fsspec's implementer hook: this store's own prefix
+            return super()._strip_protocol(str(path).removeprefix("tcxshell://"))
+
+    fsspec.register_implementation("tcxshell", LastingStore, clobber=True)
     monkeypatch.chdir(tmp_path)
-    root = "memory://tcx-test-run"
     base = [*QUIET, "--data.batch_size", "16", "--data.epoch_size", "32", "--data.val_size", "16",
             "--trainer.callbacks", '[{"class_path": "ModelCheckpoint", "init_args": {"save_last": true}}]',
-            "--trainer.max_steps", "-1", "--trainer.default_root_dir", root]
-    main(["fit", *base, "--trainer.max_epochs", "1"])
-    fs = fsspec.filesystem("memory")
-    assert fs.isfile("/tcx-test-run/checkpoints/last.ckpt")
-    main(["fit", *base, "--trainer.max_epochs", "2", "--ckpt_path", f"{root}/checkpoints/last.ckpt"])
+            "--trainer.max_steps", "-1"]
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", *base, "--trainer.default_root_dir", "memory://tcx-test-run", "--trainer.max_epochs", "1"])
+    assert refused.value.code == 2 and "is an in-memory folder" in capsys.readouterr().err
+    root = "tcxshell://tcx-test-run"
+    main(["fit", *base, "--trainer.default_root_dir", root, "--trainer.max_epochs", "1"])
+    fs = fsspec.filesystem("tcxshell")
+    assert fs.isfile("/tcx-test-run/checkpoints/last.ckpt") and fs.isfile("/tcx-test-run/config.yaml")
+    main(["fit", *base, "--trainer.default_root_dir", root, "--trainer.max_epochs", "2",
+          "--ckpt_path", f"{root}/checkpoints/last.ckpt"])
     out = capsys.readouterr().out
     assert re.search(r"epochs / steps\s+2 / 4", out), out
     assert "data DSprites (from the checkpoint)" in out
+    assert not list(tmp_path.glob("tcxshell*"))  # nothing went to a local look-alike folder
     fs.rm("/tcx-test-run", recursive=True)
 
 
