@@ -43,8 +43,10 @@ def _h5py():
     return h5py
 
 
-def _corrupt(path: Path, exc: Exception) -> ValueError:
-    return ValueError(
+def _corrupt(path: Path, exc: Exception) -> TcxError:
+    # a TcxError (a ValueError that is the user's to fix): the tcx command prints it as its one
+    # paragraph, before any library frame
+    return TcxError(
         f"{str(path)!r} could not be read as HDF5 ({type(exc).__name__}: {exc}); the file is truncated or "
         f"corrupt: download {SHAPES3D_FILE_NAME} again from {SHAPES3D_URL}"
     )

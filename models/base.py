@@ -32,7 +32,7 @@ from tcx.errors import DivergedError, TcxError
 from tcx.objective import CorExObjective, CorExTerms
 from tcx.validation import check_int, check_real, check_shape
 
-__all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY"]
+__all__ = ["CorExVAE", "StepOutput", "load_model", "CLASS_KEY", "DATAMODULE_CLASS_KEY", "PRECISION_KEY"]
 
 #: the fewest optimizer steps at which ``compile="auto"`` compiles on a CUDA device: the compile
 #: warm-up (tens of seconds) is then a small part of the run
@@ -40,6 +40,8 @@ COMPILE_AUTO_MIN_STEPS = 2000
 
 CLASS_KEY = "tcx_model_class"
 DATAMODULE_CLASS_KEY = "tcx_datamodule_class"
+#: the Trainer precision the checkpoint's run trained in (a resumed run keeps it unless told otherwise)
+PRECISION_KEY = "tcx_precision"
 
 
 @dataclass
@@ -571,6 +573,8 @@ class CorExVAE(pl.LightningModule):
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None:
             checkpoint[DATAMODULE_CLASS_KEY] = f"{type(dm).__module__}.{type(dm).__qualname__}"
+        if trainer is not None:
+            checkpoint[PRECISION_KEY] = str(trainer.precision)
 
     def make_optimizer(self, params):
         """The model's optimizer over ``params``: the ``optimizer`` argument's class, or

@@ -6,10 +6,9 @@ with (``tcx_data_config``, from the parsed ``--data`` config). With ``--ckpt_pat
 ``--model``/``--data``, :func:`with_checkpoint_classes` names the checkpoint's own on the command
 line, so that ``validate``, ``test``, ``predict`` and a resumed ``fit`` run on the model and the
 data they were trained with. What the user gives explicitly is then reconciled with the checkpoint
-by :func:`reconcile_model`: a changed architecture is refused (the weights would not fit), a
-changed optimizer setting is refused on resume (the optimizer's state is restored with it), and
-any other change (a rate weight, the likelihood) is honoured and announced. The README's "After
-training" section has the rules with examples.
+by :func:`reconcile_model`. Every class path the checkpoint records is checked by
+:func:`check_recorded_classes` before anything imports it. The README's "After training" section
+has the rules with examples.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ __all__ = [
     "plain_config",
     "recorded_run",
     "with_checkpoint_classes",
+    "check_recorded_classes",
     "explicit_model_keys",
     "reconcile_model",
     "architecture_keys",
@@ -36,6 +36,8 @@ __all__ = [
 DATA_CONFIG_KEY = "tcx_data_config"
 #: the W&B run a checkpoint was logged to (so that a resumed fit continues it)
 WANDB_ID_KEY = "tcx_wandb_run_id"
+#: the flag that lets a checkpoint name classes that are not tcx's (its file is still read as data)
+TRUST_FLAG = "--trust"
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
                             "lr_scheduler"})
@@ -106,7 +108,7 @@ def _version_of(ckpt_path):
 
 
 def _read_run(ckpt_path) -> dict:
-    from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY
+    from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
     from tcx.safe_io import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)
@@ -125,8 +127,73 @@ def _read_run(ckpt_path) -> dict:
         init = {k: v for k, v in dict(checkpoint.get("datamodule_hyper_parameters") or {}).items()
                 if not str(k).startswith("_")}
         data = {"class_path": checkpoint[DATAMODULE_CLASS_KEY], "init_args": init}
-    return {"model_class": model_class, "model_args": hparams, "data": data or None,
-            "wandb_id": checkpoint.get(WANDB_ID_KEY)}
+    classes = [("--model", path) for path in (checkpoint.get(CLASS_KEY), model_class) if path is not None]
+    classes += [("--data", path) for path in ((data or {}).get("class_path") if isinstance(data, dict) else data,
+                                              checkpoint.get(DATAMODULE_CLASS_KEY)) if path is not None]
+    classes += [(group, path) for group, value in (("--optimizer", hparams.get("optimizer")),
+                                                   ("--lr_scheduler", hparams.get("lr_scheduler")))
+                for path in _class_paths(value)]
+    if not (isinstance(data, dict) and isinstance(data.get("class_path"), str)):
+        data = None  # nothing usable (refused above unless --trust: then the default data)
+    elif not isinstance(data.get("init_args") or {}, dict):
+        data = {"class_path": data["class_path"], "init_args": {}}
+    return {"model_class": model_class if isinstance(model_class, str) else None, "model_args": hparams,
+            "data": data or None,
+            "wandb_id": checkpoint.get(WANDB_ID_KEY), "precision": checkpoint.get(PRECISION_KEY),
+            "classes": classes}
+
+
+def _class_paths(value) -> list:
+    """Every ``class_path`` value inside a recorded setting (a class spec, or a bare class path)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        found = [value["class_path"]] if "class_path" in value else []
+        return found + [p for k, v in value.items() if k != "class_path" for p in _class_paths(v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _class_paths(v)]
+    return []
+
+
+def _allowed(group: str) -> dict:
+    """The class paths a user could name for ``group`` without importing anything new: tcx's
+    (tcx/arguments.py ``nameable_classes``), and for the optimizer and scheduler torch's own."""
+    if group in ("--model", "--data"):
+        from tcx.arguments import nameable_classes
+
+        return nameable_classes(group)
+    import torch
+
+    module = torch.optim if group == "--optimizer" else torch.optim.lr_scheduler
+    names = [n for n in getattr(module, "__all__", ()) if isinstance(getattr(module, n, None), type)]
+    return {**{f"{module.__name__}.{n}": getattr(module, n) for n in names}, **{n: getattr(module, n) for n in names}}
+
+
+def check_recorded_classes(run: dict, source: str, user_modules=(), trust: bool = False, unused=()) -> None:
+    """Refuse, before anything imports it, a class path recorded in a checkpoint (``run``, from
+    :func:`recorded_run`) that a user could not have named: not one of tcx's classes (or torch's
+    optimizers and schedulers), nor of a module the user names on this command line
+    (``user_modules``), unless ``trust`` (``--trust``). Raises :class:`tcx.safe_io.CheckpointRefused`
+    naming the value (escaped) and the two ways to accept a file of the user's own. ``unused``:
+    groups whose recorded class the command will not use (``--data`` when the user gives one)."""
+    from tcx.safe_io import CheckpointRefused, shown
+
+    if trust:
+        return
+    for group, path in run.get("classes", ()):
+        if group in unused:
+            continue
+        if isinstance(path, str) and (path in _allowed(group) or path.rpartition(".")[0] in set(user_modules)):
+            continue
+        what = {"--model": "model family", "--data": "datamodule"}.get(group, group[2:].replace("_", " "))
+        short = sorted(n for n in _allowed(group) if "." not in n) if group in ("--model", "--data") else []
+        raise CheckpointRefused(
+            f"{source} names the {what} {shown(path, quote=True)}, which is not one of "
+            + (f"tcx's ({', '.join(short)})" if short else "torch.optim's")
+            + "; tcx imports only classes a user could name on the command line. If the checkpoint is yours "
+            f"and the class your own, pass {TRUST_FLAG}, or name your module on the command line "
+            f"({group} my_module.MyClass)"
+        )
 
 
 def _class_arguments(argv: list[str], group: str) -> bool:
@@ -135,29 +202,57 @@ def _class_arguments(argv: list[str], group: str) -> bool:
     return bool(flag_values(argv, (group,)))
 
 
-def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[list[str], list[str]]:
-    """``argv`` with ``--model``/``--data`` set to the checkpoint's own when the command has a
-    ``--ckpt_path`` and names neither (by flag, or in a ``-c`` file: ``config_keys``), and the
-    notes that say where the model and the data come from. Returns ``(argv, notes)``."""
-    from lightning.pytorch import LightningDataModule
+def _checkpoint_of(argv: list[str]):
+    """The ``--ckpt_path`` of ``argv``: the last flag, else the last ``-c`` file that sets it."""
+    import yaml
 
     from tcx.experiments import flag_values
-    from tcx.safe_io import checkpoint_exists, resolve_class
 
     found = flag_values(argv, ("--ckpt_path",))
-    if not argv or not found or not found[-1][2] or found[-1][2] in ("last", "best", "hpc", "registry"):
+    if found:
+        return found[-1][2]
+    ckpt = None
+    for _, _, path in flag_values(argv, ("-c", "--config")):
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        for scope in (content, content.get(argv[0]) if isinstance(content, dict) and argv else None):
+            if isinstance(scope, dict) and isinstance(scope.get("ckpt_path"), str):
+                ckpt = scope["ckpt_path"]
+    return ckpt
+
+
+def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[list[str], list[str]]:
+    """``argv`` with ``--model``/``--data`` set to the checkpoint's own when the command has a
+    ``--ckpt_path`` (a flag or in a ``-c`` file) and names neither (by flag, or in a ``-c`` file:
+    ``config_keys``), and the notes that say where the model and the data come from. Every class
+    the checkpoint records is checked first (:func:`check_recorded_classes`; ``--trust``, taken
+    out of ``argv`` here, accepts any). Returns ``(argv, notes)``."""
+    from lightning.pytorch import LightningDataModule
+
+    from tcx.arguments import user_modules
+    from tcx.experiments import flag_values
+    from tcx.safe_io import checkpoint_exists, resolve_class, shown
+
+    trust = TRUST_FLAG in argv
+    argv = [a for a in argv if a != TRUST_FLAG]
+    ckpt = _checkpoint_of(argv) if argv else None
+    if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
         return argv, []  # no checkpoint, or one of Lightning's named ones (it finds those itself)
-    ckpt = found[-1][2]
     if not checkpoint_exists(ckpt):
         raise MissingFileError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by "
                                "`tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
     run = recorded_run(ckpt)
     given = {g for g in ("--model", "--data") if _class_arguments(argv, g) or g[2:] in config_keys}
+    # the recorded model class is checked even when --model is given: Lightning reads the
+    # checkpoint's hyperparameters, class included, into the model's config
+    check_recorded_classes(run, f"checkpoint {ckpt!r}", user_modules(argv), trust, unused=given & {"--data"})
     inserted, notes = [], []
     def as_given(group: str, recorded_class) -> str:
         values = flag_values(argv, (group,))
         name = values[-1][2].rpartition(".")[2] if values else f"of the -c file's {group[2:]} section"
-        held = str(recorded_class or "").rpartition(".")[2]
+        held = shown(str(recorded_class or "").rpartition(".")[2])
         differs = f"; the checkpoint's is {held}" if held and held != name else ""
         return f"{group[2:]} {name} (given with {group}{differs})"
 
@@ -165,19 +260,19 @@ def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[lis
         notes.append(as_given("--model", run["model_class"]))
     elif run["model_class"]:
         inserted.append(f"--model={run['model_class']}")
-        notes.append(f"model {run['model_class'].rpartition('.')[2]} (from the checkpoint)")
+        notes.append(f"model {shown(run['model_class'].rpartition('.')[2])} (from the checkpoint)")
     if "--data" in given:
         notes.append(as_given("--data", (run["data"] or {}).get("class_path")))
     elif run["data"]:
-        # imported as a --data flag would be; it must be a LightningDataModule (checked here,
-        # before anything of it is built, with the message of the checkpoint loaders)
-        resolve_class(run["data"]["class_path"], (), LightningDataModule, what="datamodule",
+        # a LightningDataModule (checked here, before anything of it is built); imported only
+        # when it passed check_recorded_classes above
+        resolve_class(run["data"]["class_path"], _allowed("--data"), LightningDataModule, what="datamodule",
                       source=f"checkpoint {ckpt!r}", trust=True)
         inserted.append("--data=" + json.dumps(run["data"]))
-        notes.append(f"data {run['data']['class_path'].rpartition('.')[2]} (from the checkpoint)")
+        notes.append(f"data {shown(run['data']['class_path'].rpartition('.')[2])} (from the checkpoint)")
     else:
         notes.append("data: the default (the checkpoint names no datamodule; give --data)")
-    notes.append(f"checkpoint {ckpt}")
+    notes.append(f"checkpoint {shown(ckpt, 300)}")
     return [argv[0], *inserted, *argv[1:]], notes
 
 
@@ -227,9 +322,11 @@ def _same(a, b) -> bool:
 def _short(value) -> str:
     """A setting in a message: a class spec by its class name, anything else as its repr."""
     value = plain_config(value)
+    from tcx.safe_io import shown
+
     if isinstance(value, dict) and isinstance(value.get("class_path"), str):
-        return value["class_path"].rpartition(".")[2]
-    return repr(value)
+        return shown(value["class_path"].rpartition(".")[2])
+    return shown(value, quote=True)
 
 
 def reconcile_model(subcommand: str, user_model, merged_model, recorded: dict, explicit: set[str],
@@ -243,7 +340,9 @@ def reconcile_model(subcommand: str, user_model, merged_model, recorded: dict, e
     """
     ckpt_class = recorded.get("model_class")
     user_class = user_model.get("class_path") if hasattr(user_model, "get") else None
-    ckpt_name = str(ckpt_class).rpartition(".")[2]
+    from tcx.safe_io import shown
+
+    ckpt_name = shown(str(ckpt_class).rpartition(".")[2])
     if ckpt_class and user_class and user_class != ckpt_class:
         if subcommand == "fit":
             raise CheckpointMismatch(

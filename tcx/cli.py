@@ -41,7 +41,9 @@ from tcx.arguments import (  # noqa: E402
     SUBCOMMANDS,
     all_config_keys,
     check_argument_order,
+    check_class_arguments,
     check_class_names,
+    check_trainer_settings,
     check_config_files,
     import_class,
     input_shape_of,
@@ -94,13 +96,16 @@ class TcxCLI(LightningCLI):
         self.explicit_model = checkpoint_run.explicit_model_keys(argv, files)
 
     def before_instantiate_classes(self) -> None:
-        # no precision given (the default config has none): the hardware's choice (tcx.hardware)
         config = self.config[self.subcommand] if self.subcommand else self.config
-        self.precision_note = resolve_precision(config)
-        give_run_a_folder(config.get("trainer"), self.subcommand or "run")
+        check_trainer_settings(config)
         self.recorded = None
         if self.subcommand and config.get("ckpt_path") and checkpoint_exists(config["ckpt_path"]):
             self.recorded = checkpoint_run.recorded_run(config["ckpt_path"])
+        # no precision given (the default config has none): the checkpoint's, else the hardware's
+        # choice (tcx.hardware)
+        self.precision_note = resolve_precision(config, self.recorded)
+        give_run_a_folder(config.get("trainer"), self.subcommand or "run")
+        if self.recorded is not None:
             given = self.config_as_given[self.subcommand].get("model")
             model_cls = import_class(config["model"].get("class_path"))
             config["model"], notes = checkpoint_run.reconcile_model(
@@ -273,6 +278,7 @@ def _main(argv: list[str]) -> None:
     if notes and is_first_process():  # the first line: which model and data run, and from where
         print(f"tcx {argv[0]}: " + ", ".join(notes), flush=True)
     argv = with_default_classes(argv)
+    check_class_arguments(argv)
     if argv and argv[0] in SUBCOMMANDS and ({"-h", "--help"} & set(argv)):
         print(_command_help(argv), end="")
         raise SystemExit(0)

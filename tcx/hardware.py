@@ -2,7 +2,8 @@
 
 ``bf16-mixed`` where the hardware multiplies bf16 matrices natively (CUDA devices with bf16, CPUs
 with AMX or AVX512-BF16), ``32-true`` everywhere else, where bf16 is emulated and slow; an
-explicit ``--trainer.precision`` always wins. Two parts, so that the decision is testable:
+explicit ``--trainer.precision`` always wins, and a run from a checkpoint keeps the checkpoint's
+(:func:`resolve_precision`). Two parts, so that the decision is testable:
 
 - :func:`choose_precision` is pure: capabilities in, ``(precision, reason)`` out.
 - :func:`read_capabilities` reads them from torch, ``/proc/cpuinfo`` and the environment
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags", "resolve_precision",
-           "is_first_process"]
+           "is_first_process", "TRAINER_PRECISIONS"]
 
 #: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which oneDNN still has native bf16 matmuls
 _ONEDNN_BF16_ISAS = {
@@ -146,20 +147,38 @@ def is_first_process(environ=os.environ) -> bool:
     return environ.get("LOCAL_RANK", "0") == "0" and environ.get("NODE_RANK", "0") == "0"
 
 
-def resolve_precision(config) -> str:
-    """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default) to
-    the hardware's choice (:func:`tcx.hardware.default_precision`), print the choice and why on
-    rank 0, and return it in words. An explicit precision is kept and said to be the user's."""
+#: the precisions a Lightning Trainer takes (what a checkpoint's recorded precision may be)
+TRAINER_PRECISIONS = frozenset({"64-true", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true",
+                                "transformer-engine", "transformer-engine-float16"})
+
+
+def resolve_precision(config, recorded: dict | None = None) -> str:
+    """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default), print
+    the choice and why on rank 0, and return it in words. An explicit precision is kept and said to
+    be the user's. With a checkpoint (``recorded``, ``tcx.checkpoint_run.recorded_run``), a run
+    resumed or evaluated from it keeps the precision it was trained in (``recorded["precision"]``);
+    a checkpoint that does not record one (older tcx) gets the hardware's choice, said so. Otherwise
+    the hardware's choice (:func:`tcx.hardware.default_precision`)."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
     if trainer is None:
         return ""
     given = trainer.get("precision")
+    held = (recorded or {}).get("precision")
     if given is not None:
         note = f"{given} (given explicitly)"
+    elif recorded is not None and isinstance(held, str) and held in TRAINER_PRECISIONS:
+        trainer["precision"] = held
+        note = f"{held} (the checkpoint's: its run trained in it; --trainer.precision changes it)"
     else:
         precision, reason = default_precision(trainer.get("accelerator", "auto"))
         trainer["precision"] = precision
         note = f"{precision} (chosen by the hardware: {reason})"
+        if recorded is not None:
+            from tcx.safe_io import shown
+
+            why = ("does not record its precision" if held is None
+                   else f"records the unknown precision {shown(held, 60, quote=True)}")
+            note += f"; the checkpoint {why}"
     if is_first_process():
         print(f"tcx: precision {note}", flush=True)
     return note

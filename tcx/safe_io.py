@@ -93,6 +93,30 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return checkpoint
 
 
+def shown(value: Any, limit: int = 100, quote: bool = False) -> str:
+    """A value read from a file (a class path, a run id, a note), as a message shows it: a string
+    of printable ASCII as it is (in quotes with ``quote``), anything else as its ``repr`` with every
+    control character, terminal escape and non-ASCII character escaped; cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    if quote or not (isinstance(value, str) and text.isascii() and text.isprintable()):
+        text = (repr(text) if isinstance(value, str) else text).encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _public_paths(cls: type) -> list[str]:
+    """``cls``'s defining path (``tcx.models.vae.VAE``) and the path of every package above its
+    module that exports it under its name (``tcx.models.VAE``); looked up in loaded modules only."""
+    import sys
+
+    paths = [f"{cls.__module__}.{cls.__qualname__}"]
+    parts = cls.__module__.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        package = sys.modules.get(".".join(parts[:i]))
+        if package is not None and getattr(package, cls.__qualname__, None) is cls:
+            paths.append(f"{package.__name__}.{cls.__qualname__}")
+    return paths
+
+
 def resolve_class(
     class_path: Any,
     known: dict[str, type] | Iterable[type],
@@ -105,12 +129,17 @@ def resolve_class(
 ) -> type:
     """The class named ``class_path`` (read from the file ``source``) if a user could have named it.
 
-    Accepted without ``trust``: a class in ``known`` (its full ``module.qualname`` path, or its
-    short name). With ``trust``: any importable class that subclasses ``base``. Refused otherwise,
-    before anything is imported, with :class:`CheckpointRefused` naming the value and the fix.
+    Accepted without ``trust``: a class of ``known`` (a mapping of accepted names to classes, or
+    classes), by any name in the mapping, its short name, its defining path
+    (``tcx.datamodules.mnist.MNIST``) or the public path of the package that exports it
+    (``tcx.datamodules.MNIST``). With ``trust``: any importable class that subclasses ``base``.
+    Refused otherwise, before anything is imported, with :class:`CheckpointRefused` naming the
+    value (escaped, :func:`shown`) and the fix.
     """
     classes = list(known.values()) if isinstance(known, dict) else list(known)
-    by_path = {f"{c.__module__}.{c.__qualname__}": c for c in classes}
+    by_path = {path: c for c in classes for path in _public_paths(c)}
+    if isinstance(known, dict):
+        by_path.update(known)
     by_name = {c.__qualname__: c for c in classes}
     path = str(class_path) if isinstance(class_path, str) else None
     if path is not None:
@@ -120,20 +149,21 @@ def resolve_class(
             return by_name[path]
     if not trust or path is None:
         raise CheckpointRefused(
-            f"{source} names the {what} {class_path!r}, which is not one of tcx's "
-            f"({', '.join(sorted(by_name))}); tcx builds only classes a user could name on the command "
-            f"line. If the file is yours and the class is your own {base.__name__} subclass, pass "
+            f"{source} names the {what} {shown(class_path, quote=True)}, which is "
+            f"not one of tcx's ({', '.join(sorted(by_name))}); tcx builds only classes a user could name on the "
+            f"command line. If the file is yours and the class is your own {base.__name__} subclass, pass "
             f"{trust_flag} to import it"
         )
     module_name, _, name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise CheckpointRefused(f"{source} names the {what} {path!r}, which cannot be imported here ({exc})") from None
+        raise CheckpointRefused(f"{source} names the {what} {shown(path, quote=True)}, which cannot be imported here "
+                                f"({shown(str(exc), 200)})") from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise CheckpointRefused(
-            f"{source} names the {what} {path!r}, which is not a subclass of {base.__module__}.{base.__qualname__}; "
-            "refused even with " + trust_flag
+            f"{source} names the {what} {shown(path, quote=True)}, which is not a subclass of "
+            f"{base.__module__}.{base.__qualname__}; refused even with " + trust_flag
         )
     return cls
 

@@ -1,11 +1,12 @@
 """How the ``tcx`` command reports a failure: one paragraph for a user's error, a traceback for a bug.
 
 - :func:`describe_error`: the one-paragraph message of a :class:`tcx.errors.UserError` found in an
-  exception's chain (tcx's own checks, a refused checkpoint, a missing data file, a full disk),
-  or ``None`` for anything else, which keeps its traceback.
-- :func:`user_code_frame`: for such a bug, the innermost frame in the user's own code (their
-  datamodule or model, not tcx, Python or an installed package), also found in the traceback
-  text a DataLoader worker sends back, so the command can name their file and line first.
+  exception's chain (tcx's own checks, a refused checkpoint, a missing data file, a full disk,
+  also when a DataLoader worker raised it), of running out of memory while building the model
+  or a batch (the size asked, what to lower), or ``None`` for anything else (a traceback).
+- :func:`user_code_frame`: for such a bug, the innermost frame in the user's own code (a Python
+  file of their datamodule or model, never tcx, Python, an installed package or a compiled
+  library's frame), also found in a DataLoader worker's traceback text.
 - :func:`parse_error_line`: a jsonargparse parse error as one line, with the closest valid keys.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from tcx.errors import UserError
 from tcx.safe_io import is_disk_full
 
-__all__ = ["describe_error", "user_code_frame", "parse_error_line"]
+__all__ = ["describe_error", "out_of_memory_message", "user_code_frame", "parse_error_line"]
 
 _TCX_ROOT = Path(__file__).resolve().parents[1]
 _NOT_USER = tuple(
@@ -50,6 +51,9 @@ def describe_error(exc: BaseException) -> str | None:
         if isinstance(e, UserError):
             found = e
     if found is None:
+        oom = out_of_memory_message(exc)
+        if oom is not None:
+            return oom
         if is_disk_full(exc):
             e = next((e for e in _chain(exc) if isinstance(e, OSError)), exc)
             where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
@@ -58,11 +62,97 @@ def describe_error(exc: BaseException) -> str | None:
         return None
     # an OSError built as (errno, message) prints "[Errno N] message": the message alone
     text = found.strerror if isinstance(found, OSError) and len(found.args) >= 2 and found.strerror else str(found)
-    return " ".join(text.split())
+    return " ".join(_worker_message(text).split())
+
+
+_WORKER = "Original Traceback (most recent call last):"
+
+
+def _worker_message(text: str) -> str:
+    """A DataLoader worker's error (its message quotes the worker's traceback) as the worker
+    exception's own message, the traceback left out; any other text as it is."""
+    if _WORKER not in text:
+        return text
+    head, _, quoted = text.partition(_WORKER)
+    lines = quoted.splitlines()
+    last = max((i for i, ln in enumerate(lines) if ln and not ln[0].isspace()), default=None)
+    if last is None:
+        return text
+    message = "\n".join(lines[last:]).partition(": ")[2] or lines[last]
+    worker = re.search(r"in (DataLoader worker process \d+)", head)
+    return f"{message} (in {worker.group(1)})" if worker else message
+
+
+#: RuntimeError texts of torch's allocators when an allocation fails (CPU, CUDA, MPS)
+_ALLOCATION_FAILED = re.compile(r"can't allocate memory|CUDA out of memory|MPS backend out of memory")
+_ASKED_BYTES = re.compile(r"tried to allocate (\d+) bytes", re.IGNORECASE)
+_ASKED_UNITS = re.compile(r"tried to allocate ([\d.]+ [KMGT]i?B)", re.IGNORECASE)
+
+
+def _memory_error(exc: BaseException) -> BaseException | None:
+    torch = sys.modules.get("torch")
+    kinds = (MemoryError,) + ((torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ())
+    for e in _chain(exc):
+        if isinstance(e, kinds) or (isinstance(e, RuntimeError) and _ALLOCATION_FAILED.search(str(e))):
+            return e
+    return None
+
+
+def _frames(exc: BaseException):
+    tb = exc.__traceback__
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def out_of_memory_message(exc: BaseException) -> str | None:
+    """The one paragraph for running out of memory while building the model (a model's
+    ``__init__``, its networks) or a batch (a datamodule, a DataLoader, a model's step on a
+    batch): the size asked and what to lower. ``None`` for any other error, and for memory
+    that ran out anywhere else, which keeps its traceback (it may be a bug)."""
+    error = _memory_error(exc)
+    if error is None:
+        return None
+    frames = list(_frames(error))
+    ours = [(f, str(Path(f.f_code.co_filename).resolve())) for f in frames]
+    text = str(error)
+    found = _ASKED_BYTES.search(text)
+    asked = (f"{int(found.group(1)) / 2**30:.1f} GiB" if found else
+             (_ASKED_UNITS.search(text).group(1) if _ASKED_UNITS.search(text) else None))
+    asked = f"it asked for {asked} at once, more than is free" if asked else "more memory than is free"
+    model = [f for f, path in ours if f.f_code.co_name == "__init__"
+             and (path.startswith(str(_TCX_ROOT / "models")) or path == str(_TCX_ROOT / "tcx" / "networks.py"))]
+    if model:
+        built = model[0].f_locals.get("self")
+        name = type(built).__name__ if built is not None else "the model"
+        latents = model[0].f_locals.get("latent_dim")
+        size = f" with {latents} latents" if isinstance(latents, int) else ""
+        return (f"out of memory building the model {name}{size}: {asked}; lower --model.latent_dim (or "
+                "--model.hidden_dims, or give smaller inputs)")
+    batch = [f for f, path in ours if path.startswith(str(_TCX_ROOT / "datamodules"))
+             or f"{os.sep}torch{os.sep}utils{os.sep}data{os.sep}" in path
+             or (path.startswith(str(_TCX_ROOT / "models")) and f.f_code.co_name in _STEPS)]
+    if not batch and "DataLoader worker" not in text:
+        return None
+    # the batch a model's step was given (the outermost of its frames that holds one)
+    inputs = next((f.f_locals["x"] for f, path in ours if path.startswith(str(_TCX_ROOT / "models"))
+                   and hasattr(f.f_locals.get("x"), "shape") and len(f.f_locals["x"].shape) >= 1), None)
+    size = f" of {inputs.shape[0]} inputs {tuple(inputs.shape[1:])}" if inputs is not None else ""
+    return (f"out of memory on a batch{size}: {asked}; lower --data.batch_size (or the model's size: "
+            "--model.latent_dim, --model.hidden_dims)")
+
+
+#: a model's methods that run on a batch
+_STEPS = frozenset({"training_step", "validation_step", "test_step", "predict_step", "training_terms", "step_terms",
+                    "bound", "forward", "encode", "decode", "_evaluation_terms", "_unpack"})
 
 
 def _is_user_file(filename: str) -> bool:
-    if not filename or filename.startswith("<"):
+    # a Python file that exists: a compiled library's frame (h5py/h5f.pyx, a .so) is never the
+    # user's, whatever folder the command runs in
+    if not filename or filename.startswith("<") or not filename.endswith((".py", ".pyw")):
+        return False
+    if not Path(filename).is_file():
         return False
     path = str(Path(filename).resolve())
     if path.startswith(_OWN) or path.startswith(_NOT_USER) or f"{os.sep}site-packages{os.sep}" in path:

@@ -71,11 +71,26 @@ def _check_args(args) -> None:
         check_int("--scale", args.scale, 1)
     except TcxError as exc:
         raise _UsageError(str(exc)) from None
+    from tcx.safe_io import checkpoint_exists
+
+    if "://" in args.ckpt_path:  # an fsspec URL (file://, s3://, ...), read as the other commands read it
+        try:
+            found = checkpoint_exists(args.ckpt_path)
+        except (ImportError, ValueError, OSError) as exc:
+            raise _UsageError(f"--ckpt_path {args.ckpt_path!r} cannot be read ({type(exc).__name__}: {exc})") from None
+        if not found:
+            raise _UsageError(f"--ckpt_path {args.ckpt_path!r} does not exist; give the URL of a .ckpt file written "
+                              "by `tcx fit`")
+        return _check_out(args)
     ckpt = Path(args.ckpt_path)
     if not ckpt.exists():
         raise _UsageError(f"--ckpt_path {str(ckpt)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
     if not ckpt.is_file():
         raise _UsageError(f"--ckpt_path {str(ckpt)!r} is a directory; give the path of a .ckpt file inside it")
+    _check_out(args)
+
+
+def _check_out(args) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise _UsageError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
@@ -99,9 +114,10 @@ def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
 
     from tcx.checkpoint_run import DATA_CONFIG_KEY
     from tcx.models.base import DATAMODULE_CLASS_KEY
-    from tcx.safe_io import CheckpointRefused, resolve_class
+    from tcx.safe_io import CheckpointRefused, resolve_class, shown
 
     recorded = checkpoint.get(DATA_CONFIG_KEY) or {}
+    recorded = recorded if isinstance(recorded, dict) else {"class_path": recorded}
     class_path = recorded.get("class_path") or checkpoint.get(DATAMODULE_CLASS_KEY)
     if not class_path:
         return None, "the checkpoint names no datamodule"
@@ -111,13 +127,37 @@ def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
     except CheckpointRefused as exc:
         return None, str(exc)
     saved = recorded.get("init_args") if recorded else checkpoint.get("datamodule_hyper_parameters")
-    hparams = _init_arguments(cls, dict(saved or {}))
+    hparams = _init_arguments(cls, dict(saved) if isinstance(saved, dict) else {})
     try:
         dm = cls(**hparams)
         dm.setup("validate")
     except Exception as exc:
-        return None, f"its datamodule {class_path} could not be built ({type(exc).__name__}: {exc})"
+        return None, (f"its datamodule {shown(class_path)} could not be built ({type(exc).__name__}: "
+                      f"{shown(str(exc), 300)})")
     return dm, None
+
+
+def load_traversable(ckpt_path: str, known, trust: bool = False):
+    """The model of the checkpoint at ``ckpt_path`` (a path or an fsspec URL) in eval mode, and the
+    checkpoint read as data. Its family must be one of ``known`` (the model families a user could
+    name, ``tcx.arguments.nameable_classes("--model")``), or any :class:`CorExVAE` subclass with
+    ``trust``; refused (:class:`tcx.safe_io.CheckpointRefused`) before anything is imported."""
+    from tcx.errors import TcxError
+    from tcx.models.base import CLASS_KEY, CorExVAE
+    from tcx.safe_io import load_checkpoint, resolve_class
+
+    checkpoint = load_checkpoint(ckpt_path, map_location="cpu")
+    if "state_dict" not in checkpoint:
+        raise TcxError(f"{ckpt_path!r} is not a Lightning checkpoint (no 'state_dict')")
+    class_path = checkpoint.get(CLASS_KEY)
+    if not class_path:
+        raise TcxError(f"{ckpt_path!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
+                       "written by a tcx model")
+    cls = resolve_class(class_path, known, CorExVAE, what="model family", source=f"checkpoint {ckpt_path!r}",
+                        trust=trust)
+    model = cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    model.eval()
+    return model, checkpoint
 
 
 def _init_arguments(cls, hparams: dict) -> dict:
@@ -137,16 +177,13 @@ def _init_arguments(cls, hparams: dict) -> dict:
 
 
 def traverse_main(argv: list[str], datamodules=None) -> int:
-    """Entry point of ``tcx traverse`` (dispatched by :func:`main`, which passes the datamodule
-    classes a user can name, ``datamodules``); returns the exit status."""
+    """Entry point of ``tcx traverse`` (dispatched by :func:`main`); returns the exit status.
+    ``datamodules``: the datamodule classes a checkpoint may name without ``--trust`` (by default
+    the one list of the ``tcx`` command, ``tcx.arguments.nameable_classes``)."""
+    from tcx.arguments import nameable_classes
+
     if datamodules is None:
-        # called directly rather than through main(): the same registered datamodules
-        import lightning.pytorch as pl
-
-        import tcx.datamodules
-
-        datamodules = [c for c in (getattr(tcx.datamodules, n) for n in tcx.datamodules.__all__)
-                       if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
+        datamodules = nameable_classes("--data")
     argv = [ALIASES.get(a.partition("=")[0], a.partition("=")[0]) + a.partition("=")[1] + a.partition("=")[2]
             for a in argv]
     parser = build_parser()
@@ -161,17 +198,16 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
         return 2
 
     from tcx.callbacks.export import export_pictures
-    from tcx.models import load_model
-    from tcx.safe_io import load_checkpoint
+    from tcx.safe_io import shown
 
     try:
-        model = load_model(args.ckpt_path, map_location="cpu", trust=args.trust)
-        checkpoint = load_checkpoint(args.ckpt_path, map_location="cpu")
+        model, checkpoint = load_traversable(args.ckpt_path, nameable_classes("--model"), trust=args.trust)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a checkpoint whose model cannot be rebuilt
-        print(f"{PROG}: error: {args.ckpt_path!r} could not be loaded as a tcx model ({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(f"{PROG}: error: {args.ckpt_path!r} could not be loaded as a tcx model ({type(exc).__name__}: "
+              f"{shown(str(exc), 300)})", file=sys.stderr)
         return 2
     try:
         model = model.to(args.device)

@@ -4,7 +4,8 @@
 - :func:`settle_wandb_mode`: online W&B whose server does not accept a connection within a few
   seconds goes offline with one line; :func:`start_runs` bounds ``wandb.init`` itself (its
   ``init_timeout``), so a server that accepts and never answers also falls back offline.
-- :func:`resume_wandb_run`: a resumed fit continues its checkpoint's W&B run.
+- :func:`resume_wandb_run`: a resumed fit continues its checkpoint's W&B run (its id checked as
+  data: a bad one is one line and a new run, or a stop with ``TCX_WANDB_RESUME=must``).
 - :func:`finish_runs`: the command's run ends with the command.
 - :func:`quiet_wandb_warnings`: the one place tcx changes a W&B function (see its docstring).
 """
@@ -26,6 +27,7 @@ __all__ = [
     "settle_wandb_mode",
     "start_runs",
     "resume_wandb_run",
+    "valid_run_id",
     "finish_runs",
     "quiet_wandb_warnings",
     "WANDB_ID_KEY",
@@ -91,11 +93,36 @@ def settle_wandb_mode(environ=os.environ, timeout: float = WANDB_TIMEOUT_S) -> s
     return "offline"
 
 
-def resume_wandb_run(config) -> str | None:
+#: a W&B run id tcx passes on from a checkpoint: W&B's own rule (the installed SDK refuses an empty
+#: id, surrounding whitespace and any of ``:;,#?/'``), narrowed to what is also safe as a folder
+#: name and in a terminal: 1 to 64 ASCII letters, digits, ``_``, ``-`` and ``.``, starting with a
+#: letter or digit (W&B's own ids are 8 of ``[a-z0-9]``)
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: what a resumed fit does with its checkpoint's W&B run (``TCX_WANDB_RESUME``): ``allow`` (the
+#: default) continues it when the recorded id is valid and starts a new run otherwise, with one
+#: line; ``must`` stops (exit 2) when there is no valid id to continue; ``never`` always starts a
+#: new run
+RESUME_CHOICES = ("allow", "must", "never")
+
+
+def valid_run_id(value) -> bool:
+    """Whether ``value`` (read from a checkpoint) is a W&B run id tcx passes on (:data:`RUN_ID`)."""
+    return isinstance(value, str) and RUN_ID.fullmatch(value) is not None
+
+
+def resume_wandb_run(config, environ=os.environ) -> str | None:
     """Give the W&B loggers of a parsed subcommand config (before instantiation) the run id that
     its ``ckpt_path`` was logged to, as WandbLogger's own ``id`` argument (its ``resume`` is
     ``"allow"``), so that a resumed fit continues the same W&B run; returns the id (``None`` when
-    there is no checkpoint, it names no run, or the user chose an id or version)."""
+    there is no checkpoint, it names no valid run, or the user chose an id or version).
+
+    The id is data from a file: one that is not a valid W&B run id (:func:`valid_run_id`) is not
+    used; the command says so in one line, escaped, and starts a new W&B run, or stops with
+    ``TCX_WANDB_RESUME=must`` (:data:`RESUME_CHOICES`)."""
+    from tcx.errors import TcxError
+    from tcx.hardware import is_first_process
+    from tcx.safe_io import shown
+
     ckpt_path = config.get("ckpt_path")
     loggers = config.get("trainer", {}).get("logger")
     loggers = loggers if isinstance(loggers, list) else [loggers]
@@ -103,16 +130,33 @@ def resume_wandb_run(config) -> str | None:
                   if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
     if not ckpt_path or not wandb_args:
         return None
+    choice = environ.get("TCX_WANDB_RESUME", "allow").strip().lower() or "allow"
+    if choice not in RESUME_CHOICES:
+        raise TcxError(f"TCX_WANDB_RESUME={shown(choice, 40, quote=True)} is not one of {', '.join(RESUME_CHOICES)}")
+    chosen = [args for args in wandb_args if args is not None and args.get("id") is None and args.get("version") is None]
+    if not chosen or choice == "never":
+        return None
     try:
         run_id = recorded_run(ckpt_path)["wandb_id"]
     except (OSError, ValueError):
         return None  # Lightning reports an unreadable ckpt_path itself
-    if not run_id:
-        return None
-    for args in wandb_args:
-        if args is not None and args.get("id") is None and args.get("version") is None:
-            args["id"] = str(run_id)
-    return str(run_id)
+    if valid_run_id(run_id):
+        for args in chosen:
+            args["id"] = run_id
+        return run_id
+    if run_id is None:
+        problem = "records no W&B run id"
+    else:
+        problem = f"records the W&B run id {shown(run_id, 80, quote=True)}, which is not a valid W&B run id"
+    if choice == "must":
+        raise TcxError(f"--ckpt_path {shown(str(ckpt_path), 200)} {problem}, and TCX_WANDB_RESUME=must asks to "
+                       "continue its run; give the run's id (--trainer.logger.init_args.id ID), or unset "
+                       "TCX_WANDB_RESUME to start a new W&B run")
+    if run_id is not None and is_first_process():
+        print(f"tcx: the checkpoint {problem} (1-64 letters, digits, _ - .): logging to a new W&B run; "
+              "TCX_WANDB_RESUME=must stops instead, --trainer.logger.init_args.id ID names the run",
+              file=sys.stderr, flush=True)
+    return None
 
 
 def finish_runs(failed: bool) -> None:

@@ -17,6 +17,8 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
          "--trainer.logger", "false"]
 NO_CALLBACKS = ["--trainer.callbacks", "[]"]
 USER_DATA = ["--data", "my_module.MyDataModule", "--data.num_points", "128"]
+#: a checkpoint that records the user's own datamodule is rebuilt from it only with --trust
+TRUST = ["--trust"]
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def test_the_checkpoint_records_the_data_config_as_plain_values(vae_ckpt):
 
 
 def test_validate_with_only_ckpt_path_rebuilds_the_users_data_and_prints_a_summary(vae_ckpt, capsys):
-    main(["validate", "--ckpt_path", str(vae_ckpt), *QUIET])
+    main(["validate", "--ckpt_path", str(vae_ckpt), *TRUST, *QUIET])
     out = capsys.readouterr().out
     first = out.splitlines()[0]
     assert first.startswith("tcx validate: model VAE (from the checkpoint), data MyDataModule (from the checkpoint)")
@@ -69,14 +71,14 @@ def test_validate_with_only_ckpt_path_rebuilds_the_users_data_and_prints_a_summa
 
 
 def test_test_prints_its_summary_of_the_test_split(vae_ckpt, capsys):
-    main(["test", "--ckpt_path", str(vae_ckpt), *QUIET])
+    main(["test", "--ckpt_path", str(vae_ckpt), *TRUST, *QUIET])
     out = capsys.readouterr().out
     assert "tcx test summary: VAE (test set)" in out and "\nELBO" in out
 
 
 def test_predict_writes_the_posterior_of_the_predict_split(vae_ckpt, user_module, capsys):
     out_dir = user_module / "pred"
-    main(["predict", "--ckpt_path", str(vae_ckpt), *QUIET, "--trainer.default_root_dir", str(out_dir)])
+    main(["predict", "--ckpt_path", str(vae_ckpt), *TRUST, *QUIET, "--trainer.default_root_dir", str(out_dir)])
     files = list(out_dir.rglob("predictions.npz"))
     assert len(files) == 1, capsys.readouterr()
     with np.load(files[0]) as saved:
@@ -85,24 +87,24 @@ def test_predict_writes_the_posterior_of_the_predict_split(vae_ckpt, user_module
 
 
 def test_resume_with_a_changed_latent_dim_is_refused_naming_the_key(vae_ckpt, capsys):
-    assert _exit_code(["fit", "--ckpt_path", str(vae_ckpt), "--model.latent_dim", "5", *QUIET]) == 2
+    assert _exit_code(["fit", "--ckpt_path", str(vae_ckpt), "--model.latent_dim", "5", *TRUST, *QUIET]) == 2
     err = capsys.readouterr().err
     assert "latent_dim (checkpoint 3, given 5)" in err and "restores the checkpoint's weights" in err
 
 
 def test_resume_with_a_changed_learning_rate_is_refused(vae_ckpt, capsys):
-    assert _exit_code(["fit", "--ckpt_path", str(vae_ckpt), "--model.lr", "0.01", *QUIET]) == 2
+    assert _exit_code(["fit", "--ckpt_path", str(vae_ckpt), "--model.lr", "0.01", *TRUST, *QUIET]) == 2
     assert "lr (checkpoint 0.001, given 0.01)" in capsys.readouterr().err
 
 
 def test_resume_as_another_family_is_refused(vae_ckpt, capsys):
-    assert _exit_code(["fit", "--ckpt_path", str(vae_ckpt), "--model", "BetaVAE", *QUIET]) == 2
+    assert _exit_code(["fit", "--ckpt_path", str(vae_ckpt), "--model", "BetaVAE", *TRUST, *QUIET]) == 2
     assert "holds a VAE and --model asks for BetaVAE" in capsys.readouterr().err
 
 
 def test_evaluating_as_another_family_is_said_on_the_first_line(vae_ckpt, capsys):
     # BetaVAE has the VAE's networks: its weights fit, and the rate is weighted by beta 4
-    main(["validate", "--ckpt_path", str(vae_ckpt), "--model", "BetaVAE", "--model.network", "mlp",
+    main(["validate", "--ckpt_path", str(vae_ckpt), *TRUST, "--model", "BetaVAE", "--model.network", "mlp",
           "--model.latent_dim", "3", *QUIET])
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("tcx validate: model BetaVAE (given with --model; the checkpoint's is VAE)")
@@ -133,7 +135,7 @@ def test_resume_with_a_changed_rate_weight_is_honoured_and_announced(user_module
 
     tcx.models.AnchorVAE.on_train_start = record
     try:
-        main(["fit", "--ckpt_path", str(ckpt), "--model.anchor_beta", "0.05", "--trainer.max_epochs", "2", *QUIET,
+        main(["fit", "--ckpt_path", str(ckpt), *TRUST, "--model.anchor_beta", "0.05", "--trainer.max_epochs", "2", *QUIET,
               "--trainer.default_root_dir", str(user_module / "resumed")])
     finally:
         tcx.models.AnchorVAE.on_train_start = original
