@@ -185,6 +185,45 @@ def test_a_checkpoint_folder_that_turns_read_only_stops_the_run_at_the_first_fai
     assert _readable(folder / "last.ckpt") == _readable(folder / "epoch=0-step=2.ckpt") == 2
 
 
+@pytest.mark.slow
+def test_under_ddp_a_failed_save_stops_every_process(tmp_path):
+    """Only rank 0 writes: the process it launched waits for it in the save's barrier and was left
+    running, orphaned, after rank 0 exited 2. Now rank 0 stops it (the launcher's kill)."""
+    import signal
+    import sys
+    import time
+
+    folder = tmp_path / "run" / "checkpoints"
+    callbacks = CHECKPOINTS[:-1] + f', {{"class_path": "faults.ReadOnlyFrom", "init_args": {{"folder": "{folder}"}}}}]'
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    command = [str(Path(sys.executable).with_name("tcx")), "fit", *TINY, "--trainer.max_epochs", "3",
+               "--data.epoch_size", "64", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+               "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path / "run"),
+               "--trainer.callbacks", callbacks]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+        time.sleep(2)
+        try:
+            os.killpg(proc.pid, 0)
+            left = True
+        except ProcessLookupError:
+            left = False
+    finally:
+        _make_writable(folder)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if _can_write_in(folder) and "was not written" not in err:
+        pytest.skip("no way to make a folder read-only here")
+    assert proc.returncode == 2, err[-3000:]
+    assert f"checkpoint '{folder}/last.ckpt' was not written" in err
+    assert not left, "a launched process was left running"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]
+
+
 class FaultyStore(MemoryFileSystem):
     """An fsspec store whose writes fail with a PermissionError (a bucket without write access)."""
 
