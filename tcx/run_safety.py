@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from tcx.checkpoint_run import DATA_CONFIG_KEY
-from tcx.errors import TcxError
+from tcx.errors import TcxError, UserError
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, storage_path
 from tcx.wandb_setup import WANDB_ID_KEY
 
@@ -155,9 +155,10 @@ class RunGuard(pl.Callback):
         ckpt.last_model_path = str(path)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, (WriteError, DiskFullError)) and trainer.world_size > 1:
-            # only rank 0 writes: the processes it launched wait for it in the save's barrier and
-            # would hang there; stop them as Lightning does after a Ctrl-C (public launcher API)
+        if isinstance(exception, UserError) and trainer.world_size > 1:
+            # tcx stops the run (a failed save, an unwritable run folder: found on rank 0 alone, which
+            # writes): the processes it launched wait for it in a barrier and would hang there; stop
+            # them as Lightning does after a Ctrl-C (its launcher's public kill)
             launcher = trainer.strategy.launcher
             if launcher is not None and trainer.is_global_zero:
                 launcher.kill(getattr(signal, "SIGKILL", signal.SIGTERM))
@@ -228,7 +229,8 @@ def check_checkpoint_folders(trainer) -> None:
     cannot be written. Every process checks (they share the folder), so all stop together."""
     for callback in trainer.checkpoint_callbacks:
         dirpath = getattr(callback, "dirpath", None)
-        if dirpath:
+        writes = getattr(callback, "save_top_k", 1) != 0 or getattr(callback, "save_last", False)
+        if dirpath and writes:
             check_writable(dirpath, "the checkpoint folder (ModelCheckpoint's dirpath)")
 
 
