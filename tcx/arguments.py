@@ -218,9 +218,10 @@ def _refuse_foreign_argument(cls, name: str, group: str, where: str, class_argum
         return
     takers = sorted({c.__name__ for c in nameable_classes(group).values() if name in dict(class_arguments(c))})
     if takers:
+        names = " and ".join([", ".join(takers[:-1]), takers[-1]] if len(takers) > 1 else takers)
         raise TcxError(
-            f"{where}: {cls.__name__} has no argument {name!r}; {', '.join(takers)} "
-            f"{'takes' if len(takers) == 1 else 'take'} it. Choose that class ({group} {takers[0]}, before its "
+            f"{where}: {cls.__name__} has no argument {name!r}; {names} {'takes' if len(takers) == 1 else 'take'} it. "
+            f"Choose {'that class' if len(takers) == 1 else 'one of them'} ({group} {takers[0]}, before its "
             f"arguments), or drop {name}"
         )
 
