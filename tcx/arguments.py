@@ -101,10 +101,24 @@ def _closest(value: str, group: str) -> str:
 
 
 def _names_tcx(value: str) -> bool:
-    """Whether a dotted class path points into tcx's own packages (``tcx.models.X``, or the source
-    tree's ``models.X``/``datamodules.X``), where only :func:`nameable_classes` exist."""
+    """Whether a dotted class path points into tcx's own packages, where only
+    :func:`nameable_classes` exist: ``tcx.models.X``, or ``models.X``/``datamodules.X`` when no such
+    top-level module exists or it is tcx's own source folder (a user's own ``models`` package is
+    theirs). Only looks modules up; imports nothing."""
+    import importlib.util
+
     module = value.rpartition(".")[0]
-    return module == "tcx" or module.startswith("tcx.") or module.split(".")[0] in ("models", "datamodules")
+    top = module.split(".")[0]
+    if module == "tcx" or module.startswith("tcx."):
+        return True
+    if top not in ("models", "datamodules"):
+        return False
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return True
+    own = Path(GROUPS["--model" if top == "models" else "--data"][0].__file__).resolve().parent
+    return spec is None or any(Path(p).resolve() == own for p in (spec.submodule_search_locations or ()))
 
 
 def import_class(class_path):

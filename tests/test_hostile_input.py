@@ -378,3 +378,18 @@ def test_the_recorded_classes_of_a_checkpoint_are_every_class_path_it_holds(fit_
     with pytest.raises(CheckpointRefused, match="'os.system', which is not one of torch"):
         checkpoint_run.check_recorded_classes(run, "checkpoint x")
     checkpoint_run.check_recorded_classes(run, "checkpoint x", trust=True)  # the user's own, trusted
+
+
+def test_a_users_own_models_package_is_theirs_not_a_slip_for_tcxs(tmp_path, monkeypatch):
+    from tcx.arguments import check_class_names
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("models", None)
+    check_class_names(["fit", "--model", "models.MyVAE"])  # the user's own: jsonargparse imports it
+    assert "models" not in sys.modules  # looked up, not imported
+    with pytest.raises(TcxError, match="Did you mean tcx.datamodules.DSprites"):
+        check_class_names(["fit", "--data", "datamodules.DSprite"])  # no such module: tcx's, misspelt
+    with pytest.raises(TcxError, match="Did you mean tcx.models.AnchorVAE"):
+        check_class_names(["fit", "--model", "tcx.models.AnchorVAEE"])
