@@ -101,6 +101,10 @@ class TcxCLI(LightningCLI):
         self.recorded = None
         if self.subcommand and config.get("ckpt_path") and checkpoint_exists(config["ckpt_path"]):
             self.recorded = checkpoint_run.recorded_run(config["ckpt_path"])
+            if not Path(str(config["ckpt_path"])).is_file():
+                # Lightning applies a checkpoint's hyperparameters over the config for a local
+                # file only; a URL's (s3://, file://) the same way, from the record read above
+                config = self._with_recorded_model(self.recorded)
         # no precision given (the default config has none): the checkpoint's, else the hardware's
         # choice (tcx.hardware)
         self.precision_note = resolve_precision(config, self.recorded)
@@ -114,6 +118,15 @@ class TcxCLI(LightningCLI):
         if self.subcommand == "fit":
             resume_wandb_run(config)  # a resumed fit continues its checkpoint's W&B run
         self.data_record = checkpoint_run.plain_config(config.get("data"))
+
+    def _with_recorded_model(self, recorded: dict):
+        """The subcommand's config with the checkpoint's model class and arguments applied over it,
+        as LightningCLI does for a local ``--ckpt_path``."""
+        args = dict(recorded.get("model_args") or {})
+        model = {"class_path": recorded["model_class"], "dict_kwargs": args} if recorded.get("model_class") else args
+        if args or recorded.get("model_class"):
+            self.config = self.parser.parse_object({self.subcommand: {"model": model}}, self.config)
+        return self.config[self.subcommand]
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
