@@ -27,7 +27,7 @@ from torch import Tensor
 
 from tcx import visualize as viz
 from tcx.callbacks.encoding import decode_images, evaluating, fixed_inputs, shared_encoding, validation_batches
-from tcx.callbacks.media_logging import Media, log_media, media_dir, report, write_media_files
+from tcx.callbacks.media_logging import Media, log_media, media_dir, report, step_suffix, write_media_files
 from tcx.callbacks.pictures import attempt, reconstruction_media, rows_of, sample_media, traversal_media
 from tcx.validation import check_choice, check_int, check_real
 
@@ -99,7 +99,7 @@ class MediaCallback(Callback):
         if self._last_step != step:
             self._render(trainer, pl_module, in_hook=False)
         if self._files_step != step and self._last_items:
-            self.files.update(write_media_files(self._last_items, media_dir(trainer), suffix=f"_step{step}"))
+            self.files.update(write_media_files(self._last_items, media_dir(trainer), suffix=step_suffix(step)))
             self._files_step = step
 
     def _render(self, trainer, pl_module, in_hook: bool) -> None:

@@ -2,8 +2,9 @@
 
 ``log_media`` is the one place that does it: W&B (``wandb.Image``, ``wandb.Video`` in GIF format,
 ``wandb.Table``), TensorBoard (``add_image``; tables as markdown ``add_text``), and files in
-``media_dir(trainer)``: ``<name>_step<global_step>.png`` (images), ``.gif`` (animations), ``.csv``
-(tables), for every item whatever the loggers took, so a run's folder keeps every epoch's pictures. A picture that fails to render or
+``media_dir(trainer)``: ``<name>_step<global_step, 6 digits>.png`` (images), ``.gif``, ``.csv``
+(tables), for every item whatever the loggers took; a run keeps the latest and a few evenly spaced
+files per picture (``TCX_KEEP_PICTURES``, :func:`thin_files`). A picture that fails to render or
 to log is reported with a warning (``report``) and the run goes on. Files are written whole or not at
 all, to a local folder or to the fsspec URL of the run's root (``tcx.safe_io.atomic_save``).
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,9 +25,65 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
 from tcx.safe_io import atomic_save, join_path, storage_path
-from tcx.validation import check_choice
+from tcx.validation import check_choice, check_int
 
-__all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report"]
+__all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report", "step_suffix",
+           "thin_files", "kept_steps", "KEEP_PICTURES_ENV", "KEEP_PICTURES"]
+
+#: how many files of each picture a run keeps (the latest, the first and evenly spaced ones between;
+#: 0 keeps all): the environment variable, and its default
+KEEP_PICTURES_ENV, KEEP_PICTURES = "TCX_KEEP_PICTURES", 6
+
+
+def step_suffix(step: int) -> str:
+    """``_step000123``: the file name's step, zero-padded to 6 digits so that names sort by step."""
+    return f"_step{int(step):06d}"
+
+
+def kept_steps(steps: Sequence[int], keep: int) -> list[int]:
+    """The steps of ``steps`` a run keeps with at most ``keep`` files: all when there are few
+    enough (or ``keep`` is 0); else the latest and the first with every ``stride``-th after it, the
+    stride the steps' common spacing doubled until they fit. Applied after every new file, the
+    kept files stay evenly spaced over the whole run."""
+    steps = sorted(set(int(s) for s in steps))
+    if keep <= 0 or len(steps) <= keep:
+        return steps
+    if keep == 1:
+        return steps[-1:]
+    first, latest = steps[0], steps[-1]
+    stride = math.gcd(*(s - first for s in steps[1:]))
+    while True:
+        kept = [s for s in steps if (s - first) % stride == 0 and s != latest]
+        if len(kept) + 1 <= keep:
+            return kept + [latest]
+        stride *= 2
+
+
+def thin_files(directory, names: Sequence[str], keep: int | None = None) -> list[Path]:
+    """Delete the older ``<name>_step<N>.<ext>`` files of a local ``directory`` beyond ``keep`` per
+    name and extension (:func:`kept_steps`; ``keep`` None: ``TCX_KEEP_PICTURES``, default 6);
+    returns the deleted paths. Folders at an fsspec URL are left whole."""
+    if keep is None:
+        raw = os.environ.get(KEEP_PICTURES_ENV, "").strip() or str(KEEP_PICTURES)
+        keep = check_int(KEEP_PICTURES_ENV, int(raw) if raw.isdigit() else raw, 0)
+    if keep <= 0 or not isinstance(directory, Path) or not directory.is_dir():
+        return []
+    deleted: list[Path] = []
+    for name in set(names):
+        pattern = re.compile(re.escape(name) + r"_step(\d+)\.(\w+)")
+        found: dict[str, dict[int, Path]] = {}
+        for path in directory.glob(f"{name}_step*"):
+            match = pattern.fullmatch(path.name)
+            if match:
+                found.setdefault(match.group(2), {})[int(match.group(1))] = path
+        for by_step in found.values():
+            kept = set(kept_steps(list(by_step), keep))
+            for step, path in by_step.items():
+                if step not in kept:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        deleted.append(path)
+    return deleted
 
 _EXTENSIONS = {"image": "png", "gif": "gif", "table": "csv"}
 
@@ -141,9 +201,9 @@ def log_media(trainer, items: Sequence[Media], step: int | None = None, write_fi
       (animations) and ``wandb.Table`` (tables), at ``trainer/global_step = step``.
     - ``TensorBoardLogger``: ``add_image(key, ..., dataformats="HWC")`` and tables as markdown
       ``add_text``; TensorBoard shows no GIFs.
-    - Files ``media_dir(trainer)/<name>_step<step>.<ext>``: every item when ``write_files`` (the
-      default: each epoch's pictures are kept in the run's folder too), else those of a kind no
-      logger took.
+    - Files ``media_dir(trainer)/<name>_step<step>.<ext>`` (:func:`step_suffix`): every item when
+      ``write_files`` (the default: each epoch's pictures are kept in the run's folder too, thinned
+      to ``TCX_KEEP_PICTURES`` per picture by :func:`thin_files`), else those of a kind no logger took.
 
     ``step`` defaults to ``trainer.global_step``. Failures are reported (a warning naming the key,
     the logger and the error) and the rest is still logged.
@@ -160,7 +220,10 @@ def log_media(trainer, items: Sequence[Media], step: int | None = None, write_fi
     rest = [item for item in items if write_files or item.key not in taken]
     if not rest:
         return {}
-    return write_media_files(rest, media_dir(trainer), suffix=f"_step{step}")
+    folder = media_dir(trainer)
+    written = write_media_files(rest, folder, suffix=step_suffix(step))
+    thin_files(folder, [item.name for item in rest])
+    return written
 
 
 def _log_wandb(logger, items: Sequence[Media], step: int) -> set[str]:

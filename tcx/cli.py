@@ -64,6 +64,7 @@ from tcx.traverse import traverse_main  # noqa: E402
 from tcx.wandb_setup import (  # noqa: E402
     configure_wandb_mode,
     finish_runs,
+    quiet_wandb_footer,
     resume_wandb_run,
     settle_wandb_mode,
     start_runs,
@@ -173,6 +174,11 @@ class TcxCLI(LightningCLI):
         start_runs(self.trainer)
 
     def after_test(self) -> None:
+        # the disentanglement metrics run at the end of validation epochs: `tcx test` runs that
+        # same hook (on every process, as validate does), so its summary prints what validate's does
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, tcx.callbacks.DisentanglementMetrics):
+                callback.on_validation_epoch_end(self.trainer, self.model)
         self._summary("test", "test", getattr(self, "_eval_started", None))
 
     def _summary(self, command: str, stage: str, started: float | None) -> None:
@@ -282,6 +288,7 @@ def _main(argv: list[str]) -> None:
         raise SystemExit(0)
     argv = resolve_config_args(argv)  # an unknown name: MissingFileError, one paragraph in main()
     configure_wandb_mode()
+    quiet_wandb_footer()
     settle_wandb_mode()
     quiet_known_warnings()
     check_class_names(argv)

@@ -6,7 +6,8 @@
   ``init_timeout``), so a server that accepts and never answers also falls back offline.
 - :func:`resume_wandb_run`: a resumed fit continues its checkpoint's W&B run (its id checked as
   data: a bad one is one line and a new run, or a stop with ``TCX_WANDB_RESUME=must``).
-- :func:`finish_runs`: the command's run ends with the command.
+- :func:`finish_runs`: the command's run ends with the command; :func:`quiet_wandb_footer` keeps
+  W&B's closing history (~40 lines after tcx's summary) off unless the user asks for it.
 - :func:`quiet_wandb_warnings`: the one place tcx changes a W&B function (see its docstring).
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "resume_wandb_run",
     "valid_run_id",
     "finish_runs",
+    "quiet_wandb_footer",
     "quiet_wandb_warnings",
     "WANDB_ID_KEY",
 ]
@@ -157,6 +159,16 @@ def resume_wandb_run(config, environ=os.environ) -> str | None:
               "TCX_WANDB_RESUME=must stops instead, --trainer.logger.init_args.id ID names the run",
               file=sys.stderr, flush=True)
     return None
+
+
+def quiet_wandb_footer(environ=os.environ) -> bool:
+    """Set ``WANDB_QUIET=true`` (W&B's own setting: no version header, no closing run history and
+    summary) unless the user set ``WANDB_QUIET`` or ``WANDB_SILENT``; returns whether it set it.
+    Unlike ``WANDB_SILENT`` it keeps W&B's warnings and errors on the console."""
+    if "WANDB_QUIET" in environ or "WANDB_SILENT" in environ:
+        return False
+    environ["WANDB_QUIET"] = "true"
+    return True
 
 
 def finish_runs(failed: bool) -> None:

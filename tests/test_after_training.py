@@ -86,10 +86,21 @@ def test_a_url_checkpoint_rebuilds_its_model_as_a_local_path_does(vae_ckpt, caps
     assert _elbo(out) == pytest.approx(local, abs=1e-6)
 
 
+def _metric_rows(out: str) -> dict[str, float]:
+    return {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.startswith("metrics/")}
+
+
 def test_test_prints_its_summary_of_the_test_split(vae_ckpt, capsys):
+    main(["validate", "--ckpt_path", str(vae_ckpt), *TRUST, *QUIET])
+    validated = _metric_rows(capsys.readouterr().out)
     main(["test", "--ckpt_path", str(vae_ckpt), *TRUST, *QUIET])
     out = capsys.readouterr().out
     assert "tcx test summary: VAE (test set)" in out and "\nELBO" in out
+    # the disentanglement metrics validate prints, from the same sample, the same values
+    tested = _metric_rows(out)
+    assert {"metrics/mig", "metrics/dci_disentanglement"} <= set(validated), validated
+    assert set(tested) == set(validated)
+    assert all(tested[k] == pytest.approx(validated[k], abs=1e-4) for k in validated if k != "metrics/seconds")
 
 
 def test_predict_writes_the_posterior_of_the_predict_split(vae_ckpt, user_module, capsys):

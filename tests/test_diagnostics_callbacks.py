@@ -161,7 +161,7 @@ def test_tiny_fit_without_logger_writes_files_and_logs_scalars(tmp_path):
     callbacks = all_callbacks()
     trainer, model = tiny_fit(tmp_path, callbacks=callbacks)
     media = tmp_path / "media"
-    step = trainer.global_step
+    step = f"{trainer.global_step:06d}"  # zero-padded: names sort by step
     names = {p.name for p in media.iterdir()}
     expected = {
         f"traversal_step{step}.png", *{f"traversal_z{j}_step{step}.gif" for j in range(4)},

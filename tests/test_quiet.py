@@ -3,6 +3,8 @@ dropped by their message, every other warning still reaches the user."""
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_the_quiet_start_drops_only_the_known_warnings():
     """The CLI's filters drop the known unactionable warnings by message and keep the others."""
@@ -67,3 +69,44 @@ def test_the_quiet_start_drops_only_the_known_wandb_warnings(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "a real W&B warning" in done.stderr
     assert "anonymous" not in done.stderr and "git root" not in done.stderr
+
+
+def test_wandb_footer_is_quiet_unless_the_user_chose():
+    """tcx sets WANDB_QUIET (no closing run history) unless the user set WANDB_QUIET or WANDB_SILENT."""
+    from tcx.wandb_setup import quiet_wandb_footer
+
+    environ = {}
+    assert quiet_wandb_footer(environ) and environ == {"WANDB_QUIET": "true"}
+    for chosen in ({"WANDB_QUIET": "false"}, {"WANDB_SILENT": "false"}, {"WANDB_SILENT": "true"}):
+        environ = dict(chosen)
+        assert not quiet_wandb_footer(environ) and environ == chosen
+
+
+QUIET_FOOTER = """
+import wandb
+from tcx.wandb_setup import quiet_wandb_footer
+quiet_wandb_footer()
+run = wandb.init(project="q", mode="offline")
+for i in range(3):
+    run.log({"loss": float(i)})
+wandb.termwarn("a real W&B warning")
+run.finish()
+"""
+
+
+@pytest.mark.slow
+def test_wandb_closing_history_is_quiet_and_its_warnings_print(tmp_path):
+    """Outside make (no WANDB_SILENT): no 'Run history' after the run, a real warning still printed;
+    WANDB_QUIET=false brings the history back."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SILENT", "WANDB_QUIET")}
+    env.update(HOME=str(tmp_path), WANDB_MODE="offline", WANDB_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", QUIET_FOOTER], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "a real W&B warning" in done.stderr and "Run history" not in done.stdout + done.stderr
+    env["WANDB_QUIET"] = "false"
+    done = subprocess.run([sys.executable, "-c", QUIET_FOOTER], env=env, capture_output=True, text=True, timeout=120)
+    assert "Run history" in done.stdout + done.stderr

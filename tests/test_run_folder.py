@@ -35,7 +35,7 @@ def test_two_runs_have_their_own_config_checkpoints_and_pictures(tmp_path, monke
         assert (folder / "checkpoints" / "last.ckpt").is_file()
         # every validation epoch's pictures are kept, the step in the name
         assert sorted(p.name for p in (folder / "media").glob("samples_step*.png")) == [
-            "samples_step2.png", "samples_step4.png"]
+            "samples_step000002.png", "samples_step000004.png"]
     assert not (tmp_path / "runs" / "config.yaml").exists() and not (tmp_path / "checkpoints").exists()
 
 
