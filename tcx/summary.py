@@ -2,7 +2,7 @@
 
 The ELBO, the reconstruction term and the rates (anchors against the others) in nats, from the
 split the command ran on, the estimated information terms, every metric that ran, the precision
-and why, and where the run's files are: only files and folders that exist when it is printed
+and why, a warning when the posterior has collapsed (``tcx.collapse``), and where the run's files are: only files and folders that exist when it is printed
 (local, or at the fsspec URL of the run's root), so it never points at what was not written.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from tcx.callbacks import media_files
+from tcx.collapse import collapse_warning
 from tcx.models.base import CorExVAE
 from tcx.safe_io import checkpoint_exists, path_exists
 
@@ -102,4 +103,9 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
     title = f"tcx {command} summary: {type(model).__name__} ({stage} set)"
     lines = ["", title, "-" * max(len(title), width + 30)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    entropy = getattr(model, "input_entropy", None)
+    collapsed = collapse_warning(get("rate"), rates, get("reconstruction"),
+                                 float(entropy.sum()) if entropy is not None else None)
+    if collapsed:
+        lines.append(f"warning: {collapsed}")
     return "\n".join(lines)

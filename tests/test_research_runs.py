@@ -40,3 +40,36 @@ def test_log_media_thins_each_picture_to_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("TCX_KEEP_PICTURES", "many")
     with pytest.raises(ValueError, match="TCX_KEEP_PICTURES"):
         thin_files(tmp_path / "media", ["samples"])
+
+
+def test_a_collapsed_posterior_is_said_with_what_to_try():
+    from tcx.collapse import collapse_warning
+
+    # anchorvae_mnist_full after one epoch: a total rate of 0.031 nats
+    said = collapse_warning(0.031, [0.01] * 10, reconstruction=-200.0, input_entropy=210.0)
+    assert said.startswith("the posterior has collapsed: the total rate is 0.031 nats") and "--trainer.max_epochs" in said
+    # idle latents with a poor reconstruction: partly collapsed, the idle ones named
+    said = collapse_warning(5.0, [4.97, 0.01, 0.02], reconstruction=-200.0, input_entropy=210.0)
+    assert "2 of 3 latents" in said and "(z1, z2)" in said and "explains 5%" in said
+    # a good reconstruction with a few idle latents (what a beta-VAE should do), or healthy rates: no word
+    assert collapse_warning(20.0, [10.0, 10.0, 0.0], reconstruction=-30.0, input_entropy=210.0) is None
+    assert collapse_warning(20.0, [10.0, 10.0], reconstruction=-200.0, input_entropy=210.0) is None
+    assert collapse_warning(None) is None and collapse_warning(5.0, [0.0], reconstruction=-9.0) is None
+
+
+def test_the_summary_ends_with_the_collapse_warning():
+    import torch
+
+    from tcx.summary import fit_summary
+
+    def summary(rates, reconstruction):
+        metrics = {"val/elbo": reconstruction - sum(rates), "val/reconstruction": reconstruction, "val/rate": sum(rates),
+                   **{f"val/rate/z{j}": r for j, r in enumerate(rates)}}
+        trainer = types.SimpleNamespace(callback_metrics={k: torch.tensor(v) for k, v in metrics.items()},
+                                        checkpoint_callback=None, callbacks=[], loggers=[], precision="32-true",
+                                        current_epoch=1, global_step=10)
+        model = types.SimpleNamespace(latent_dim=len(rates), anchor_indices=(), input_entropy=torch.full((100,), 0.5))
+        return fit_summary(trainer, model, 1.0)
+
+    assert summary([0.01, 0.02], -49.0).splitlines()[-1].startswith("warning: the posterior has collapsed: the total rate is 0.030")
+    assert "warning" not in summary([10.0, 8.0], -20.0)
