@@ -25,7 +25,7 @@ from tcx.datamodules.device_batches import DeviceBatchMixin
 from tcx.datamodules.datasets import collate_rendered, EpochSubsetSampler, RenderedBatch
 from tcx.datamodules.grids import check_integer_tensor, grid_factors, grid_index, validate_grid_factors
 from tcx.datamodules.loading import LoaderMixin
-from tcx.datamodules.splits import HoldoutMixin
+from tcx.datamodules.splits import HoldoutMixin, seeded_split
 from tcx.validation import check_int as _check_int, check_shape
 from tcx.errors import TcxError
 
@@ -283,13 +283,16 @@ class DSprites(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModu
 
     Images are rendered on demand from the factor grid by ``render_dsprites`` (see the module
     docstring for the factor-to-pixel mapping); nothing is downloaded. A seeded random holdout of
-    ``val_size`` grid indices (``torch.Generator`` seeded with ``seed``) is the validation set (also
-    used by ``test_dataloader`` and ``predict_dataloader``), the other indices are the training set.
+    ``val_size + test_size`` grid indices (``torch.Generator`` seeded with ``seed``) is cut into the
+    validation set, its first ``val_size`` (also ``predict_dataloader``'s), and the test set, the
+    other ``test_size``; the other indices are the training set.
 
     Args:
         batch_size: images per batch, >= 1.
         num_workers: DataLoader worker processes, >= 0.
-        val_size: number of held-out grid indices, in [1, 737279].
+        val_size: number of validation images (grid indices held out of training), >= 1.
+        test_size: number of test images, held out apart from validation, >= 1; None (the
+            default) for as many as ``val_size``. ``val_size + test_size`` <= 737,279.
         epoch_size: training images drawn per epoch (a fresh seeded random subset each epoch), or
             None for one pass over all training indices in random order. The default, 73,728
             images (288 batches of 256), is the one epoch of the default `tcx fit` (within 5
@@ -314,6 +317,7 @@ class DSprites(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModu
         batch_size: int = 256,
         num_workers: int = 0,
         val_size: int = 5000,
+        test_size: int | None = None,
         epoch_size: int | None = 73728,
         seed: int = 0,
         pin_memory: bool = False,
@@ -323,13 +327,18 @@ class DSprites(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModu
         self.render_on = self._check_render_on(render_on)
         _check_int("batch_size", batch_size, 1)
         _check_int("num_workers", num_workers, 0)
-        _check_int("val_size", val_size, 1, NUM_IMAGES - 1)
+        _check_int("val_size", val_size, 1, NUM_IMAGES - 2, hint="a test split of at least one image is held out too")
+        _check_int("test_size", test_size, 1, NUM_IMAGES - 1 - val_size, allow_none=True,
+                   hint=f"val_size + test_size <= {NUM_IMAGES - 1}")
         _check_int("epoch_size", epoch_size, 1, allow_none=True)
         _check_int("seed", seed, -(2**62), 2**62)
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_size = val_size
+        self.test_size = val_size if test_size is None else test_size
+        self._test_rows: Tensor | None = None
+        self.test_dataset: DSpritesDataset | None = None
         self.epoch_size = epoch_size
         self.seed = seed
         self.pin_memory = pin_memory
@@ -394,9 +403,37 @@ class DSprites(DeviceBatchMixin, HoldoutMixin, LoaderMixin, pl.LightningDataModu
     def _num_stored(self) -> int:
         return NUM_IMAGES
 
+    @property
+    def dataset_size(self) -> int:
+        """Number of training images: the grid less the ``val_size + test_size`` held out."""
+        return NUM_IMAGES - self.val_size - self.test_size
+
+    @property
+    def split(self) -> tuple[Tensor, Tensor]:
+        """``(train_rows, val_rows)``: a seeded random holdout of ``val_size + test_size`` grid
+        indices (``seeded_split``), whose first ``val_size`` validate; disjoint, the same for the
+        same seed (and the validation rows the same whatever ``test_size``)."""
+        if self._split is None:
+            train, holdout = seeded_split(NUM_IMAGES, self.val_size + self.test_size, self.seed)
+            self._split = (train, holdout[: self.val_size])
+            self._test_rows = holdout[self.val_size:]
+        return self._split
+
+    @property
+    def test_rows(self) -> Tensor:
+        """The ``test_size`` grid indices of the test split, disjoint from training and validation."""
+        self.split  # noqa: B018  (made with the split)
+        return self._test_rows
+
+    def has_own_test_set(self) -> bool:
+        """True: the test split has its own ``test_size`` images (the validation split is not halved)."""
+        return True
+
     def setup(self, stage: str | None = None) -> None:
         train, val = self.split
         if self.train_dataset is None:
             self.train_dataset = DSpritesDataset(train)
         if self.val_dataset is None:
             self.val_dataset = DSpritesDataset(val)
+        if self.test_dataset is None:
+            self.test_dataset = DSpritesDataset(self.test_rows)

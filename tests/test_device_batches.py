@@ -20,7 +20,7 @@ def _batches(dm, n):
 
 @pytest.mark.parametrize("make", [
     lambda mode: DSprites(batch_size=64, epoch_size=256, val_size=100, seed=3, render_on=mode),
-    lambda mode: DSprites(batch_size=50, epoch_size=None, val_size=737000, seed=1, render_on=mode),
+    lambda mode: DSprites(batch_size=50, epoch_size=None, val_size=736900, test_size=100, seed=1, render_on=mode),
     lambda mode: SyntheticCorEx(num_points=600, val_size=100, batch_size=64, seed=2, noise=0.2, render_on=mode),
 ], ids=["dsprites-epoch-subset", "dsprites-full-pass", "synthetic"])
 def test_device_path_yields_the_loaders_batches_image_for_image(make):

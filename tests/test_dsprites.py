@@ -303,7 +303,8 @@ def test_declarations_without_setup():
     assert tuple(dm.factor_names) == FACTOR_NAMES and tuple(dm.factor_sizes) == FACTOR_SIZES
     assert dm.input_shape == (1, 64, 64)
     assert dm.num_images == 737_280
-    assert dm.dataset_size == 737_280 - 1000
+    assert dm.dataset_size == 737_280 - 2000  # 1000 validation and 1000 test images held out
+    assert DSprites(val_size=1000, test_size=10).dataset_size == 737_280 - 1010
 
 
 def test_split_reproducible_and_disjoint():
@@ -312,9 +313,13 @@ def test_split_reproducible_and_disjoint():
     c_train, c_val = DSprites(val_size=3000, seed=6).split
     assert torch.equal(a_train, b_train) and torch.equal(a_val, b_val)
     assert not torch.equal(a_val.sort().values, c_val.sort().values)
-    assert a_val.numel() == 3000 and a_train.numel() == NUM_IMAGES - 3000
-    both = torch.cat([a_train, a_val])
+    assert a_val.numel() == 3000 and a_train.numel() == NUM_IMAGES - 6000
+    a = DSprites(val_size=3000, seed=5)
+    assert a.test_rows.numel() == 3000 and torch.equal(a.test_rows, DSprites(val_size=3000, seed=5).test_rows)
+    both = torch.cat([a_train, a_val, a.test_rows])
     assert torch.equal(both.sort().values, torch.arange(NUM_IMAGES))  # disjoint, covering
+    # the validation images of a seed do not depend on the test split's size
+    assert torch.equal(DSprites(val_size=3000, test_size=7, seed=5).split[1], a_val)
 
 
 def test_train_batches_match_rendering_and_split():
@@ -336,14 +341,20 @@ def test_train_batches_match_rendering_and_split():
     assert not torch.equal(ys2, torch.cat([y for _, y in batches]))
 
 
-def test_val_test_predict_cover_holdout_once():
-    dm = DSprites(batch_size=128, val_size=300, seed=2)
+def test_val_size_is_the_number_of_validation_images_and_test_has_its_own():
+    dm = DSprites(batch_size=128, val_size=300, test_size=120, seed=2)
     train, val = dm.split
-    # validation and test are the two halves of the holdout (no test set of its own); predict is all of it
-    halves = [torch.cat([y for _, y in loader]) for loader in (dm.val_dataloader(), dm.test_dataloader())]
-    assert torch.equal(factors_to_index(torch.cat(halves)), val) and len(halves[1]) == 150
+    # --data.val_size 300 gives 300 validation images (before: the holdout was halved, 150),
+    # the test split its own test_size; predict is the validation split
+    got = [torch.cat([y for _, y in loader]) for loader in (dm.val_dataloader(), dm.test_dataloader())]
+    assert len(got[0]) == 300 and len(got[1]) == 120
+    assert torch.equal(factors_to_index(got[0]), val) and torch.equal(factors_to_index(got[1]), dm.test_rows)
+    assert len(set(factors_to_index(got[1]).tolist()) & set(val.tolist())) == 0
+    assert len(dm.split_data("val")[0]) == 300 and len(dm.split_data("test")[0]) == 120
     ys = torch.cat([y for _, y in dm.predict_dataloader()])
     assert torch.equal(factors_to_index(ys), val)
+    with pytest.raises(ValueError, match="test_size"):
+        DSprites(val_size=737_000, test_size=500)
 
 
 def test_loader_with_worker_process():

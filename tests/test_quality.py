@@ -260,13 +260,13 @@ def test_split_data_test_is_distinct_from_validation_on_procedural_data():
     from tcx.datamodules import DSprites
     from tcx.datamodules.dsprites import factors_to_index
 
-    dm = DSprites(batch_size=64, val_size=101, seed=3)
-    train, holdout = dm.split
+    dm = DSprites(batch_size=64, val_size=101, test_size=50, seed=3)
+    train, val = dm.split
     _, yv = dm.split_data("val")
     xt, yt = dm.split_data("test")
     iv, it = factors_to_index(yv), factors_to_index(yt)
-    assert len(iv) == 51 and len(it) == 50
-    assert torch.equal(torch.cat([iv, it]), holdout)  # the two halves of the holdout, in order
+    assert len(iv) == 101 and len(it) == 50  # val_size validation images, test_size test images
+    assert torch.equal(iv, val) and torch.equal(it, dm.test_rows) and not bool(torch.isin(it, iv).any())
     assert xt.shape == (50, 1, 64, 64)
     assert torch.equal(torch.cat([y for _, y in dm.test_dataloader()]), yt)
     xtr, ytr = dm.split_data("train", max_items=10)
