@@ -1,6 +1,7 @@
 """tcx.callbacks: Lightning callbacks that read a model through information and pictures.
 
 - ``DisentanglementMetrics`` (``metrics``): disentanglement scores of the posterior means.
+- ``InputExplanation`` (``explanation``): which inputs each latent explains, ``input_information.csv``.
 - ``InformationDiagnostics`` (``diagnostics``): rate and ``I(Z_j;X)`` per latent, ``TC(Z)``, ``I(Z;X)``.
 - ``LatentTraversal``, ``Reconstructions``, ``Samples`` (``media``): traversals, reconstructions, samples.
 - ``QualityMetrics`` (``quality``): information, interpretability, sample quality, likelihood.
@@ -14,6 +15,7 @@ Details: docs/callbacks.md#callbacks__init__py-the-tcxcallbacks-package
 """
 
 from tcx.callbacks.diagnostics import InformationDiagnostics
+from tcx.callbacks.explanation import InputExplanation
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
 from tcx.callbacks.media_logging import log_media, media_dir, run_dir
@@ -24,6 +26,7 @@ from tcx.callbacks.quality import QualityMetrics
 __all__ = [
     "DisentanglementMetrics",
     "InformationDiagnostics",
+    "InputExplanation",
     "LatentTraversal",
     "Reconstructions",
     "Samples",

@@ -133,3 +133,93 @@ def test_explain_encodes_with_the_model():
     assert model.training
     assert e.assignment == [0] * 4 + [1] * 4 + [None, None]
     assert e.num_points == 800 and e.information.shape == (10, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# the acceptance of issue 29: a trained VAE on SyntheticCorEx assigns the copies to the true groups
+
+
+def adjusted_rand_index(a: list, b: list) -> float:
+    """Hubert and Arabie's adjusted Rand index of two labelings, from the contingency table."""
+    pairs = lambda n: n * (n - 1) / 2  # noqa: E731
+    table: dict = {}
+    for u, v in zip(a, b):
+        table[(u, v)] = table.get((u, v), 0) + 1
+    rows: dict = {}
+    cols: dict = {}
+    for (u, v), n in table.items():
+        rows[u] = rows.get(u, 0) + n
+        cols[v] = cols.get(v, 0) + n
+    index = sum(pairs(n) for n in table.values())
+    row_sum, col_sum = sum(pairs(n) for n in rows.values()), sum(pairs(n) for n in cols.values())
+    expected = row_sum * col_sum / pairs(len(a))
+    return (index - expected) / (0.5 * (row_sum + col_sum) - expected)
+
+
+def test_adjusted_rand_index_known_values():
+    assert adjusted_rand_index([0, 0, 1, 1], [5, 5, 7, 7]) == 1.0  # the same partition, renamed
+    # pairs together in both: 3; in each: 3 and 1 + 6 = 7 of 15; expected 3 * 7 / 15 = 1.4, max 5
+    assert adjusted_rand_index([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 1, 1]) == pytest.approx(1.6 / 3.6)
+
+
+def check_groups(assignment: list, groups, noise_columns) -> float:
+    copies = [i for g in groups for i in g]
+    truth = {i: k for k, g in enumerate(groups) for i in g}
+    assert all(assignment[i] is None for i in noise_columns), assignment
+    assert all(assignment[i] is not None for i in copies), assignment
+    return adjusted_rand_index([truth[i] for i in copies], [assignment[i] for i in copies])
+
+
+def test_a_trained_vae_explains_the_synthetic_groups(tmp_path):
+    import lightning.pytorch as pl
+
+    from tcx.callbacks import InputExplanation
+    from tcx.datamodules import SyntheticCorEx
+    from tcx.models import VAE
+
+    pl.seed_everything(0)
+    dm = SyntheticCorEx(num_points=20000, val_size=1000, num_noise_dims=4, shuffle_columns=False,
+                        batch_size=256, num_workers=0, seed=0)
+    model = VAE(latent_dim=5, input_shape=dm.input_shape, network="mlp", hidden_dims=[64, 64], lr=0.004)
+    callback = InputExplanation(num_points=500)
+    trainer = pl.Trainer(max_steps=900, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, callbacks=[callback], default_root_dir=tmp_path,
+                         num_sanity_val_steps=0, check_val_every_n_epoch=1000)
+    trainer.fit(model, dm)
+    e = callback.last
+    assert check_groups(e.assignment, dm.groups, dm.noise_columns) >= 0.9
+    rows = list(csv.reader((tmp_path / "input_information.csv").open()))
+    assert [r[1] for r in rows[1:]] == ["" if a is None else f"z{a}" for a in e.assignment]
+
+
+@pytest.mark.slow
+def test_the_shipped_vae_synthetic_config_explains_the_groups(tmp_path, monkeypatch):
+    """Issue 29's "done when": `tcx fit -c vae_synthetic` writes input_information.csv with the 20
+    copies on 5 latents matching the true groups (ARI >= 0.9) and the noise columns on none."""
+    from tcx.cli import main
+    from tcx.datamodules import SyntheticCorEx
+
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "-c", "vae_synthetic", "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)])
+    rows = list(csv.DictReader((tmp_path / "input_information.csv").open()))
+    assignment = [int(r["latent"][1:]) if r["latent"] else None for r in rows]
+    dm = SyntheticCorEx(num_factors=5, copies_per_factor=4, num_noise_dims=4, shuffle_columns=False)
+    assert check_groups(assignment, dm.groups, dm.noise_columns) >= 0.9
+    assert len({a for a in assignment if a is not None}) == 5
+
+
+def test_pictures_of_an_explanation():
+    from tcx.callbacks.explanation import explanation_media, grouped_order
+
+    x, _, counts = groups_data(n=300)
+    mean = torch.cat([counts.double(), torch.zeros(300, 1, dtype=torch.float64)], 1)
+    log_var = torch.cat([torch.full((300, 2), SMALL), torch.zeros(300, 1)], 1)
+    e = input_information(x, mean, log_var, generator=torch.Generator().manual_seed(0))
+    assert grouped_order(e) == list(range(10))  # z0's inputs, z1's, then the unexplained
+    image = input_information(x[:, :9].reshape(300, 1, 3, 3), mean, log_var)
+    items = {m.key: m for m in explanation_media(image, (1, 3, 3))}
+    assert set(items) == {"explanation/input_information", "explanation/pixel_information",
+                          "explanation/input_information_table", "explanation/latents"}
+    assert items["explanation/pixel_information"].data.ndim == 3
+    columns, rows = items["explanation/latents"].data
+    assert columns[3] == "num_inputs" and [r[3] for r in rows] == [4, 4, 0]
