@@ -4,6 +4,7 @@ What a datamodule must declare to work with tcx, and ``check_datamodule`` that s
 lacks: ``tcx.datamodules.protocol``.
 """
 
+from tcx.datamodules.arrays import Arrays
 from tcx.datamodules.celeba import CelebA
 from tcx.datamodules.dsprites import (
     DSprites,
@@ -23,6 +24,7 @@ from tcx.datamodules.shapes3d import Shapes3D
 from tcx.datamodules.synthetic import SyntheticCorEx
 
 __all__ = [
+    "Arrays",
     "CelebA",
     "DSprites",
     "DSpritesDataset",

@@ -71,8 +71,8 @@ class CorExVAE(pl.LightningModule):
         latent_dim: number of latents ``D``.
         input_shape: shape of one input, ``[C, H, W]`` for images or ``[n]`` for vectors. With the
             ``tcx`` CLI it is taken from the datamodule's ``input_shape``.
-        network: ``'conv'`` (Burgess et al. 2018, for images with H and W multiples of 16) or
-            ``'mlp'``.
+        network: ``'conv'`` (Burgess et al. 2018, for images with H and W multiples of 16),
+            ``'mlp'``, or ``'auto'`` (the default): conv for such images, mlp for anything else.
         hidden_dims: hidden sizes of the MLP (``network='mlp'`` only).
         likelihood: the decoder's ``q(x_i|z)``: ``'bernoulli'`` (x in [0, 1]) or ``'gaussian'``.
         likelihood_scale: the fixed standard deviation of the Gaussian likelihood.
@@ -108,7 +108,7 @@ class CorExVAE(pl.LightningModule):
         self,
         latent_dim: int = 10,
         input_shape: Sequence[int] = (1, 64, 64),
-        network: str = "conv",
+        network: str = "auto",
         hidden_dims: Sequence[int] | None = None,
         likelihood: str = "bernoulli",
         likelihood_scale: float = 0.1,

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from tcx.errors import TcxError
 from tcx.validation import check_choice, check_int
 
-__all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_networks", "NETWORKS"]
+__all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_networks", "NETWORKS", "choose_network"]
 
 CONV_CHANNELS = (32, 32, 64, 64)
 CONV_HIDDEN = 256
@@ -150,7 +150,13 @@ class MLPDecoder(nn.Module):
         return self.net(z).view(z.shape[0], *self.input_shape)
 
 
-NETWORKS = ("conv", "mlp")
+NETWORKS = ("auto", "conv", "mlp")
+
+
+def choose_network(input_shape: Sequence[int]) -> str:
+    """``'conv'`` for images ``(C, H, W)`` with H and W multiples of 16, ``'mlp'`` for anything else."""
+    shape = tuple(int(s) for s in input_shape)
+    return "conv" if len(shape) == 3 and shape[1] % 16 == 0 and shape[2] % 16 == 0 else "mlp"
 
 
 def build_networks(
@@ -159,13 +165,16 @@ def build_networks(
     latent_dim: int,
     hidden_dims: Sequence[int] | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """The ``(encoder, decoder)`` pair called ``network`` (``'conv'`` or ``'mlp'``).
+    """The ``(encoder, decoder)`` pair called ``network`` (``'conv'``, ``'mlp'``, or ``'auto'``:
+    ``choose_network(input_shape)``, or ``'mlp'`` when ``hidden_dims`` is given).
 
     ``hidden_dims`` sets the MLP's hidden layer sizes (encoder order; the decoder mirrors them);
     the conv pair has the fixed architecture of Burgess et al. 2018.
     """
     # latent_dim is checked where it enters: the model (models/base.py)
     key = check_choice("network", network, NETWORKS, ignore_case=True)
+    if key == "auto":  # hidden sizes given are the MLP's
+        key = "mlp" if hidden_dims is not None else choose_network(input_shape)
     if key == "conv":
         if hidden_dims is not None:
             raise TcxError("hidden_dims applies to network='mlp' only; the conv pair is fixed")

@@ -82,8 +82,8 @@ def test_conv_network_architecture():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"input_shape": (1, 28, 28)}, "H and W must be multiples of 16"),
-        ({"input_shape": (784,)}, "network='conv' needs images"),
+        ({"input_shape": (1, 28, 28), "network": "conv"}, "H and W must be multiples of 16"),
+        ({"input_shape": (784,), "network": "conv"}, "network='conv' needs images"),
         ({"network": "transformer"}, "network must be one of .*got 'transformer'"),
         ({"latent_dim": 0}, "latent_dim must be an integer >= 1"),
         ({"likelihood": "poisson"}, "likelihood must be one of .*got 'poisson'"),
