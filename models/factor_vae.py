@@ -104,13 +104,21 @@ class FactorVAE(CorExVAE):
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         opt_vae, opt_disc = self.optimizers()
+        # Under DDP (find_unused_parameters=False, Lightning's default) the reducer expects a gradient
+        # for every parameter in every backward pass: nothing is frozen there, and the
+        # discriminator's step adds a zero term of every VAE parameter (the discriminator's
+        # gradients from the VAE's step are discarded by opt_disc.zero_grad()). The updates are the
+        # one-process ones.
+        ddp = int(getattr(self.trainer, "world_size", 1) or 1) > 1
         # the VAE's step: the discriminator is frozen (requires_grad off), z carries the gradient
-        self.toggle_optimizer(opt_vae)
+        if not ddp:
+            self.toggle_optimizer(opt_vae)
         out = self.training_terms(batch)
         opt_vae.zero_grad()
         self.manual_backward(out.loss)
         opt_vae.step()
-        self.untoggle_optimizer(opt_vae)
+        if not ddp:
+            self.untoggle_optimizer(opt_vae)
 
         # the discriminator's step, on codes that no longer carry the VAE's graph
         z = out.z.detach()
@@ -119,15 +127,21 @@ class FactorVAE(CorExVAE):
             hint="the discriminator compares codes of one half with permuted codes of the other: raise the batch size",
         )
         half = z.shape[0] // 2
-        self.toggle_optimizer(opt_disc)
+        if not ddp:
+            self.toggle_optimizer(opt_disc)
         logits_joint = self.discriminator(z[:half])
         logits_perm = self.discriminator(permute_dims(z[half:]))
         d_loss = discriminator_loss(logits_joint, logits_perm)
         self.check_finite(d_loss, what="the discriminator's loss")
         opt_disc.zero_grad()
-        self.manual_backward(d_loss)
+        if ddp:
+            vae = [p for name, p in self.named_parameters() if not name.startswith("discriminator.") and p.requires_grad]
+            self.manual_backward(d_loss + 0.0 * sum(p.sum() for p in vae))
+        else:
+            self.manual_backward(d_loss)
         opt_disc.step()
-        self.untoggle_optimizer(opt_disc)
+        if not ddp:
+            self.untoggle_optimizer(opt_disc)
 
         with torch.no_grad():
             correct = (logits_joint.argmax(1) == 0).float().sum() + (logits_perm.argmax(1) == 1).float().sum()
