@@ -4,9 +4,10 @@
 tells about the data (the rate ``E_x KL_j``, the upper bound training uses, and an estimate of
 ``I(Z_j;X)`` itself), how dependent the latents are (``TC(Z)``), how much the code holds in all
 (``I(Z;X)``), and, where the data have ground-truth factors or labels, which latent holds which
-factor (the discretised mutual information matrix of ``tcx.metrics.mutual_info_matrix``). The
-numbers come from ``tcx.estimators`` and ``tcx.metrics``; this module only gathers the posteriors
-and draws the pictures (``information_media``, used by ``tcx traverse`` too).
+factor (``tcx.input_information.factor_information``: from posterior samples, so a latent of rate
+0 tells nothing), and each latent's rate and ``I(Z_j;X)`` over the run's validation epochs. The
+numbers come from ``tcx.estimators`` and ``tcx.input_information``; this module gathers the
+posteriors and draws the pictures (``information_media``, used by ``tcx traverse`` too).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tcx.callbacks.media_logging import Media, report
 from tcx.callbacks.pictures import attempt
 from tcx.validation import check_int
 from tcx.estimators import aggregate_information_full, gaussian_total_correlation, rate_per_latent
+from tcx.input_information import factor_information
 
 __all__ = ["InformationDiagnostics", "information_media", "factor_names_of"]
 
@@ -54,6 +56,7 @@ def information_media(
     prefix: str = "diagnostics",
     failures: list[str] | None = None,
     dataset_size: int | None = None,
+    factor_points: int = 1000,
 ) -> tuple[list[Media], dict[str, float]]:
     """The information pictures and scalars of the posteriors ``encoded`` (``M`` points).
 
@@ -69,9 +72,11 @@ def information_media(
 
     Pictures: ``<prefix>/information``, per latent the rate ``E_x KL_j`` (``rate_per_latent``) and
     the estimate of ``I(Z_j;X)`` as bars, anchors orange and hatched; with factors or labels ``y``,
-    ``<prefix>/mi_matrix``, the heatmap of ``mutual_info_matrix(posterior means, y, num_bins)``
-    (latent by factor, nats). Table ``<prefix>/latent_table``: per latent its index, anchor flag,
-    rate, ``I(Z_j;X)`` estimate and the mutual information with each factor.
+    ``<prefix>/mi_matrix``, the heatmap of ``factor_information`` (``I(Z_j; factor)`` in nats, from
+    posterior samples of the first ``factor_points`` points, never above the latent's rate; factors
+    of more than 64 levels in ``num_bins`` quantile bins), each latent's rate beside its row. Table
+    ``<prefix>/latent_table``: per latent its index, anchor flag, rate, ``I(Z_j;X)`` estimate and
+    ``mi_<factor>_nats``, the same information about each factor.
     """
     failures = [] if failures is None else failures
     anchors = tuple(int(a) for a in getattr(model, "anchor_indices", ()))
@@ -113,18 +118,15 @@ def information_media(
     if encoded.y is not None and factor_names:
         def heatmap() -> Media:
             nonlocal matrix
-            from tcx.metrics.mutual_info import mutual_info_matrix  # lazily: tcx.metrics is heavier
-
-            matrix = mutual_info_matrix(mean, encoded.y, num_bins=num_bins)
-            fig = viz.mi_heatmap(
-                matrix, factor_names, anchors=anchors,
-                title=f"I(z_j; factor), posterior means in {num_bins} bins, N = {n}",
-            )
+            m = min(int(factor_points), n)
+            matrix = factor_information(encoded.y[:m], mean[:m], log_var[:m], bins=num_bins,
+                                        generator=torch.Generator().manual_seed(seed))
+            fig = viz.mi_heatmap(matrix, factor_names, anchors=anchors, rates=rate,
+                                 title=f"I(z_j; factor) in nats, posterior samples, {m} points")
             caption = (
-                f"discretised mutual information (nats) between each latent's posterior mean "
-                f"({num_bins} equal-width bins) and each factor, on {n} validation points; the "
-                f"plug-in estimate reads about (bins - 1)(levels - 1) / (2N) nats above 0 for an "
-                f"independent pair"
+                f"mutual information (nats) between each latent and each factor, from posterior samples of "
+                f"{m} validation points (the posterior's noise counts: at most the latent's rate, shown beside "
+                f"its row)"
             )
             return Media(f"{prefix}/mi_matrix", "image", viz.figure_to_array(fig), caption)
 
@@ -165,14 +167,17 @@ class InformationDiagnostics(MediaCallback):
 
     - ``diagnostics/information`` (``information_step{N}.png``): rate and ``I(Z_j;X)`` per latent;
     - ``diagnostics/mi_matrix`` (``mi_matrix_step{N}.png``), when the validation batches carry
-      factors ``[B, K]`` or labels ``[B]``: the heatmap of ``tcx.metrics.mutual_info_matrix``;
-      column names from the datamodule's ``factor_names``;
+      factors ``[B, K]`` or labels ``[B]``: ``I(Z_j; factor)`` from posterior samples
+      (``factor_information``), each latent's rate beside it; column names from the datamodule's
+      ``factor_names`` (that attribute alone is enough);
     - ``diagnostics/latent_table`` (``wandb.Table``; ``latent_table_step{N}.csv``): the numbers.
 
     Args:
         num_points: validation points used (the estimator's work grows as ``num_points ** 2``).
         num_scored: score only this many of them against all (``None``: all).
-        num_bins: bins of the mutual-information matrix. every_n_epochs: 0 for the end of fit only.
+        num_bins: quantile bins of a factor of more than 64 levels in the factor information.
+        factor_points: the points of the factor information (its work grows as their square).
+        every_n_epochs: 0 for the end of fit only.
         seed: of the posterior draws.
     """
 
@@ -183,6 +188,7 @@ class InformationDiagnostics(MediaCallback):
         num_bins: int = 20,
         every_n_epochs: int = 1,
         seed: int = 0,
+        factor_points: int = 1000,
     ) -> None:
         super().__init__(every_n_epochs)
         self.num_points = check_int("num_points", num_points, 2)
@@ -190,6 +196,7 @@ class InformationDiagnostics(MediaCallback):
             check_int("num_scored", num_scored, 1)
         self.num_scored = num_scored
         self.num_bins = check_int("num_bins", num_bins, 2)
+        self.factor_points = check_int("factor_points", factor_points, 2)
         self.seed = int(seed)
         self._warned_no_size = False
 
@@ -222,5 +229,6 @@ class InformationDiagnostics(MediaCallback):
         num_scored = None if self.num_scored is None else min(self.num_scored, len(encoded))
         return information_media(
             pl_module, encoded, names, num_bins=self.num_bins, num_scored=num_scored, seed=self.seed,
+            factor_points=self.factor_points,
             dataset_size=getattr(pl_module, "dataset_size", None),
         )

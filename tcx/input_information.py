@@ -5,7 +5,8 @@ posteriors of ``N`` data points, as mixtures of those posteriors (docs/math.md#i
 exact for the empirical data up to Monte Carlo, and never more than the latent's own information
 ``I(Z_j; X)`` (nor its rate). Real-valued inputs are binned by quantiles first. ``Explanation``
 holds the matrix, the latent that explains each input (or none), the total correlation each latent
-explains, and writes ``input_information.csv``. ``explain(model, x)`` encodes ``x`` and returns it.
+explains, and writes ``input_information.csv``. ``explain(model, x)`` encodes ``x`` and returns it;
+``factor_information`` is the same estimate with factors or labels in place of inputs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor
 from tcx.estimators import rate_per_latent
 from tcx.validation import check_int
 
-__all__ = ["Explanation", "discretize_inputs", "input_information", "explain"]
+__all__ = ["Explanation", "discretize_inputs", "input_information", "explain", "factor_information"]
 
 
 def discretize_inputs(x, max_values: int = 16, bins: int = 8) -> tuple[Tensor, list[int]]:
@@ -208,6 +209,24 @@ def input_information(
         input_names=None if input_names is None else [str(s) for s in input_names],
         num_points=n_points, threshold=threshold,
     )
+
+
+def factor_information(factors, mean, log_var, *, num_samples: int = 1, max_values: int = 64, bins: int = 16,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """``I(Z_j; Y_k)`` ``[D, K]`` in nats between each latent and each factor (``factors`` ``[N, K]``,
+    or labels ``[N]`` as one column) of the ``N`` posteriors ``N(mean, exp(log_var))``.
+
+    ``input_information`` with the factors in place of the inputs: the codes are drawn from the
+    posteriors, so the posterior's noise counts, and each value is at most the latent's own
+    ``I(Z_j; X)`` and its rate (a latent of rate 0 tells nothing of any factor, whatever its
+    posterior means do). A factor of more than ``max_values`` levels is cut into ``bins`` quantile
+    bins (which can only lower the value).
+    """
+    y = torch.as_tensor(factors)
+    y = y.reshape(len(y), -1) if y.dim() != 1 else y[:, None]
+    e = input_information(y, mean, log_var, num_samples=num_samples, max_values=max_values, bins=bins,
+                          generator=generator)
+    return e.information.T.contiguous()
 
 
 @torch.no_grad()
