@@ -170,7 +170,11 @@ class InformationDiagnostics(MediaCallback):
       factors ``[B, K]`` or labels ``[B]``: ``I(Z_j; factor)`` from posterior samples
       (``factor_information``), each latent's rate beside it; column names from the datamodule's
       ``factor_names`` (that attribute alone is enough);
-    - ``diagnostics/latent_table`` (``wandb.Table``; ``latent_table_step{N}.csv``): the numbers.
+    - ``diagnostics/latent_table`` (``wandb.Table``; ``latent_table_step{N}.csv``): the numbers;
+    - ``diagnostics/information_history`` (``information_history_step{N}.png``): each latent's rate
+      and ``I(Z_j;X)`` at every validation epoch so far (``history``, kept in checkpoints), anchors
+      marked; on W&B also ``diagnostics/information_over_training``, a line chart of ``I(Z_j;X)``
+      per latent (``wandb.plot.line_series``), beside the per-latent scalars it plots.
 
     Args:
         num_points: validation points used (the estimator's work grows as ``num_points ** 2``).
@@ -198,6 +202,8 @@ class InformationDiagnostics(MediaCallback):
         self.num_bins = check_int("num_bins", num_bins, 2)
         self.factor_points = check_int("factor_points", factor_points, 2)
         self.seed = int(seed)
+        #: per validation epoch: ``{"step", "epoch", "rate": [D], "info": [D]}`` (nats)
+        self.history: list[dict] = []
         self._warned_no_size = False
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -218,6 +224,54 @@ class InformationDiagnostics(MediaCallback):
             pl_module.log(f"diagnostics/layer{l}/mutual_info", value, on_step=False, on_epoch=True,
                           batch_size=x.shape[0], sync_dist=True)
 
+    def record(self, step: int, epoch: int, rate, information) -> None:
+        """Add one validation epoch's rate and ``I(Z_j;X)`` per latent (nats) to ``history``
+        (replacing a record of the same step)."""
+        entry = {"step": int(step), "epoch": int(epoch), "rate": [float(v) for v in rate],
+                 "info": [float(v) for v in information]}
+        if self.history and self.history[-1]["step"] == entry["step"]:
+            self.history[-1] = entry
+        else:
+            self.history.append(entry)
+
+    def history_media(self, anchors=()) -> Media | None:
+        """``diagnostics/information_history``: the picture of ``history`` (``None`` when empty)."""
+        if not self.history:
+            return None
+        steps = [h["step"] for h in self.history]
+        fig = viz.information_history(steps, [h["rate"] for h in self.history], [h["info"] for h in self.history],
+                                      anchors=anchors, title=f"information per latent over {len(steps)} validation epochs")
+        return Media("diagnostics/information_history", "image", viz.figure_to_array(fig),
+                     "per latent, the rate E_x KL_j and the estimate of I(Z_j;X) (nats) at each validation epoch; "
+                     "anchors thick, square markers")
+
+    def history_chart(self):
+        """A W&B line chart (``wandb.plot.line_series``) of each latent's ``I(Z_j;X)`` over ``history``."""
+        import wandb
+
+        d = len(self.history[0]["info"])
+        return wandb.plot.line_series(
+            xs=[h["step"] for h in self.history], ys=[[h["info"][j] for h in self.history] for j in range(d)],
+            keys=[f"z{j}" for j in range(d)], title="I(Z_j;X) per latent over training (nats)", xname="step")
+
+    def log_history_chart(self, trainer) -> None:
+        """Log ``history_chart`` to every W&B logger of ``trainer`` (``diagnostics/information_over_training``)."""
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and self.history:
+                try:
+                    logger.log_metrics({"diagnostics/information_over_training": self.history_chart()},
+                                       step=int(trainer.global_step))
+                except Exception as exc:
+                    report(f"tcx: W&B could not log diagnostics/information_over_training: {type(exc).__name__}: {exc}")
+
+    def state_dict(self) -> dict:
+        return {"history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = [dict(h) for h in state_dict.get("history", [])]
+
     def make_media(self, trainer, pl_module):
         encoded = shared_encoding(trainer, pl_module, self.num_points)
         if encoded is None or len(encoded) < 2:
@@ -227,8 +281,16 @@ class InformationDiagnostics(MediaCallback):
         dm = getattr(trainer, "datamodule", None)
         names = factor_names_of(dm, encoded.y)
         num_scored = None if self.num_scored is None else min(self.num_scored, len(encoded))
-        return information_media(
+        items, scalars = information_media(
             pl_module, encoded, names, num_bins=self.num_bins, num_scored=num_scored, seed=self.seed,
-            factor_points=self.factor_points,
-            dataset_size=getattr(pl_module, "dataset_size", None),
+            factor_points=self.factor_points, dataset_size=getattr(pl_module, "dataset_size", None),
         )
+        d = encoded.mean.shape[1]
+        self.record(trainer.global_step, trainer.current_epoch, rate_per_latent(encoded.mean, encoded.log_var),
+                    [scalars[f"diagnostics/info/z{j}"] for j in range(d)])
+        anchors = tuple(int(a) for a in getattr(pl_module, "anchor_indices", ()))
+        item = attempt("diagnostics/information_history", [], self.history_media, anchors)
+        if item is not None:
+            items.append(item)
+        self.log_history_chart(trainer)
+        return items, scalars

@@ -39,6 +39,7 @@ __all__ = [
     "encode_gif",
     "information_chart",
     "mi_heatmap",
+    "information_history",
     "figure_to_array",
     "png_bytes",
     "save_png",
@@ -534,6 +535,40 @@ def mi_heatmap(
     ax.set_ylabel("latent")
     if lines:
         fig.suptitle("\n".join(lines), fontsize=9, x=0.5, y=1 - 0.12 / height, va="top")
+    return fig
+
+
+def information_history(steps, rate, information, anchors: Sequence[int] = (), title: str | None = None):
+    """Each latent's information over training (matplotlib ``Figure``): two panels against the
+    global ``steps`` ``[T]``, the rate ``E_x KL_j`` ``[T, D]`` (left) and the estimate of ``I(Z_j;X)``
+    ``[T, D]`` (right), in nats, a line per latent in its own colour (the same in both panels),
+    anchors drawn thick with square markers and named "z{j} anchor" in the legend."""
+    from matplotlib.figure import Figure
+
+    x = np.asarray(steps, dtype=np.float64).reshape(-1)
+    r = np.asarray(torch.as_tensor(rate, dtype=torch.float64).cpu()).reshape(len(x), -1)
+    info = np.asarray(torch.as_tensor(information, dtype=torch.float64).cpu()).reshape(len(x), -1)
+    d = r.shape[1]
+    check_length("information", info.T, d, "latents of the rate")
+    anchor_set = {int(a) for a in anchors}
+    legend_cols = 1 if d <= 12 else 2
+    width = 9.0 + 0.9 * legend_cols
+    fig = Figure(figsize=(width, 3.8), dpi=100)
+    cmap = __import__("matplotlib").colormaps["tab20" if d > 10 else "tab10"]
+    axes = [fig.add_axes((0.6 / width, 0.55 / 3.8, 3.7 / width, 2.75 / 3.8)),
+            fig.add_axes((4.95 / width, 0.55 / 3.8, 3.7 / width, 2.75 / 3.8))]
+    for ax, values, name in zip(axes, (r, info), ("rate E_x KL_j", "I(Z_j;X) estimate")):
+        for j in range(d):
+            anchor = j in anchor_set
+            ax.plot(x, values[:, j], color=cmap(j % cmap.N), linewidth=2.6 if anchor else 1.2,
+                    marker="s" if anchor else "o", markersize=4 if anchor else 2.5,
+                    label=f"z{j} anchor" if anchor else f"z{j}")
+        ax.set_title(f"{name}, nats", fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=legend_cols, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9, y=0.99)
     return fig
 
 

@@ -167,14 +167,14 @@ def test_tiny_fit_without_logger_writes_files_and_logs_scalars(tmp_path):
         f"traversal_step{step}.png", *{f"traversal_z{j}_step{step}.gif" for j in range(4)},
         f"reconstructions_step{step}.png", f"samples_step{step}.png", f"anchor_samples_held_step{step}.png",
         f"others_held_step{step}.png", f"information_step{step}.png", f"mi_matrix_step{step}.png",
-        f"latent_table_step{step}.csv",
+        f"latent_table_step{step}.csv", f"information_history_step{step}.png",
     }
     assert expected <= names, expected - names
     files = media_files(trainer)
     assert set(files) == {
         "media/traversal", *{f"media/traversal_z{j}" for j in range(4)}, "media/reconstructions", "media/samples",
         "media/anchor_samples_held", "media/others_held", "diagnostics/information", "diagnostics/mi_matrix",
-        "diagnostics/latent_table",
+        "diagnostics/latent_table", "diagnostics/information_history",
     }
     assert all(p.is_file() for p in files.values())
     # the traversal grid: 4 latent rows of 64 x 64 tiles under a header, 3 blocks of 5 steps
@@ -209,6 +209,8 @@ def test_wandb_offline_run_holds_the_media(tmp_path):
             ("latent_table_", "table/diagnostics"),
         ):
             assert any(f"/files/media/{folder}/{stem}" in f"/{p}" for p in found), (stem, sorted(found))
+        chart = [p for p in run_dir.rglob("*information_over_training*") if p.is_file()]
+        assert chart, sorted(found)  # the line chart of I(Z_j;X) per latent over the epochs
         gifs = [p for p in run_dir.rglob("files/media/videos/media/traversal_z*.gif")]
         assert len(gifs) == 4 and Image.open(gifs[0]).n_frames >= 1
         table = next(run_dir.rglob("files/media/table/diagnostics/latent_table_*.table.json"))
