@@ -28,7 +28,8 @@ from torch import Tensor
 from tcx import visualize as viz
 from tcx.callbacks.encoding import decode_images, evaluating, fixed_inputs, shared_encoding, validation_batches
 from tcx.callbacks.media_logging import Media, log_media, media_dir, report, step_suffix, write_media_files
-from tcx.callbacks.pictures import attempt, reconstruction_media, rows_of, sample_media, traversal_media
+from tcx.callbacks.pictures import (attempt, decode_vectors, is_vector_model, reconstruction_media, rows_of,
+                                   sample_media, traversal_media, vector_picture)
 from tcx.validation import check_choice, check_int, check_real
 
 __all__ = ["MediaCallback", "LatentTraversal", "Reconstructions", "Samples", "media_files"]
@@ -291,8 +292,12 @@ class Samples(MediaCallback):
         g = torch.Generator().manual_seed(self.seed)
         z = torch.randn(self.num_samples, int(pl_module.latent_dim), generator=g)
         z[:, anchors] = density.sample(self.num_samples, generator=g)
-        images = decode_images(pl_module, z)
-        picture = viz.image_grid(rows_of(images, min(self.per_row, self.num_samples)), scale=self.scale)
+        if is_vector_model(pl_module):
+            picture = vector_picture([("anchors from the fitted mixture, the rest from the prior",
+                                       decode_vectors(pl_module, z), [f"sample {i}" for i in range(len(z))])])
+        else:
+            images = decode_images(pl_module, z)
+            picture = viz.image_grid(rows_of(images, min(self.per_row, self.num_samples)), scale=self.scale)
         return Media("media/samples_fitted", "image", picture,
                      f"anchors from a {self.density_components}-component mixture fitted to their aggregate posterior, "
                      f"the rest z ~ N(0, I), seed {self.seed}")

@@ -4,22 +4,44 @@ The builders (``traversal_media``, ``reconstruction_media``, ``sample_media``) t
 few inputs into items that ``log_media`` sends to the loggers; the picture callbacks
 (``tcx.callbacks.media``) and ``tcx traverse`` (``callbacks/export.py``) use the same builders. Each
 picture is built under ``attempt``: one that fails is reported and the others are still made.
+For vector data (a model whose ``input_shape`` is ``(n,)``) every picture is a heatmap of items by
+features (``tcx.visualize.vector_panels``) instead of image tiles, readable at any ``n``.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from tcx import visualize as viz
-from tcx.callbacks.encoding import Encoded, decode_images, encode_posteriors
+from tcx.callbacks.encoding import Encoded, decode_images, encode_posteriors, to_model
 from tcx.callbacks.media_logging import Media, report
 from tcx.estimators import rate_per_latent
 from tcx.validation import check_choice
 
-__all__ = ["attempt", "rows_of", "traversal_media", "reconstruction_media", "sample_media"]
+__all__ = ["attempt", "rows_of", "traversal_media", "reconstruction_media", "sample_media", "is_vector_model",
+           "decode_vectors", "vector_picture"]
+
+
+def is_vector_model(model) -> bool:
+    """True when the model's ``input_shape`` (the datamodule's, linked by the CLI) is ``(n,)``."""
+    shape = getattr(model, "input_shape", None)
+    return shape is not None and len(tuple(shape)) == 1
+
+
+def decode_vectors(model, z: Tensor, batch_size: int = 512) -> Tensor:
+    """Decoded means of codes ``z`` ``[m, D]`` as float32 CPU vectors ``[m, n]``."""
+    outs = [model.decode(to_model(model, chunk)).float().cpu() for chunk in z.split(batch_size)]
+    out = torch.cat(outs)
+    return out.reshape(out.shape[0], -1)
+
+
+def vector_picture(panels, title: str | None = None, row_marks=None) -> "np.ndarray":
+    """``viz.vector_panels(panels, title=...)`` drawn as a picture (``uint8`` ``[H, W, 3]``)."""
+    return viz.figure_to_array(viz.vector_panels(panels, title=title, row_marks=row_marks))
 
 
 def attempt(key: str, failures: list[str], fn, *args, **kwargs):
@@ -79,7 +101,9 @@ def traversal_media(
     bases.append(torch.zeros(1, d))
     labels.append("prior z = 0")
     base = torch.cat(bases)
-    images = viz.latent_traversal(lambda z: decode_images(model, z), base, values, latents=order)
+    vectors = is_vector_model(model)
+    decode = (lambda z: decode_vectors(model, z)) if vectors else (lambda z: decode_images(model, z))
+    images = viz.latent_traversal(decode, base, values, latents=order)  # vectors: [L, B, K, n]
     # images: [L, B, K, C, H, W]
     items: list[Media] = []
     num_l, num_b, num_k = images.shape[:3]
@@ -90,7 +114,20 @@ def traversal_media(
         lo, hi = float(values[j, 0]), float(values[j, -1])
         return f"z{j}{tag}{info}  [{lo:+.1f}, {hi:+.1f}]"
 
+    def vector_grid() -> Media:
+        panels = []
+        for row, j in enumerate(order):
+            row_labels = [f"{labels[b]}  z{j}={float(values[j, k]):+.2f}" for b in range(num_b) for k in range(num_k)]
+            panels.append((row_label(j), images[row].reshape(num_b * num_k, -1), row_labels))
+        picture = vector_picture(panels, title="one latent varied at a time; rows: the values swept from each base",
+                                 row_marks=[j in anchors for j in order])
+        return Media(f"{prefix}/traversal", "image", picture,
+                     "vector data: a panel per latent (anchors first, orange, then by rate), a row per base and "
+                     "value, a column per feature")
+
     def grid() -> Media:
+        if vectors:
+            return vector_grid()
         rows = images.reshape(num_l, num_b * num_k, *images.shape[3:])
         picture = viz.image_grid(
             rows, groups=num_b, group_labels=labels, scale=scale,
@@ -110,7 +147,10 @@ def traversal_media(
         key = f"{prefix}/traversal_z{j}"
 
         def gif(row=row, j=j, key=key) -> Media:
-            frames = viz.traversal_frames(images[row], scale=scale)
+            if vectors:
+                frames = viz.vector_traversal_frames(images[row])
+            else:
+                frames = viz.traversal_frames(images[row], scale=scale)
             tag = " (anchor)" if j in anchors else ""
             return Media(key, "gif", viz.encode_gif(frames, fps=fps), f"z{j}{tag}: " + ", ".join(labels))
 
@@ -139,7 +179,19 @@ def reconstruction_media(
     posterior mean)."""
     failures = [] if failures is None else failures
 
+    def vector_build() -> Media:
+        mean, _ = encode_posteriors(model, inputs)
+        recon = decode_vectors(model, mean)
+        x = inputs.reshape(len(inputs), -1).float().cpu()
+        names = [f"input {i}" for i in range(len(x))]
+        picture = vector_picture([("inputs", x, names), ("reconstructions (decoded posterior means)", recon, names)])
+        return Media(f"{prefix}/reconstructions", "image", picture,
+                     "vector data: the inputs (top) and their reconstructions (bottom), a row per item and a column "
+                     "per feature, on one colour scale")
+
     def build() -> Media:
+        if is_vector_model(model):
+            return vector_build()
         x = viz.as_image_batch(inputs)
         mean, _ = encode_posteriors(model, inputs)
         recon = decode_images(model, mean)
@@ -197,6 +249,10 @@ def sample_media(
     items: list[Media] = []
 
     def samples() -> Media:
+        if is_vector_model(model):
+            picture = vector_picture([(f"decoded prior samples z ~ N(0, I), seed {seed}", decode_vectors(model, z),
+                                       [f"sample {i}" for i in range(len(z))])])
+            return Media(f"{prefix}/samples", "image", picture, f"decoded prior samples z ~ N(0, I), seed {seed}")
         images = decode_images(model, z)
         picture = viz.image_grid(rows_of(images, min(per_row, num_samples)), scale=scale)
         return Media(f"{prefix}/samples", "image", picture, f"decoded prior samples z ~ N(0, I), seed {seed}")
@@ -208,11 +264,14 @@ def sample_media(
         return items
 
     def held_codes():
+        decode = decode_vectors if is_vector_model(model) else decode_images
         if inputs is not None and len(inputs):
             held_inputs = inputs[:num_held]
-            return encode_posteriors(model, held_inputs)[0], viz.as_image_batch(held_inputs), "input"
+            shown = held_inputs.reshape(len(held_inputs), -1).float().cpu() if is_vector_model(model) \
+                else viz.as_image_batch(held_inputs)
+            return encode_posteriors(model, held_inputs)[0], shown, "input"
         held = torch.randn(num_held, d, generator=g)
-        return held, decode_images(model, held), "prior draw"
+        return held, decode(model, held), "prior draw"
 
     got = attempt(f"{prefix}/anchor_samples_held", failures, held_codes)
     if got is None:
@@ -230,10 +289,18 @@ def sample_media(
     def held_grid(keep: list[int], key: str, what: str) -> Media:
         codes = fresh[None].repeat(held.shape[0], 1, 1)  # [R, C, D]
         codes[:, :, keep] = held[:, None, keep]
+        resampled = "others" if keep == anchors else "anchors"
+        if is_vector_model(model):
+            decoded = decode_vectors(model, codes.reshape(-1, d)).reshape(held.shape[0], count, -1)
+            panels = [(f"{first_label} {r}: {what} held, {resampled} drawn from {source}",
+                       torch.cat([first[r][None], decoded[r]]), [first_label] + [f"draw {c}" for c in range(count)])
+                      for r in range(held.shape[0])]
+            return Media(key, "image", vector_picture(panels),
+                         f"vector data: a panel per {first_label}, its row first, then the {what} held at its code "
+                         f"and the {resampled} drawn from {source} (the same draws in every panel)")
         decoded = decode_images(model, codes.reshape(-1, d))
         images = decoded.reshape(held.shape[0], count, *decoded.shape[1:])
         rows = torch.cat([first[:, None], images], dim=1)
-        resampled = "others" if keep == anchors else "anchors"
         picture = viz.image_grid(
             rows, groups=[1, count], scale=scale,
             group_labels=[first_label, f"{what} held, {resampled} drawn from {source}"],

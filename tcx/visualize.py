@@ -4,7 +4,8 @@ Plain torch, numpy, Pillow and matplotlib (no Lightning, no pyplot state): every
 tensors or arrays and returns an array, a list of frames, GIF bytes or a matplotlib ``Figure``.
 
 - An *image batch* is a float tensor or array ``[N, C, H, W]`` with values in [0, 1]; vector
-  data ``[N, n]`` is shown as a square or a strip image (``as_image_batch``).
+  data ``[N, n]`` is drawn as a heatmap of items by features instead (``vector_panels``,
+  ``vector_strip``), readable at any number of features.
 - A *picture* is a ``uint8`` array ``[height, width, 3]`` (RGB).
 - The traversal of latent ``j`` replaces column ``j`` of a base code by each of ``K`` values and
   decodes (``traversal_codes``).
@@ -39,6 +40,9 @@ __all__ = [
     "encode_gif",
     "information_chart",
     "mi_heatmap",
+    "vector_panels",
+    "vector_strip",
+    "vector_traversal_frames",
     "information_history",
     "figure_to_array",
     "png_bytes",
@@ -570,6 +574,131 @@ def information_history(steps, rate, information, anchors: Sequence[int] = (), t
     if title:
         fig.suptitle(title, fontsize=9, y=0.99)
     return fig
+
+
+def _value_range(arrays) -> tuple[float, float]:
+    lo = min([0.0] + [float(np.nanmin(a)) for a in arrays if a.size])
+    hi = max([1.0] + [float(np.nanmax(a)) for a in arrays if a.size])
+    return lo, hi
+
+
+def vector_panels(
+    panels: Sequence[tuple[str, object, Sequence[str] | None]],
+    *,
+    title: str | None = None,
+    feature_names: Sequence[str] | None = None,
+    row_marks: Sequence[bool] | None = None,
+):
+    """Vectors as heatmaps (matplotlib ``Figure``): one panel per ``(title, values [rows, n],
+    row_labels or None)``, stacked, a row per item and a column per feature, on one colour scale
+    (``[0, 1]``, widened to the values' range) with its colourbar.
+
+    Readable at any ``n``: the plot is 4 to 10 inches wide whatever ``n`` (a cell per feature at
+    small ``n``, resampled with antialiasing at large ``n``); every feature is labelled (by
+    ``feature_names`` or index) up to 40 features, above that the axis has numbered ticks. Row
+    labels are written up to 40 rows a panel; the rows' height shrinks with their number so the
+    figure stays under about 14 inches. ``row_marks[p]`` colours panel ``p``'s title (anchors)."""
+    import textwrap
+
+    from matplotlib.figure import Figure
+
+    arrays = [np.asarray(torch.as_tensor(v, dtype=torch.float32).cpu()).reshape(len(v), -1) for _, v, _ in panels]
+    if not arrays:
+        raise TcxError("vector_panels needs at least one panel")
+    n = arrays[0].shape[1]
+    if any(a.shape[1] != n for a in arrays):
+        raise TcxError(f"every panel needs the same number of features, got {[a.shape[1] for a in arrays]}")
+    if feature_names is not None:
+        check_length("feature_names", feature_names, n, "features")
+    lo, hi = _value_range(arrays)
+    labels = [lab for _, _, labs in panels for lab in (labs or [])]
+    label_w = 0.3 + 0.065 * max([len(str(s)) for s in labels] + [4])
+    plot_w = min(max(0.28 * n, 4.0), 10.0)
+    width = label_w + plot_w + 1.2
+    total_rows = sum(a.shape[0] for a in arrays)
+    row_h = min(0.25, max(0.04, 9.0 / max(total_rows, 1)))
+    head, gap = 0.3, 0.1
+    tick_h = 0.75 if n <= 40 else 0.45
+    lines = textwrap.wrap(title, max(int(0.9 * width * 100 / 7.0), 12)) if title else []
+    top = 0.1 + 0.17 * len(lines)
+    heights = [max(a.shape[0] * row_h, 0.25) for a in arrays]
+    height = top + sum(heights) + len(arrays) * (head + gap) + tick_h
+    fig = Figure(figsize=(width, height), dpi=100)
+    y = height - top
+    im = None
+    axes = []
+    for p, ((name, _, row_labels), a, h) in enumerate(zip(panels, arrays, heights)):
+        y -= head + h
+        ax = fig.add_axes((label_w / width, y / height, plot_w / width, h / height))
+        axes.append(ax)
+        interpolation = "nearest" if n <= plot_w * 100 and a.shape[0] <= h * 100 else "antialiased"
+        im = ax.imshow(a, cmap="viridis", vmin=lo, vmax=hi, aspect="auto", interpolation=interpolation)
+        marked = bool(row_marks[p]) if row_marks is not None else False
+        ax.set_title(name, fontsize=8, loc="left", color="#e06c00" if marked else "black",
+                     fontweight="bold" if marked else "normal")
+        if row_labels is not None and a.shape[0] <= 40:
+            check_length("row_labels", row_labels, a.shape[0], "rows")
+            ax.set_yticks(np.arange(a.shape[0]), [str(s) for s in row_labels], fontsize=7 if a.shape[0] <= 20 else 5)
+        else:
+            ax.set_yticks([])
+        if n <= 40:
+            names = feature_names if feature_names is not None else [str(i) for i in range(n)]
+            ax.set_xticks(np.arange(n), [str(s) for s in names], fontsize=6, rotation=90)
+        else:
+            ax.tick_params(axis="x", labelsize=7)
+        if p < len(arrays) - 1:
+            ax.tick_params(axis="x", labelbottom=False)
+        y -= gap
+    axes[-1].set_xlabel(f"feature ({n})", fontsize=8)
+    cax = fig.add_axes(((label_w + plot_w + 0.15) / width, (height - top - head - heights[0]) / height,
+                        0.12 / width, heights[0] / height))
+    fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=9, y=1 - 0.05 / height, va="top")
+    return fig
+
+
+def vector_strip(values, *, width: int = 512, row_height: int = 12, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Rows of vectors ``[R, n]`` as a ``uint8`` RGB picture ``[R * row_height, W, 3]`` in the viridis
+    colours of ``value_range``: each feature ``width // n`` pixels wide when ``n <= width``
+    (``W = n * (width // n)``), else the features averaged in ``width`` equal bins (``W = width``)."""
+    from matplotlib import colormaps
+
+    a = np.asarray(torch.as_tensor(values, dtype=torch.float32).cpu())
+    a = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+    r, n = a.shape
+    width = check_int("width", width, 1)
+    if n <= width:
+        a = a.repeat(width // n, axis=1)
+    else:
+        edges = np.linspace(0, n, width + 1).round().astype(int)
+        a = np.add.reduceat(a, edges[:-1], axis=1) / np.diff(edges)[None, :]
+    lo, hi = value_range
+    scaled = np.clip((a - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    rgb = (colormaps["viridis"](scaled)[..., :3] * 255).round().astype(np.uint8)
+    return np.ascontiguousarray(rgb.repeat(row_height, axis=0))
+
+
+def vector_traversal_frames(values, *, width: int = 512, row_height: int = 12, pingpong: bool = True) -> list[np.ndarray]:
+    """Frames of an animated traversal of one latent on vector data: ``values`` ``[B, K, n]`` (``B``
+    bases at ``K`` values); frame ``k`` is ``vector_strip`` of the ``B`` vectors at value ``k``, one
+    colour scale over all frames, separated by 2 white pixels, with a 4-pixel progress bar under
+    it (orange, ``k / (K - 1)`` filled). Order as ``traversal_frames``."""
+    t = np.asarray(torch.as_tensor(values, dtype=torch.float32).cpu())
+    num_b, k_steps = t.shape[:2]
+    rng = _value_range([t])
+    order = list(range(k_steps))
+    if pingpong and k_steps > 2:
+        order += list(range(k_steps - 2, 0, -1))
+    frames = []
+    for k in order:
+        strips = [vector_strip(t[b, k][None], width=width, row_height=row_height, value_range=rng) for b in range(num_b)]
+        white = np.full((2, strips[0].shape[1], 3), 255, dtype=np.uint8)
+        parts = [p for s in strips for p in (s, white)][:-1]
+        bar = np.full((4, strips[0].shape[1], 3), 220, dtype=np.uint8)
+        bar[:, : max(int(round(bar.shape[1] * k / max(k_steps - 1, 1))), 2)] = ANCHOR_COLOR
+        frames.append(np.concatenate(parts + [bar], axis=0))
+    return frames
 
 
 def figure_to_array(fig) -> np.ndarray:
