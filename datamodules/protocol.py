@@ -2,11 +2,12 @@
 
 Any ``lightning.pytorch.LightningDataModule`` works with tcx's models and the ``tcx`` command
 (``tcx fit --data my_package.MyDataModule``); no base class is needed. It must declare
-``input_shape`` and yield batches ``(x, y)`` with ``x`` float ``[B, *input_shape]``; it may add
-ground truth (``GroundTruth``: ``factor_names``, ``factor_sizes``, ``sample_factors``, ``render``,
-``dataset_size``), labels (``LabelledData``: ``num_classes``, ``class_names``) and
-``pixel_entropy``. ``check_datamodule(dm)`` checks all of this, including one real batch, and
-raises a ``DataModuleError`` that lists every problem with its fix.
+``input_shape`` and yield batches ``(x, y)`` with ``x`` float ``[B, *input_shape]``. Each optional
+piece unlocks something (``OPTIONAL_PIECES``): ``dataset_size``, ``pixel_entropy``, ``factor_names``
+alone, the ground truth (``factor_sizes``, ``sample_factors``, ``render``), labels (``num_classes``,
+``class_names``), ``input_names``, validation and test loaders. ``check_datamodule(dm)`` checks it
+all on one real batch, raises a ``DataModuleError`` listing every problem with its fix, and returns
+a report naming each piece the datamodule lacks, what it unlocks and how to give it.
 
 Details (each requirement, and a minimal example): docs/datamodules.md#datamodulesprotocolpy-the-datamodule-protocol
 """
@@ -34,9 +35,49 @@ __all__ = [
     "check_datamodule",
     "is_ground_truth",
     "is_labelled",
+    "OPTIONAL_PIECES",
 ]
 
 GROUND_TRUTH_MEMBERS = ("factor_names", "factor_sizes", "sample_factors", "render")
+RENDER_MEMBERS = ("factor_sizes", "sample_factors", "render")
+
+#: Every optional piece of a datamodule: ``name -> (what it unlocks, how to give it)``.
+OPTIONAL_PIECES: dict[str, tuple[str, str]] = {
+    "dataset_size": (
+        "BetaTCVAE (it stops without it), the hierarchical VAE's layer information and the dataset-size "
+        "aggregate-posterior estimates of InformationDiagnostics",
+        "an attribute or property `dataset_size`: the number of training points "
+        "(or model.attach_data(dataset_size=N))"),
+    "pixel_entropy": (
+        "the CorEx bound (val/corex_bound, in the summary): sum_i H(X_i) + ELBO",
+        "a method `pixel_entropy(num_samples=..., seed=...)` returning H(X_i) per input in nats, "
+        "e.g. tcx.estimators.binary_pixel_entropy(x) of the training x for binary data "
+        "(or model.attach_data(input_entropy=H))"),
+    "factor_names": (
+        "the factors' names in the factor heatmap (mi_matrix), latent_table.csv and QualityMetrics, "
+        "instead of factor0, factor1, ...",
+        "an attribute `factor_names`: one name per column of y [B, K]; nothing else of the ground truth needed"),
+    "ground_truth": (
+        "the intervention scores (FactorVAE, BetaVAE scores) and pictures from rendered factors",
+        "`factor_names`, `factor_sizes`, `sample_factors(num, generator)` and `render(factors)` together "
+        "(tcx.groundtruth.GroundTruth)"),
+    "labels": (
+        "the disentanglement metrics against a class label, the factor heatmap of the label, QualityMetrics",
+        "y a long class label [B] and an attribute `num_classes` (and `class_names`, one per class)"),
+    "class_names": (
+        "class names in plots and tables instead of indices",
+        "an attribute `class_names`: one name per class"),
+    "input_names": (
+        "a `name` column in input_information.csv (which input each latent explains)",
+        "an attribute `input_names`: one name per input (a CSV header gives them in Arrays)"),
+    "val_dataloader": (
+        "the validation terms, InformationDiagnostics, the pictures from inputs, InputExplanation and "
+        "DisentanglementMetrics unless it can render from factors",
+        "define val_dataloader()"),
+    "test_dataloader": (
+        "`tcx test` (the test split's metrics)",
+        "define test_dataloader() (a split that shares no item with validation)"),
+}
 LABELLED_MEMBERS = ("num_classes", "class_names")
 
 
@@ -64,11 +105,38 @@ class DataModuleReport:
     has_pixel_entropy: bool = False
     batch_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the optional pieces (``OPTIONAL_PIECES``) the datamodule lacks
+    missing: list[str] = field(default_factory=list)
+
+    def lack(self, piece: str) -> None:
+        """Record that ``piece`` of ``OPTIONAL_PIECES`` is missing, with a note of what it unlocks and how."""
+        unlocks, how = OPTIONAL_PIECES[piece]
+        self.missing.append(piece)
+        self.notes.append(f"no `{piece}`: it unlocks {unlocks}; give it as {how}")
+
+    def __str__(self) -> str:
+        lines = [f"{self.name}: {self.kind} data, input_shape {self.input_shape}"
+                 + (f", factors {', '.join(self.factor_names)}" if self.factor_names else "")]
+        lines += [f"  - {n}" for n in self.notes] or ["  every optional piece is there"]
+        return "\n".join(lines)
 
 
 def is_labelled(obj: Any) -> bool:
     """True when ``obj`` declares ``num_classes`` (``tcx.groundtruth.LabelledData``)."""
     return isinstance(obj, LabelledData)
+
+
+def _has_own(dm: Any, hook: str) -> bool:
+    """True when ``dm`` defines the loader ``hook`` itself (not Lightning's default, which raises)."""
+    fn = getattr(dm, hook, None)
+    if not callable(fn):
+        return False
+    try:
+        from lightning.pytorch import LightningDataModule
+    except ImportError:  # pragma: no cover
+        return True
+    base = getattr(LightningDataModule, hook, None)
+    return getattr(type(dm), hook, None) is not base
 
 
 def _has(obj: Any, name: str) -> bool:
@@ -130,6 +198,9 @@ def _check_x(x: Any, shape: tuple[int, ...] | None, likelihood: str | None, wher
 
 def _check_ground_truth(dm: Any, shape, report: DataModuleReport, likelihood, problems: list[str]) -> None:
     present = [m for m in GROUND_TRUTH_MEMBERS if _has(dm, m)]
+    if present == ["factor_names"]:  # names of y's columns alone: no ground truth needed
+        report.factor_names = tuple(str(n) for n in dm.factor_names)
+        return
     if not present:
         return
     missing = [m for m in GROUND_TRUTH_MEMBERS if m not in present]
@@ -137,11 +208,9 @@ def _check_ground_truth(dm: Any, shape, report: DataModuleReport, likelihood, pr
         problems.append(
             f"declares {', '.join(present)} but not {', '.join(missing)}: a ground-truth datamodule declares "
             "factor_names, factor_sizes, sample_factors(num, generator) and render(factors) "
-            "(tcx.groundtruth.GroundTruth), or none of them"
+            "(tcx.groundtruth.GroundTruth), or none of them (factor_names alone may name y's columns)"
         )
         return
-    if not _has(dm, "dataset_size"):
-        report.notes.append("no `dataset_size` (the number of training points): metrics that need it will ask")
     names, sizes = tuple(dm.factor_names), tuple(dm.factor_sizes)
     if len(names) != len(sizes):
         problems.append(f"factor_names has {len(names)} names but factor_sizes {len(sizes)} sizes")
@@ -184,7 +253,7 @@ def _check_labelled(dm: Any, report: DataModuleReport, problems: list[str]) -> N
         report.kind = "labelled"
     names = getattr(dm, "class_names", None)
     if names is None:
-        report.notes.append("no `class_names`: plots and tables will show class indices")
+        report.lack("class_names")
     elif len(tuple(names)) != k:
         problems.append(f"class_names has {len(tuple(names))} names but num_classes={k}")
 
@@ -214,6 +283,13 @@ def _check_batch(dm: Any, shape, report: DataModuleReport, likelihood, problems:
         problems.append(f"the training batch: y must be a tensor with one row per x ({x.shape[0]}), got {got}")
         return
     report.batch_shapes["y"] = tuple(y.shape)
+    if report.kind != "ground_truth" and report.factor_names:
+        k = len(report.factor_names)
+        if y.dim() != 2 or y.shape[1] != k:
+            problems.append(f"the training batch: factor_names names {k} columns of y, but y has shape "
+                            f"{tuple(y.shape)}; give y [B, {k}] or one name per column")
+    elif report.kind == "plain" and y.dim() == 2 and y.shape[1] > 0 and not y.is_floating_point():
+        report.lack("factor_names")
     if report.kind == "ground_truth":
         k = len(report.factor_sizes)
         if y.dtype != torch.long or y.dim() != 2 or y.shape[1] != k:
@@ -230,7 +306,7 @@ def _check_batch(dm: Any, shape, report: DataModuleReport, likelihood, problems:
 def _check_entropy(dm: Any, shape, report: DataModuleReport, problems: list[str]) -> None:
     fn = getattr(dm, "pixel_entropy", None)
     if not callable(fn):
-        report.notes.append("no `pixel_entropy(num_samples=..., seed=...)`: models will not report the CorEx bound")
+        report.lack("pixel_entropy")
         return
     report.has_pixel_entropy = True
     try:
@@ -270,17 +346,27 @@ def check_datamodule(
     _check_labelled(dm, report, problems)
     from tcx.groundtruth import has_val_dataloader
 
+    if not _has(dm, "dataset_size"):
+        report.lack("dataset_size")
     if not has_val_dataloader(dm):
         report.notes.append(
             "no val_dataloader(): no validation terms, and the callbacks that read validation data "
-            "(InformationDiagnostics, the pictures from inputs, DisentanglementMetrics unless it can "
-            "render from factors) are skipped with a reason; define val_dataloader() to get them"
+            "(InformationDiagnostics, the pictures from inputs, InputExplanation, DisentanglementMetrics unless "
+            "it can render from factors) are skipped with a reason; define val_dataloader() to get them"
         )
+        report.missing.append("val_dataloader")
+    if not _has_own(dm, "test_dataloader"):
+        report.lack("test_dataloader")
+    if shape is not None and len(shape) == 1 and not _has(dm, "input_names"):
+        report.lack("input_names")
     if not callable(getattr(dm, "train_dataloader", None)):
         problems.append("no train_dataloader(): subclass lightning.pytorch.LightningDataModule and define it")
     elif check_batch:
         _check_batch(dm, shape, report, likelihood, problems)
     _check_entropy(dm, shape, report, problems)
+    y_shape = report.batch_shapes.get("y", (0, 0))
+    if report.kind == "plain" and "x" in report.batch_shapes and not report.factor_names and y_shape[1:] in ((), (0,)):
+        report.lack("labels")
     if problems:
         raise DataModuleError(name, problems)
     return report
