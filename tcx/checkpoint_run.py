@@ -36,6 +36,8 @@ __all__ = [
 DATA_CONFIG_KEY = "tcx_data_config"
 #: the W&B run a checkpoint was logged to (so that a resumed fit continues it)
 WANDB_ID_KEY = "tcx_wandb_run_id"
+#: the checkpoint key of the group of the W&B run that wrote it (tcx/run_record.py)
+WANDB_GROUP_KEY = "tcx_wandb_group"
 #: the flag that lets a checkpoint name classes that are not tcx's (its file is still read as data)
 TRUST_FLAG = "--trust"
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
@@ -139,7 +141,8 @@ def _read_run(ckpt_path) -> dict:
         data = {"class_path": data["class_path"], "init_args": {}}
     return {"model_class": model_class if isinstance(model_class, str) else None, "model_args": hparams,
             "data": data or None,
-            "wandb_id": checkpoint.get(WANDB_ID_KEY), "precision": checkpoint.get(PRECISION_KEY),
+            "wandb_id": checkpoint.get(WANDB_ID_KEY), "wandb_group": checkpoint.get(WANDB_GROUP_KEY),
+            "precision": checkpoint.get(PRECISION_KEY),
             "classes": classes}
 
 

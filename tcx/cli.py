@@ -56,6 +56,8 @@ from tcx.hardware import is_first_process, resolve_precision  # noqa: E402
 from tcx.models.base import CorExVAE  # noqa: E402
 from tcx.quiet import quiet_known_warnings  # noqa: E402
 from tcx.run_folder import RunConfig, give_run_a_folder  # noqa: E402
+from tcx.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
+from tcx.callbacks import run_dir  # noqa: E402
 from tcx.safe_io import checkpoint_exists  # noqa: E402
 from tcx.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
 from tcx.shell_errors import describe_error, parse_error_line, user_code_frame  # noqa: E402
@@ -118,6 +120,8 @@ class TcxCLI(LightningCLI):
             _say(notes)
         if self.subcommand == "fit":
             resume_wandb_run(config)  # a resumed fit continues its checkpoint's W&B run
+        # job_type, and a group shared with the run that wrote --ckpt_path (tcx/run_record.py)
+        label_wandb_run(config, self.subcommand, self.recorded)
         self.data_record = checkpoint_run.plain_config(config.get("data"))
 
     def _with_recorded_model(self, recorded: dict):
@@ -149,6 +153,7 @@ class TcxCLI(LightningCLI):
         self._fit_started = time.perf_counter()
         check_loggers_writable(self.trainer)
         start_runs(self.trainer)
+        self._record_start()
 
     def after_fit(self) -> None:
         if _evaluation_missing(self.trainer, self.datamodule):
@@ -160,6 +165,7 @@ class TcxCLI(LightningCLI):
     def before_validate(self) -> None:
         self._eval_started = time.perf_counter()
         start_runs(self.trainer)
+        self._record_start()
 
     def after_validate(self) -> None:
         self._summary("validate", "val", getattr(self, "_eval_started", None))
@@ -168,10 +174,18 @@ class TcxCLI(LightningCLI):
         check_loader(self.datamodule, "test")
         self._eval_started = time.perf_counter()
         start_runs(self.trainer)
+        self._record_start()
 
     def before_predict(self) -> None:
         check_loader(self.datamodule, "predict")
+        self._eval_started = time.perf_counter()
         start_runs(self.trainer)
+        self._record_start()
+
+    def after_predict(self) -> None:
+        if self.trainer.is_global_zero:
+            self._record_end("predict", time.perf_counter() - self._eval_started,
+                             self.config[self.subcommand].get("ckpt_path"), [])
 
     def after_test(self) -> None:
         # the disentanglement metrics run at the end of validation epochs: `tcx test` runs that
@@ -186,8 +200,46 @@ class TcxCLI(LightningCLI):
             return
         seconds = time.perf_counter() - started if started is not None else 0.0
         ckpt_path = self.config[self.subcommand].get("ckpt_path") if command != "fit" else None
-        print(fit_summary(self.trainer, self.model, seconds, precision_note=getattr(self, "precision_note", None),
-                          command=command, stage=stage, ckpt_path=ckpt_path))
+        text = fit_summary(self.trainer, self.model, seconds, precision_note=getattr(self, "precision_note", None),
+                           command=command, stage=stage, ckpt_path=ckpt_path)
+        warned = [line.removeprefix("warning: ") for line in text.splitlines() if line.startswith("warning: ")]
+        path = self._record_end(stage, seconds, ckpt_path, warned)
+        print(text + (f"\nsummary.json  {path}" if path else ""))
+
+    def _record_start(self) -> None:
+        """The run's record (tcx/run_record.py) into W&B's config, at its start."""
+        self.record = run_record(self.config[self.subcommand], self.subcommand, None, self.trainer)
+        self.record["precision_note"] = getattr(self, "precision_note", None)
+        record_wandb_run(self.trainer, self.record)
+
+    def _record_end(self, stage: str, seconds: float, ckpt_path, warned: list[str]):
+        """summary.json in the run's folder, and the run's config.yaml among its W&B files; returns
+        the summary's path (rank 0)."""
+        folder = run_dir(self.trainer)
+        record = getattr(self, "record", None) or run_record(self.config[self.subcommand], self.subcommand, None,
+                                                             self.trainer)
+        config_file = folder / "config.yaml" if isinstance(folder, Path) else None
+        record_wandb_run(self.trainer, {}, config_file)
+        ckpt = self.trainer.checkpoint_callback
+        written = [p for p in (ckpt_path, getattr(ckpt, "last_model_path", None), getattr(ckpt, "best_model_path", None))
+                   if p and checkpoint_exists(p)]
+        extra = {"run_dir": str(folder), "epochs": self.trainer.current_epoch, "steps": self.trainer.global_step,
+                 "wandb": _wandb_runs(self.trainer)}
+        return write_summary(folder, record, self.trainer.callback_metrics, stage=stage, seconds=seconds,
+                             checkpoint=str(written[0]) if written else None, warnings=warned, extra=extra)
+
+
+def _wandb_runs(trainer) -> list[dict]:
+    """The W&B runs of ``trainer``: id, group, job_type, tags and the local folder of each."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    runs = []
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            runs.append({"id": run.id, "group": run.group, "job_type": run.job_type, "tags": list(run.tags or ()),
+                         "dir": str(Path(run.dir).parent) if getattr(run, "dir", None) else None})
+    return runs
 
 
 def _evaluation_missing(trainer, datamodule) -> bool:
@@ -286,6 +338,11 @@ def _main(argv: list[str]) -> None:
     if argv and argv[0] == "configs":
         print(describe_experiments())
         raise SystemExit(0)
+    if argv and argv[0] == "compare":
+        # one table of mean +- sd over seeds from the runs' summary.json (tcx/compare.py)
+        from tcx.compare import compare_main
+
+        raise SystemExit(compare_main(argv[1:]))
     argv = resolve_config_args(argv)  # an unknown name: MissingFileError, one paragraph in main()
     configure_wandb_mode()
     quiet_wandb_footer()
@@ -315,6 +372,8 @@ def _main(argv: list[str]) -> None:
 MORE_COMMANDS = """
 tcx's own commands (not LightningCLI's):
   configs             list the experiment configs shipped with tcx (select one by name: tcx fit -c NAME)
+  compare             one table of mean +- sd over seeds from runs' summary.json files
+                      (tcx compare RUN_DIRS... [--values V ...] [--format markdown|csv])
   traverse            pictures of a trained model from its checkpoint, without training
                       (tcx traverse --ckpt_path CKPT --out DIR; tcx traverse --help for its options)"""
 

@@ -27,7 +27,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from tcx.checkpoint_run import DATA_CONFIG_KEY
+from tcx.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY
 from tcx.errors import TcxError, UserError
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, storage_path
 from tcx.wandb_setup import WANDB_ID_KEY
@@ -108,6 +108,9 @@ class RunGuard(pl.Callback):
             run_id = logger.version  # the run's id (public; starts no run)
             if run_id:
                 checkpoint[WANDB_ID_KEY] = str(run_id)
+            group = getattr(logger.experiment, "group", None) if trainer.is_global_zero else None
+            if isinstance(group, str) and group:
+                checkpoint[WANDB_GROUP_KEY] = group  # an evaluation of the checkpoint joins it
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         # the RNG goes back to where the interrupted run was when it wrote the checkpoint, before

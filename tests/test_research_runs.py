@@ -4,7 +4,9 @@ footer, the posterior-collapse warning, dSprites' val_size, the W&B record and s
 
 from __future__ import annotations
 
+import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,3 +75,185 @@ def test_the_summary_ends_with_the_collapse_warning():
 
     assert summary([0.01, 0.02], -49.0).splitlines()[-1].startswith("warning: the posterior has collapsed: the total rate is 0.030")
     assert "warning" not in summary([10.0, 8.0], -20.0)
+
+
+TINY_FIT = ["--model", "VAE", "--model.latent_dim", "3", "--model.network", "mlp", "--model.hidden_dims", "[16]",
+            "--model.input_entropy_samples", "0", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--data.batch_size", "16", "--data.epoch_size", "32",
+            "--data.val_size", "16", "--trainer.callbacks", "[]"]
+
+
+def test_an_evaluation_of_a_checkpoint_is_grouped_with_its_training_run(tmp_path, monkeypatch, offline_wandb):
+    from wandb_records import offline_run
+
+    from tcx.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TINY_FIT, "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_last=true",
+          "--trainer.logger.init_args.tags", "[baseline, mine]", "--seed_everything", "7"])
+    (ckpt,) = tmp_path.glob("runs/tcx/*/checkpoints/last.ckpt")
+    main(["validate", "--ckpt_path", str(ckpt), "--trainer.callbacks", "[]", "--trainer.enable_progress_bar", "false"])
+    fit, validate = sorted((offline_run(f) for f in tmp_path.glob("runs/wandb/offline-run-*")),
+                           key=lambda r: r["job_type"])
+    assert (fit["job_type"], validate["job_type"]) == ("fit", "validate")
+    assert fit["group"] == fit["id"] == ckpt.parts[-3] and validate["group"] == fit["id"] != validate["id"]
+    assert fit["tags"] == ["baseline", "mine"] and fit["config"]["seed_everything"] == 7
+    assert validate["config"]["model_class"] == "tcx.models.VAE" and validate["config"]["ckpt_path"] == str(ckpt)
+    summary = json.loads((tmp_path / "runs" / "tcx" / validate["id"] / "summary.json").read_text())
+    assert summary["command"] == "validate" and summary["wandb"][0]["group"] == fit["id"]
+    assert summary["checkpoint"] == str(ckpt) and summary["values"]["val/elbo"] < 0
+
+
+def _summary(folder, model: str, seed: int, elbo: float, mig: float | None = None, beta: float = 1.0) -> None:
+    """A summary.json as a run writes it, with known numbers."""
+    values = {"val/elbo": elbo, **({"metrics/mig": mig} if mig is not None else {})}
+    data = {"command": "fit", "model_class": f"tcx.models.{model}", "model_args": {"latent_dim": 4, "beta": beta},
+            "data_class": "tcx.datamodules.DSprites", "data_args": {"val_size": 16, "seed": seed},
+            "trainer": {"max_epochs": 1, "precision": "32-true", "default_root_dir": str(folder)},
+            "seed_everything": seed, "precision": "32-true", "values": values}
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(data))
+
+
+def test_compare_gives_mean_and_sd_over_seeds_per_group(tmp_path, capsys):
+    from tcx.cli import main
+    from tcx.compare import compare, load_summaries
+
+    # two families x two seeds; the folders, seeds and data seeds differ within a family
+    _summary(tmp_path / "a", "VAE", 0, -100.0, 0.1)
+    _summary(tmp_path / "b", "VAE", 1, -110.0, 0.3)
+    _summary(tmp_path / "c", "BetaVAE", 0, -120.0, 0.2, beta=4.0)
+    _summary(tmp_path / "d", "BetaVAE", 1, -126.0, beta=4.0)
+    rows = compare(load_summaries([tmp_path]))
+    assert [r["setting"] for r in rows] == [{"model": "tcx.models.VAE", "model.beta": 1.0},
+                                            {"model": "tcx.models.BetaVAE", "model.beta": 4.0}]
+    assert [r["n"] for r in rows] == [2, 2] and rows[0]["seeds"] == [0, 1]
+    mean, sd, n = rows[0]["values"]["val/elbo"]
+    assert (mean, n) == (-105.0, 2) and sd == pytest.approx(50 ** 0.5)  # sample sd of -100, -110
+    assert rows[1]["values"]["val/elbo"][:2] == (-123.0, pytest.approx(18 ** 0.5))
+    assert rows[1]["values"]["metrics/mig"][2] == 1  # one of the two runs has it
+    with pytest.raises(SystemExit) as done:
+        main(["compare", str(tmp_path)])
+    assert done.value.code == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| model | model.beta | n | val/elbo | metrics/mig |"
+    assert table[2] == "| VAE | 1.0 | 2 | -105 +- 7.1 | 0.2 +- 0.14 |"
+    assert table[3] == "| BetaVAE | 4.0 | 2 | -123 +- 4.2 | 0.2 (1) |"
+    with pytest.raises(SystemExit):
+        main(["compare", str(tmp_path), "--format", "csv", "--values", "val/elbo"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "model,model.beta,n,seeds,val/elbo_mean,val/elbo_sd,val/elbo_n"
+    assert lines[1].startswith("VAE,1.0,2,0 1,-105.0,7.07106781") and lines[1].endswith(",2")
+    with pytest.raises(SystemExit) as done:
+        main(["compare", str(tmp_path / "nothing")])
+    assert done.value.code == 2 and "no summary.json there" in capsys.readouterr().err
+
+
+def test_compare_gathers_two_tiny_real_runs(tmp_path, monkeypatch, capsys):
+    from tcx.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    elbos = []
+    for seed in (0, 1):
+        main(["fit", *TINY_FIT, "--trainer.logger", "false", "--seed_everything", str(seed),
+              "--trainer.default_root_dir", f"runs/seed{seed}"])
+        elbos.append(float(capsys.readouterr().out.split("\nELBO")[1].split("nats")[0]))
+    with pytest.raises(SystemExit):
+        main(["compare", "runs", "--format", "csv", "--values", "val/elbo"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "runs,n,seeds,val/elbo_mean,val/elbo_sd,val/elbo_n" and len(lines) == 2
+    cells = lines[1].split(",")
+    assert cells[1:3] == ["2", "0 1"]
+    # the summary prints 3 decimals; summary.json keeps the full values
+    assert float(cells[3]) == pytest.approx(sum(elbos) / 2, abs=2e-3)
+    assert float(cells[4]) == pytest.approx(abs(elbos[0] - elbos[1]) / 2 ** 0.5, abs=2e-3)
+
+
+def _sweep_commands(path):
+    """The command lines a W&B agent runs for the grid sweep at ``path``: its ``command`` with
+    ``${env}`` as /usr/bin/env, ``${program}`` and ``${interpreter}`` as the agent fills them, and
+    ``${args}`` the ``--name=value`` flags of W&B's own create_sweep_command_args."""
+    import itertools
+
+    import yaml
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    sweep = yaml.safe_load(path.read_text())
+    assert sweep["method"] == "grid"
+    names = list(sweep["parameters"])
+    commands = []
+    for combo in itertools.product(*(sweep["parameters"][n]["values"] for n in names)):
+        args = create_sweep_command_args({"args": {n: {"value": v} for n, v in zip(names, combo)}})["args"]
+        fill = {"env": ["/usr/bin/env"], "interpreter": ["python"], "program": [sweep["program"]], "args": args}
+        command = []
+        for chunk in sweep["command"]:
+            command += fill[chunk[2:-1]] if chunk.startswith("${") else [chunk]
+        commands.append((dict(zip(names, combo)), command))
+    return commands
+
+
+SWEEP = Path(__file__).resolve().parents[1] / "examples" / "sweeps" / "anchor_beta.yaml"
+TINY_ANCHOR = ["--model.latent_dim", "3", "--model.network", "mlp", "--model.hidden_dims", "[16]",
+               "--model.input_entropy_samples", "0", *TINY_FIT[10:]]
+
+
+def test_the_sweep_files_commands_parse_and_run(tmp_path, monkeypatch, offline_wandb, capsys):
+    """One of the sweep's nine runs, as the agent starts it (its run id in WANDB_RUN_ID), made tiny
+    (all nine: the slow test below)."""
+    from tcx.cli import main
+
+    commands = _sweep_commands(SWEEP)
+    assert len(commands) == 9 and commands[4][1] == [
+        "/usr/bin/env", "tcx", "fit", "--model", "AnchorVAE", "--data", "DSprites", "--model.anchor_beta=0.1",
+        "--seed_everything=1"]
+    monkeypatch.chdir(tmp_path)
+    for n, (params, command) in enumerate(commands[4:5]):
+        monkeypatch.setenv("WANDB_RUN_ID", f"sweeprun{n}")
+        main([*command[2:], *TINY_ANCHOR])
+        summary = json.loads((tmp_path / "runs" / "tcx" / f"sweeprun{n}" / "summary.json").read_text())
+        assert summary["model_args"]["anchor_beta"] == params["model.anchor_beta"]
+        assert summary["seed_everything"] == params["seed_everything"] and summary["wandb"][0]["id"] == f"sweeprun{n}"
+
+
+@pytest.mark.slow
+def test_every_command_of_the_sweep_file_runs_as_the_agent_starts_it(tmp_path):
+    """All nine, as processes: /usr/bin/env tcx fit ... with the tiny flags after the sweep's."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "HOME": str(tmp_path),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for _, command in _sweep_commands(SWEEP):
+        done = subprocess.run([*command, *TINY_ANCHOR], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["setting"]["model.anchor_beta"]: r for r in compare_rows(tmp_path / "runs" / "tcx")}
+    assert sorted(rows) == [0.0, 0.1, 0.2]
+    assert all(r["n"] == 3 and sorted(r["seeds"]) == [0, 1, 2] for r in rows.values())
+
+
+def compare_rows(folder):
+    from tcx.compare import compare, load_summaries
+
+    return compare(load_summaries([folder]))
+
+
+@pytest.mark.slow
+def test_the_seed_loop_example_runs_and_compare_gathers_it(tmp_path):
+    """examples/seeds.sh, 2 settings x 2 seeds made tiny: one row per anchor_beta with n = 2."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "seeds.sh"
+    env = {**os.environ, "SEEDS": "0 1", "ROOT": str(tmp_path / "seeds"), "TCX": str(Path(sys.executable).parent / "tcx")}
+    done = subprocess.run(["bash", str(script), *TINY_ANCHOR], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| model.anchor_beta | n | val/elbo |")
+    assert [line.split(" | ")[:2] for line in lines[1:]] == [["| 0.1", "2"], ["| 0.2", "2"]]
+    table = (tmp_path / "seeds" / "table.csv").read_text().splitlines()
+    assert table[0].startswith("model.anchor_beta,n,seeds,val/elbo_mean") and table[1].startswith("0.1,2,0 1,")

@@ -336,7 +336,7 @@ def test_a_url_root_takes_every_file_and_the_summary_names_them(tmp_path, capsys
     out = capsys.readouterr().out
     files = sorted(fs.find("/runs/one"))
     assert files == ["/runs/one/checkpoints/epoch=0-step=2.ckpt", "/runs/one/checkpoints/last.ckpt",
-                     "/runs/one/config.yaml", "/runs/one/media/samples_step000002.png"], files
+                     "/runs/one/config.yaml", "/runs/one/media/samples_step000002.png", "/runs/one/summary.json"], files
     assert "latent_dim: 3" in fs.cat("/runs/one/config.yaml").decode()
     assert re.search(r"checkpoint\s+tcxstore://runs/one/checkpoints/last.ckpt", out), out
     assert re.search(r"pictures\s+tcxstore://runs/one/media\n", out), out

@@ -81,7 +81,7 @@ def test_module_docstrings_are_short_and_the_detail_lives_in_docs():
 
 
 SHELL = {f"tcx.{m}" for m in ("cli", "arguments", "checkpoint_run", "run_folder", "run_safety", "wandb_setup",
-                               "summary", "shell_errors", "quiet", "help", "traverse")}
+                               "summary", "shell_errors", "quiet", "help", "traverse", "run_record", "compare")}
 
 
 def test_the_dependencies_point_the_way_docs_design_md_draws_them():
