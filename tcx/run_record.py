@@ -69,18 +69,23 @@ def new_run_id() -> str:
 
 
 def git_commit(folder: str | os.PathLike | None = None) -> str | None:
-    """The git commit of ``folder`` (tcx's own source by default), with ``-dirty`` when it has
-    uncommitted changes; ``None`` when it is no git checkout or git is missing."""
+    """The git commit of tcx's own source (a checkout holding ``tcx/run_record.py``; ``folder`` a
+    folder in it), with ``-dirty`` when it has uncommitted changes; ``None`` when tcx is not run
+    from a git checkout of its own, or git is missing."""
     folder = str(folder or Path(__file__).resolve().parent)
     try:
-        head = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD", "--show-toplevel"], capture_output=True,
+                              text=True, timeout=10)
         if head.returncode != 0:
             return None
+        commit, top = (head.stdout.split() + ["", ""])[:2]
+        if not (Path(top) / "tcx" / Path(__file__).name).is_file():
+            return None  # tcx installed inside another project's checkout: not tcx's commit
         dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def device_kind(trainer=None) -> str:

@@ -257,3 +257,19 @@ def test_the_seed_loop_example_runs_and_compare_gathers_it(tmp_path):
     assert [line.split(" | ")[:2] for line in lines[1:]] == [["| 0.1", "2"], ["| 0.2", "2"]]
     table = (tmp_path / "seeds" / "table.csv").read_text().splitlines()
     assert table[0].startswith("model.anchor_beta,n,seeds,val/elbo_mean") and table[1].startswith("0.1,2,0 1,")
+
+
+def test_the_git_commit_is_tcxs_own_or_none(tmp_path):
+    import subprocess
+
+    from tcx.run_record import git_commit
+
+    # another project's checkout, with a commit: not tcx's
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q",
+                    "--allow-empty", "-m", "theirs"], check=True)
+    assert git_commit(tmp_path) is None
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert git_commit().removesuffix("-dirty") == head.strip()
