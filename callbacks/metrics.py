@@ -12,6 +12,7 @@ Details: docs/callbacks.md#callbacksmetricspy-disentanglementmetrics
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Iterable, Sequence
 
@@ -187,13 +188,19 @@ class DisentanglementMetrics(pl.Callback):
             # a factor with one value (dSprites' color) carries nothing to score against; like
             # disentanglement_lib, score against the factors that vary
             varying = [k for k, size in enumerate(dm.factor_sizes) if int(size) > 1]
+            render = _chunk_renderer(dm, self.seed)
             lo, hi = self._block(trainer, self.num_samples)
             if lo == hi:
                 f = factors[:1]
-                yield dm.render(f)[:0].to(device), f[:0, varying]
-            for start in range(lo, hi, self.batch_size):
-                f = factors[start:min(start + self.batch_size, hi)]
-                yield dm.render(f).to(device), f[:, varying]
+                yield render(f, 0)[:0].to(device), f[:0, varying]
+            # fixed chunks of the whole sample, each rendered whole (its noise seeded by its index)
+            # and cut to this process's block: every point is rendered as one process renders it
+            size = self.batch_size
+            for k in range(lo // size, -(-hi // size)):
+                a, b = k * size, min((k + 1) * size, self.num_samples)
+                x, f = render(factors[a:b], k), factors[a:b]
+                keep = slice(max(lo, a) - a, min(hi, b) - a)
+                yield x[keep].to(device), f[keep][:, varying]
             return
         if not has_val_dataloader(dm):
             raise TcxError("DisentanglementMetrics needs a datamodule with a val_dataloader or a renderer")
@@ -283,6 +290,21 @@ class DisentanglementMetrics(pl.Callback):
             scores = score_fn(dm, representation, seed=self.seed, **kwargs)
             results.update({f"{name}_{k}": float(v) for k, v in scores.items()})
         return results
+
+
+def _chunk_renderer(dm: Any, seed: int):
+    """``render(factors, k)`` for the ``k``-th chunk of the sample: a renderer that draws noise
+    (``render(factors, generator=...)``, as ``SyntheticCorEx``) gets a generator seeded by the
+    sample's seed and ``k``, so that the sample is the same on every process and at every
+    evaluation (the datamodule's own generator would advance with each call); a deterministic
+    one (``DSprites``) is called as it is."""
+    try:
+        takes_generator = "generator" in inspect.signature(dm.render).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        takes_generator = False
+    if not takes_generator:
+        return lambda factors, k: dm.render(factors)
+    return lambda factors, k: dm.render(factors, generator=torch.Generator().manual_seed((seed + 1) * 1_000_003 + k))
 
 
 def _labelled(batch: Any) -> tuple[Tensor, Tensor]:

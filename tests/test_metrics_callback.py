@@ -165,3 +165,23 @@ def test_a_metric_state_keeps_integer_factors_as_int64_and_an_empty_process_is_n
     assert floats.factors[0].dtype == torch.float32  # float factors are kept as given, never truncated
     with pytest.raises(TcxError, match="every process must update at least once"):
         MIG()._sync_dist()
+
+
+def test_a_noisy_renderer_gives_the_same_sample_on_every_rank_and_at_every_evaluation():
+    """SyntheticCorEx renders with fresh channel noise: the sample is rendered in fixed chunks
+    with seeded noise, so two processes' blocks are one process's sample (it once drew the noise
+    from the datamodule's own generator, so DDP's metrics differed from one process's)."""
+    from tcx.datamodules import SyntheticCorEx
+
+    dm = SyntheticCorEx(num_points=200, val_size=40, noise=0.3)
+    cb = DisentanglementMetrics(num_samples=50, batch_size=16)
+    one = torch.cat([x for x, _ in cb._chunks(_rank(0, 1), dm, torch.device("cpu"))])
+    again = torch.cat([x for x, _ in cb._chunks(_rank(0, 1), dm, torch.device("cpu"))])
+    ranks = [list(cb._chunks(_rank(r), dm, torch.device("cpu"))) for r in range(2)]
+    assert one.shape == (50, dm.input_shape[0]) and torch.equal(one, again)
+    assert torch.equal(torch.cat([x for chunks in ranks for x, _ in chunks]), one)
+    assert [sum(len(x) for x, _ in chunks) for chunks in ranks] == [25, 25]
+    factors = dm.sample_factors(50, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([f for chunks in ranks for _, f in chunks]), factors)
+    # the noise is there: the same factors rendered twice by the datamodule differ
+    assert not torch.equal(dm.render(factors), dm.render(factors))
