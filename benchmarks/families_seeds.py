@@ -68,6 +68,9 @@ def main(argv=None) -> int:
     parser.add_argument("--families", nargs="*", help="table names to run (default: all)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "families_seeds")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a run whose folder already has its summary.json (write the table again, or finish "
+                        "an interrupted benchmark); the wall time then counts only the runs made now")
     args = parser.parse_args(argv)
 
     chosen = [f for f in FAMILIES if not args.families or f[0] in args.families]
@@ -80,24 +83,30 @@ def main(argv=None) -> int:
             run_dir = args.runs / f"{config.removesuffix('.yaml')}-seed{seed}"
             cmd = fit_command(config, extra, seed, args.epoch_size, run_dir)
             example = example or cmd
+            folders.append(run_dir)
+            if args.reuse and (run_dir / "summary.json").is_file():
+                continue
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{name} seed {seed}: `tcx fit` failed (exit {proc.returncode})")
             print(f"{name:16s} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-            folders.append(run_dir)
         # the seeds of one family are one group: compare() must find exactly one, with n = seeds
-        (row,) = compare(load_summaries(folders), VALUES)
+        summaries = load_summaries(folders)
+        (row,) = compare(summaries, VALUES)
         assert row["n"] == len(args.seeds), row
-        rows.append((name, config, row))
+        collapsed = sum(any("collapsed" in w for w in s.get("warnings", [])) for s in summaries)
+        flags = " ".join(e.format(steps=args.epoch_size // 256) for e in extra)
+        rows.append((name, config + (f"` `{flags}" if flags else ""), row, collapsed))
     seconds = time.perf_counter() - started
 
     flags = sorted(cpu_flags() & {"avx2", "avx512_bf16", "amx_bf16"})
     lines = [
         f"# Model families on dSprites over {len(args.seeds)} seeds: mean +- sd",
         "",
-        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}; total wall time {seconds / 60:.1f} min "
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}; "
+        f"{'wall time of the runs made now (the others reused)' if args.reuse else 'total wall time'} {seconds / 60:.1f} min "
         f"on {os.cpu_count()} CPUs ({platform.machine()}, flags: {', '.join(flags) or 'none of avx2/avx512_bf16/amx_bf16'}),"
         " a machine shared with other work, under `nice`",
         f"- command: `.venv/bin/python benchmarks/families_seeds.py "
@@ -113,13 +122,20 @@ def main(argv=None) -> int:
         "the family's own bound, on the 5,000 validation images), MIG, DCI disentanglement and SAP at the "
         "end of fit (on 5,000 rendered points); mean +- sample sd over the seeds",
         "",
-        "| family | config | n | " + " | ".join(VALUES) + " |",
-        "|---|---|---:|" + "---:|" * len(VALUES),
+        "| family | config (extra flags) | n | " + " | ".join(VALUES) + " | runs warned collapsed |",
+        "|---|---|---:|" + "---:|" * len(VALUES) + "---:|",
     ]
-    for name, config, row in rows:
+    for name, config, row, collapsed in rows:
         lines.append(f"| {name} | `{config}` | {row['n']} | " + " | ".join(_cell(row["values"].get(v)) for v in VALUES)
-                     + " |")
+                     + f" | {collapsed} of {row['n']} |")
+    warned = sum(r[3] for r in rows)
+    total = sum(r[2]["n"] for r in rows)
     lines += [
+        "",
+        f"{warned} of {total} runs ended with tcx's posterior-collapse warning (a total rate under 0.1 nats, or "
+        "idle latents with a poor reconstruction; tcx/collapse.py). Where most runs collapsed, the metrics score "
+        "codes that carry almost nothing, so their differences say nothing about disentanglement: raise "
+        "`--epoch-size` (the one-seed table of families_dsprites.md, at 256 steps, has total rates of 11-52 nats).",
         "",
         "What it can show: at this budget, how the families differ early in training and how much a seed moves "
         "each number (the sd), so a difference smaller than about two sd between two rows is not one. What it "
