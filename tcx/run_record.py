@@ -37,10 +37,10 @@ def _wandb_logger_args(config) -> list:
 
 
 def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | None:
-    """Give each W&B logger of a parsed subcommand config (before instantiation) ``job_type``
-    (``fit``, ``validate``, ``test``, ``predict``) and ``group`` unless the user set them; returns
-    the group. The group of a fit is its own run id (made here
-    when the run has none yet, :func:`new_run_id`); a command with a checkpoint (``recorded``, its
+    """Give each W&B logger of a parsed subcommand config (before instantiation) absolute folders,
+    and ``job_type`` (``fit``, ``validate``, ``test``, ``predict``) and ``group`` unless the user
+    set them; returns the group. The group of a fit is its own run id (made here when the run has
+    none yet, :func:`new_run_id`); a command with a checkpoint (``recorded``, its
     :func:`tcx.checkpoint_run.recorded_run`) takes the group it records, else the id of its run."""
     chosen = _wandb_logger_args(config)
     if not chosen:
@@ -49,6 +49,11 @@ def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | Non
     inherited = recorded.get("wandb_group") or recorded.get("wandb_id")
     group = None
     for args in chosen:
+        for key in ("save_dir", "dir"):
+            # W&B writes a run's records from its service process, which keeps the working folder
+            # of the process's first run: a relative folder would miss a later run's records
+            if args.get(key) and "://" not in str(args[key]):
+                args[key] = os.path.abspath(args[key])
         if args.get("job_type") is None:
             args["job_type"] = subcommand
         if args.get("group") is None:
