@@ -86,6 +86,13 @@ def test_a_bug_in_a_loader_worker_names_the_users_line(user_code, capsys):
     err = capsys.readouterr().err
     line = _line_of(user_code, "torch.zeros(16).view(3, 5)")
     assert f"in your code, {user_code}:{line} (in __getitem__)" in err.splitlines()[0], err
+    # the failed loader's workers live until its iterator is collected, whose shutdown then waits
+    # 10 s for them in a later test; the command's own exit ends them (daemons), so end them here
+    import multiprocessing
+
+    for worker in multiprocessing.active_children():
+        worker.terminate()
+        worker.join()
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -153,7 +160,7 @@ def silent_server():
 def test_a_silent_wandb_server_falls_back_offline_and_training_goes_on(silent_server, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for key, value in {"WANDB_MODE": "online", "WANDB_BASE_URL": silent_server, "WANDB_API_KEY": "x" * 40,
-                       "WANDB_INIT_TIMEOUT": "8", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+                       "WANDB_INIT_TIMEOUT": "3", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
                        "WANDB_CONFIG_DIR": str(tmp_path / "cfg"), "WANDB_CACHE_DIR": str(tmp_path / "cache")}.items():
         monkeypatch.setenv(key, value)
     import wandb
