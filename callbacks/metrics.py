@@ -115,6 +115,8 @@ class DisentanglementMetrics(pl.Callback):
         self.skipped: dict[str, str] = {}
         #: which parts (``"codes"``, ``"interventions"``) were computed at which global step
         self.evaluated: dict[int, set[str]] = {}
+        #: the skip lines already printed: each is said once per run, not at every evaluation
+        self._told: set[str] = set()
 
     # ------------------------------------------------------------------ hooks
     @staticmethod
@@ -149,15 +151,18 @@ class DisentanglementMetrics(pl.Callback):
             reason = (f"the datamodule {type(dm).__name__} has no val_dataloader() and cannot render "
                       "from factors: nothing to score; define val_dataloader()")
             self.skipped = {name: reason for name in self.metrics}
-            rank_zero_info(f"DisentanglementMetrics: skipped all metrics: {reason}")
+            self._tell(f"DisentanglementMetrics: skipped all metrics: {reason}")
             return {}
         with evaluating(model), trainer.precision_plugin.forward_context():
             if codes:
                 results.update(self._code_metrics(trainer, model, dm))
             if interventions:
                 results.update(self._intervention_scores(trainer, model, dm))
+        by_reason: dict[str, list[str]] = {}
         for name, reason in self.skipped.items():
-            rank_zero_info(f"DisentanglementMetrics: skipped {name}: {reason}")
+            by_reason.setdefault(reason, []).append(name)
+        for reason, names in by_reason.items():
+            self._tell(f"DisentanglementMetrics: skipped {', '.join(names)}: {reason}")
         results["seconds"] = time.perf_counter() - start
         self.results.update(results)
         done = self.evaluated.setdefault(trainer.global_step, set())
@@ -167,6 +172,11 @@ class DisentanglementMetrics(pl.Callback):
             logger.log_metrics(logged, step=trainer.global_step)
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
         return results
+
+    def _tell(self, line: str) -> None:
+        if line not in self._told:
+            self._told.add(line)
+            rank_zero_info(line)
 
     def _block(self, trainer: pl.Trainer, total: int) -> tuple[int, int]:
         """This process's contiguous block ``[lo, hi)`` of a sample of ``total`` points: rank ``r``

@@ -89,6 +89,27 @@ def test_labelled_data_skips_the_intervention_scores_with_a_reason(tmp_path):
     assert cb.results["dci_informativeness_test"] > 0.9
 
 
+class _ImagesOnly(_Labelled):
+    """The same images without their labels."""
+
+    def _data(self):
+        return torch.utils.data.TensorDataset(super()._data().tensors[0])
+
+
+def test_a_skipped_metric_is_said_once_per_run_with_its_reason(tmp_path, caplog):
+    """Three validation epochs of unlabelled data: the factor metrics are skipped every time, and
+    the line that says so is printed once, naming them together."""
+    cb = DisentanglementMetrics(every_n_epochs=1, num_samples=64, metrics=["mig", "dci", "unsupervised"])
+    trainer = pl.Trainer(max_epochs=3, limit_train_batches=1, limit_val_batches=1, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[cb], num_sanity_val_steps=0, enable_checkpointing=False)
+    with caplog.at_level("INFO"):
+        trainer.fit(_model(), datamodule=_ImagesOnly())
+    lines = [r.getMessage() for r in caplog.records if "DisentanglementMetrics: skipped" in r.getMessage()]
+    assert lines == ["DisentanglementMetrics: skipped mig, dci: the data has no labels or factors"]
+    assert "gaussian_total_correlation" in cb.results and len(cb.evaluated) == 3
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"metrics\[1\] must be one of 'mig', .*got 'nope'"):
         DisentanglementMetrics(metrics=["mig", "nope"])
