@@ -27,6 +27,7 @@ WHAT = {
 COMMON = (
     ("-c, --config FILE|NAME", "a YAML config, or a packaged experiment by name (`tcx configs` lists them)"),
     ("--ckpt_path CKPT", "a checkpoint: resume (fit) or evaluate; its own model and data unless given"),
+    ("--trust", "build the classes a checkpoint records even when they are not tcx's (your own datamodule)"),
     ("--trainer.max_epochs N", "epochs to train (default 1)"),
     ("--trainer.precision P", "32-true, bf16-mixed, 16-mixed (default: chosen by the hardware)"),
     ("--trainer.accelerator A", "cpu, gpu, auto; --trainer.devices N, --trainer.num_nodes N"),

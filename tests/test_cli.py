@@ -177,6 +177,7 @@ def test_fit_help_is_one_readable_screen_with_a_line_per_argument_and_callback(c
     assert re.search(r"^  --model\.anchor_beta +0\.2$", out, re.M)
     assert re.search(r"^  DisentanglementMetrics +every_n_epochs 1, num_samples 5000", out, re.M)
     assert re.search(r"^  LatentTraversal ", out, re.M) and "--help-all" in out
+    assert re.search(r"^  --trust +build the classes a checkpoint records", out, re.M)
     # the family asked for, with its own defaults
     with pytest.raises(SystemExit):
         main(["fit", "--model", "BetaVAE", "--help"])
