@@ -72,6 +72,9 @@ def test_mnist_and_synthetic_configs_train_offline(tmp_path, monkeypatch, capsys
     assert "tcx fit summary: VAE" in out and "CorEx bound" in out
 
 
+# slow: the three file configs' fits (and every other command on them) are cells of the matrix's
+# slow suite (tests/test_matrix.py); the fast suite keeps embedded MNIST and synthetic above
+@pytest.mark.slow
 def test_file_dataset_configs_train_on_small_files(tmp_path, monkeypatch, capsys):
     npz, h5 = tmp_path / "dsprites.npz", tmp_path / "3dshapes.h5"
     write_dsprites_npz(npz)
