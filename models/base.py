@@ -17,6 +17,7 @@ Details: docs/models.md#modelsbasepy-corexvae
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -483,8 +484,10 @@ class CorExVAE(pl.LightningModule):
             # the Trainer then counts optimizer steps, not batches, and no public attribute says
             # which batch it writes: build the terms on every batch (exact, a few % slower)
             return True
-        # the Trainer's own rule: batch k (from 0, across epochs) is written when (k + 1) % every == 0
-        if (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % every == 0 or trainer.should_stop:
+        # the Trainer's own rule: batch k (from 0, across epochs) is written when (k + 1) % every == 0;
+        # a loader without a length gives no k: log every step
+        k = getattr(self, "_batch_number", None)
+        if k is None or (k + 1) % every == 0 or trainer.should_stop:
             return True
         # and the last step of every epoch and of the run, so the final values are always there
         last_of_run = 0 < trainer.max_steps <= self.global_step + 1
@@ -538,6 +541,9 @@ class CorExVAE(pl.LightningModule):
         return self.training_terms(batch).loss
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # this batch's index across epochs (from 0), for the Trainer's logging cadence
+        per_epoch = self.trainer.num_training_batches
+        self._batch_number = (self.current_epoch * int(per_epoch) + batch_idx) if math.isfinite(per_epoch) else None
         # the learning rate this step uses (the first optimizer's), so a scheduler is seen at work
         optimizers = self.trainer.optimizers
         if optimizers:

@@ -121,7 +121,8 @@ def _read_run(ckpt_path) -> dict:
             "written by `tcx fit` (runs/.../checkpoints/last.ckpt)")
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     model_class = hparams.pop("_class_path", None) or checkpoint.get(CLASS_KEY)
-    hparams.pop("_instantiator", None)
+    # the rest of LightningCLI's bookkeeping (underscored keys) is no model argument
+    hparams = {k: v for k, v in hparams.items() if not str(k).startswith("_")}
     data = checkpoint.get(DATA_CONFIG_KEY)
     if not data and checkpoint.get(DATAMODULE_CLASS_KEY):
         # a checkpoint written outside the CLI: the class, and Lightning's copy of the
