@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from families_dsprites import FAMILIES  # noqa: E402  (the families and their configs)
 
+from results_io import add_record  # noqa: E402
 from tcx.compare import compare, load_summaries  # noqa: E402
 from tcx.hardware import cpu_flags  # noqa: E402
 
@@ -74,6 +75,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     chosen = [f for f in FAMILIES if not args.families or f[0] in args.families]
+    unknown = sorted(set(args.families or ()) - {f[0] for f in FAMILIES})
+    if unknown:
+        parser.error(f"--families: unknown {', '.join(unknown)}; the table names are {', '.join(f[0] for f in FAMILIES)}")
     env = dict(os.environ, WANDB_MODE="disabled", OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     started = time.perf_counter()
     rows, example = [], None
@@ -144,10 +148,8 @@ def main(argv=None) -> int:
         "resolve. ELBOs of different families are different bounds (the hierarchical VAE's is its hierarchical "
         "ELBO; AnnealedVAE and FactorVAE do not bound the same objective), so compare them with that in mind.",
     ]
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    # the earlier records of the file stay (newest first), as every benchmark's do
+    add_record(args.out, lines[0], [f"## {datetime.date.today().isoformat()}", *lines[1:]])
     return 0
 
 
