@@ -25,7 +25,9 @@ from .sample_quality import class_entropy, frechet_distance, frechet_distance_ga
 from .probe import knn_probe, linear_probe
 from .latent_information import latent_label_information, subset_label_information
 from .intervention_agreement import intervention_agreement
-from .likelihood import iwae_bound, log_importance_weights, model_iwae
+from .likelihood import iwae_bound, iwae_per_input, log_importance_weights, model_iwae
+from .manifold import class_divergence, density_coverage, knn_radii, precision_recall
+from .traversal_change import traversal_class_change
 from .unsupervised import (
     gaussian_total_correlation,
     gaussian_wasserstein_correlation,
@@ -62,6 +64,12 @@ __all__ = [
     "iwae_bound",
     "log_importance_weights",
     "model_iwae",
+    "iwae_per_input",
+    "knn_radii",
+    "precision_recall",
+    "density_coverage",
+    "class_divergence",
+    "traversal_class_change",
     "FrechetFeatureDistance",
     "ClassDiversity",
     "DisentanglementMetric",

@@ -22,7 +22,7 @@ from torch import Tensor
 from tcx.errors import TcxError
 from tcx.validation import check_int
 
-__all__ = ["iwae_bound", "log_importance_weights", "model_iwae"]
+__all__ = ["iwae_bound", "iwae_per_input", "log_importance_weights", "model_iwae"]
 
 
 def iwae_bound(log_weights: Tensor) -> Tensor:
@@ -62,10 +62,11 @@ def log_importance_weights(
 
 
 @torch.no_grad()
-def model_iwae(model, x: Tensor, k: int = 64, batch_size: int = 64, generator: torch.Generator | None = None) -> dict[str, float]:
-    """``{"iwae": mean L_k, "elbo": mean L_1}`` in nats per input over ``x``, for a tcx model
-    (``encode``, ``decode_params``, ``likelihood``; standard normal prior). ``L_1`` is computed from
-    the first of the ``k`` draws, so both come from the same samples."""
+def iwae_per_input(model, x: Tensor, k: int = 64, batch_size: int = 64,
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """``(L_k, L_1)``, each ``[N]`` float64 nats, per input of ``x`` for a tcx model (``encode``,
+    ``decode_params``, ``likelihood``; standard normal prior). ``L_1`` is computed from the first of
+    the ``k`` draws, so both come from the same samples."""
     iw, el = [], []
     for xb in x.split(batch_size):
         xb = xb.to(model.device)
@@ -73,4 +74,10 @@ def model_iwae(model, x: Tensor, k: int = 64, batch_size: int = 64, generator: t
         lw = log_importance_weights(xb, post.mean, post.log_var, model.decode_params, model.likelihood, k, generator)
         iw.append(iwae_bound(lw).cpu())
         el.append(lw[0].cpu())
-    return {"iwae": float(torch.cat(iw).mean()), "elbo": float(torch.cat(el).mean())}
+    return torch.cat(iw), torch.cat(el)
+
+
+def model_iwae(model, x: Tensor, k: int = 64, batch_size: int = 64, generator: torch.Generator | None = None) -> dict[str, float]:
+    """``{"iwae": mean L_k, "elbo": mean L_1}`` in nats per input over ``x`` (``iwae_per_input``)."""
+    iw, el = iwae_per_input(model, x, k, batch_size, generator)
+    return {"iwae": float(iw.mean()), "elbo": float(el.mean())}
