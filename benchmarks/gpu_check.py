@@ -3,21 +3,21 @@ there, with the training images/s beside the end-of-fit summary (metric values i
 
     .venv/bin/python benchmarks/gpu_check.py [any tcx fit flags]
 
-It is `tcx fit` itself (tcx.cli.main) with one extra callback that times the training steps after
+It is `tcx fit` itself (`python -m tcx.cli fit`, a process of its own: benchmarks import the core,
+not the shell) with one extra callback, this file's TrainClock, that times the training steps after
 a warm-up; benchmarks/gpu_check.sh runs it on one device and under DDP on all devices present.
-Under DDP, Lightning starts the other ranks by running this file again with the same arguments.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-
-from tcx import cli
 
 WARMUP_STEPS = 20
 
@@ -85,19 +85,14 @@ def matmul_tflops(device, bf16: bool, n: int = 8192, reps: int = 20) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e12
 
 
-def main() -> None:
-    clock = TrainClock()
-    instantiate_trainer = cli.TcxCLI.instantiate_trainer
-
-    def with_clock(self, **kwargs):
-        trainer = instantiate_trainer(self, **kwargs)
-        trainer.callbacks.append(clock)
-        return trainer
-
-    cli.TcxCLI.instantiate_trainer = with_clock
-    cli.main(["fit", *sys.argv[1:]])
+def main() -> int:
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")]))}
+    # the clock last, so that a --trainer.callbacks "[]" among the arguments keeps it
+    command = [sys.executable, "-m", "tcx.cli", "fit", *sys.argv[1:], "--trainer.callbacks+=gpu_check.TrainClock"]
+    return subprocess.run(command, env=env).returncode
 
 
 if __name__ == "__main__":
     os.environ.setdefault("WANDB_MODE", "offline")
-    main()
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """One table across runs: ``tcx compare RUN_DIRS...`` and :func:`compare` from Python.
 
-Reads the ``summary.json`` each run leaves in its folder (``tcx.run_record``; a folder is searched
+Reads the ``summary.json`` each run leaves in its folder (``tcx.cli.run_record``; a folder is searched
 recursively, a ``summary.json`` path taken as is), groups the runs by their configuration minus
 the seed (the command, the model and data classes and arguments, the Trainer's length and
 precision, the optimizer; ``seed_everything`` and every ``seed`` argument left out) and gives each

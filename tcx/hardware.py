@@ -3,7 +3,7 @@
 ``bf16-mixed`` where the hardware multiplies bf16 matrices natively (CUDA devices with bf16, CPUs
 with AMX or AVX512-BF16), ``32-true`` everywhere else, where bf16 is emulated and slow; an
 explicit ``--trainer.precision`` always wins, and a run from a checkpoint keeps the checkpoint's
-(:func:`resolve_precision`). Two parts, so that the decision is testable:
+(the shell's ``tcx.cli.precision``). Two parts, so that the decision is testable:
 
 - :func:`choose_precision` is pure: capabilities in, ``(precision, reason)`` out.
 - :func:`read_capabilities` reads them from torch, ``/proc/cpuinfo`` and the environment
@@ -18,8 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags", "resolve_precision",
-           "is_first_process", "TRAINER_PRECISIONS"]
+__all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags"]
 
 #: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which oneDNN still has native bf16 matmuls
 _ONEDNN_BF16_ISAS = {
@@ -120,17 +119,11 @@ def read_capabilities(environ=os.environ) -> Capabilities:
         capability = str(torch.backends.cpu.get_cpu_capability())
     except Exception:  # noqa: BLE001  (very old torch)
         capability = "DEFAULT"
+    # the kernel's flags, not torch's private probes (torch.cpu._is_*): what the CPU offers
     flags = cpu_flags()
-    amx = "amx_bf16" in flags
-    avx512_bf16 = "avx512_bf16" in flags
-    cpu_mod = getattr(torch, "cpu", None)
-    if hasattr(cpu_mod, "_is_amx_tile_supported"):
-        amx = amx or bool(cpu_mod._is_amx_tile_supported()) and (not flags or "amx_bf16" in flags)
-    if hasattr(cpu_mod, "_is_avx512_bf16_supported"):
-        avx512_bf16 = avx512_bf16 or bool(cpu_mod._is_avx512_bf16_supported())
     return Capabilities(
         cuda=cuda, cuda_bf16=cuda_bf16, cuda_name=cuda_name, mps=mps, cpu_capability=capability,
-        cpu_amx_bf16=amx, cpu_avx512_bf16=avx512_bf16,
+        cpu_amx_bf16="amx_bf16" in flags, cpu_avx512_bf16="avx512_bf16" in flags,
         onednn_max_isa=environ.get("ONEDNN_MAX_CPU_ISA", environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper(),
     )
 
@@ -138,47 +131,3 @@ def read_capabilities(environ=os.environ) -> Capabilities:
 def default_precision(accelerator="auto", environ=os.environ) -> tuple[str, str]:
     """:func:`choose_precision` on this machine's :func:`read_capabilities`."""
     return choose_precision(read_capabilities(environ), accelerator)
-
-
-def is_first_process(environ=os.environ) -> bool:
-    """Whether this is the run's first process (local rank 0 on node 0), the one that prints tcx's
-    notes; the processes a multi-GPU or multi-node launch starts carry their ranks in the
-    environment (``LOCAL_RANK``, ``NODE_RANK``), before any Trainer exists."""
-    return environ.get("LOCAL_RANK", "0") == "0" and environ.get("NODE_RANK", "0") == "0"
-
-
-#: the precisions a Lightning Trainer takes (what a checkpoint's recorded precision may be)
-TRAINER_PRECISIONS = frozenset({"64-true", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true",
-                                "transformer-engine", "transformer-engine-float16"})
-
-
-def resolve_precision(config, recorded: dict | None = None) -> str:
-    """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default), print
-    the choice and why on rank 0, and return it in words. An explicit precision is kept and said to
-    be the user's. With a checkpoint (``recorded``, ``tcx.checkpoint_run.recorded_run``), a run
-    resumed or evaluated from it keeps the precision it was trained in (``recorded["precision"]``);
-    a checkpoint that does not record one (older tcx) gets the hardware's choice, said so. Otherwise
-    the hardware's choice (:func:`tcx.hardware.default_precision`)."""
-    trainer = config.get("trainer") if hasattr(config, "get") else None
-    if trainer is None:
-        return ""
-    given = trainer.get("precision")
-    held = (recorded or {}).get("precision")
-    if given is not None:
-        note = f"{given} (given explicitly)"
-    elif recorded is not None and isinstance(held, str) and held in TRAINER_PRECISIONS:
-        trainer["precision"] = held
-        note = f"{held} (the checkpoint's: its run trained in it; --trainer.precision changes it)"
-    else:
-        precision, reason = default_precision(trainer.get("accelerator", "auto"))
-        trainer["precision"] = precision
-        note = f"{precision} (chosen by the hardware: {reason})"
-        if recorded is not None:
-            from tcx.safe_io import shown
-
-            why = ("does not record its precision" if held is None
-                   else f"records the unknown precision {shown(held, 60, quote=True)}")
-            note += f"; the checkpoint {why}"
-    if is_first_process():
-        print(f"tcx: precision {note}", flush=True)
-    return note

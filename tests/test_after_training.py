@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tcx.checkpoint_run import DATA_CONFIG_KEY, explicit_model_keys, plain_config
+from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, explicit_model_keys, plain_config
 from tcx.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

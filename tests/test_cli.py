@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tcx.cli import main
-from tcx.wandb_setup import configure_wandb_mode
+from tcx.cli.wandb_setup import configure_wandb_mode
 from tcx.models import AnchorVAE
 
 ROOT = Path(__file__).resolve().parents[1]

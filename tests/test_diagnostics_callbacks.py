@@ -17,7 +17,7 @@ from tcx.callbacks import InformationDiagnostics, LatentTraversal, Reconstructio
 from tcx.callbacks.encoding import Encoded
 from tcx.callbacks.media import MediaCallback
 from tcx.callbacks.pictures import sample_media, traversal_media
-from tcx.traverse import traverse_main
+from tcx.cli.traverse import traverse_main
 from tcx.datamodules import DSprites
 from tcx.distributions import DiagonalGaussian
 from tcx.models import AnchorVAE, BetaVAE, VAE
@@ -330,7 +330,7 @@ def test_tcx_traverse_bad_input_exits_2_without_traceback(tmp_path, capsys, make
 def test_traverse_accepts_the_hyphenated_spellings_as_aliases(tmp_path):
     # one documented spelling (--ckpt_path, --num_inputs, as the callbacks' arguments); the old
     # ones still reach the same options
-    from tcx.traverse import ALIASES, build_parser
+    from tcx.cli.traverse import ALIASES, build_parser
 
     args = build_parser().parse_args([ALIASES.get(a, a) for a in ["--ckpt", "c", "--out", "o", "--num-inputs", "3"]])
     assert (args.ckpt_path, args.num_inputs) == ("c", 3)

@@ -1,4 +1,4 @@
-"""Packaged experiments: `tcx fit -c NAME` and `tcx configs` (tcx.experiments)."""
+"""Packaged experiments: `tcx fit -c NAME` and `tcx configs` (tcx.cli.experiments)."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tcx.cli import main
-from tcx.experiments import available_experiments, describe_experiments, experiment_path, resolve_config_args
+from tcx.cli.experiments import available_experiments, describe_experiments, experiment_path, resolve_config_args
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -92,7 +92,7 @@ def _trainer_config(**trainer):
 
 
 def test_cli_resolves_an_unset_precision_from_the_hardware(monkeypatch, capsys):
-    from tcx import hardware as cli  # resolve_precision lives beside default_precision
+    from tcx.cli import precision as cli
 
     monkeypatch.setattr(cli, "default_precision", lambda accelerator="auto": ("32-true", "CPU without native bf16"))
     config = _trainer_config(precision=None)
@@ -104,7 +104,7 @@ def test_cli_resolves_an_unset_precision_from_the_hardware(monkeypatch, capsys):
 
 @pytest.mark.parametrize("given", ["bf16-mixed", "32-true", "16-mixed", 64])
 def test_an_explicit_precision_always_wins(monkeypatch, given):
-    from tcx import hardware as cli  # resolve_precision lives beside default_precision
+    from tcx.cli import precision as cli
 
     monkeypatch.setattr(cli, "default_precision", lambda accelerator="auto": pytest.fail("must not be asked"))
     config = _trainer_config(precision=given)
@@ -122,7 +122,7 @@ def test_default_config_leaves_precision_to_the_hardware():
 
 
 def test_only_the_first_process_of_a_launch_prints():
-    from tcx.hardware import is_first_process
+    from tcx.cli.precision import is_first_process
 
     assert is_first_process({})
     assert is_first_process({"LOCAL_RANK": "0", "NODE_RANK": "0"})

@@ -15,13 +15,14 @@ import pytest
 import torch
 from jsonargparse import Namespace
 
-from tcx import checkpoint_run, shell_errors, wandb_setup
+from tcx.cli import checkpoint_run, shell_errors, wandb_setup
 from tcx.cli import main
 from tcx.errors import TcxError
-from tcx.hardware import default_precision, resolve_precision
+from tcx.cli.precision import resolve_precision
+from tcx.hardware import default_precision
 from tcx.models.base import PRECISION_KEY
 from tcx.safe_io import CheckpointRefused, shown
-from tcx.traverse import traverse_main
+from tcx.cli.traverse import traverse_main
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
          "--trainer.logger", "false"]
@@ -381,7 +382,7 @@ def test_the_recorded_classes_of_a_checkpoint_are_every_class_path_it_holds(fit_
 
 
 def test_a_users_own_models_package_is_theirs_not_a_slip_for_tcxs(tmp_path, monkeypatch):
-    from tcx.arguments import check_class_names
+    from tcx.cli.arguments import check_class_names
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "__init__.py").write_text("")

@@ -13,7 +13,7 @@ def test_the_quiet_start_drops_only_the_known_warnings():
 
     import wandb
 
-    from tcx import quiet as cli
+    from tcx.cli import quiet as cli
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -45,7 +45,7 @@ def test_the_quiet_start_drops_only_the_known_warnings():
 
 WANDB_WARNINGS = """
 import wandb
-from tcx import quiet
+from tcx.cli import quiet
 quiet.quiet_known_warnings()
 wandb.termwarn("The anonymous setting has no effect and will be removed in a future version.")
 wandb.termwarn("git root runs does not exist")
@@ -73,7 +73,7 @@ def test_the_quiet_start_drops_only_the_known_wandb_warnings(tmp_path):
 
 def test_wandb_footer_is_quiet_unless_the_user_chose():
     """tcx sets WANDB_QUIET (no closing run history) unless the user set WANDB_QUIET or WANDB_SILENT."""
-    from tcx.wandb_setup import quiet_wandb_footer
+    from tcx.cli.wandb_setup import quiet_wandb_footer
 
     environ = {}
     assert quiet_wandb_footer(environ) and environ == {"WANDB_QUIET": "true"}
@@ -84,7 +84,7 @@ def test_wandb_footer_is_quiet_unless_the_user_chose():
 
 QUIET_FOOTER = """
 import wandb
-from tcx.wandb_setup import quiet_wandb_footer
+from tcx.cli.wandb_setup import quiet_wandb_footer
 quiet_wandb_footer()
 run = wandb.init(project="q", mode="offline")
 for i in range(3):

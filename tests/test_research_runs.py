@@ -45,7 +45,7 @@ def test_log_media_thins_each_picture_to_the_setting(tmp_path, monkeypatch):
 
 
 def test_a_collapsed_posterior_is_said_with_what_to_try():
-    from tcx.collapse import collapse_warning
+    from tcx.cli.collapse import collapse_warning
 
     # anchorvae_mnist_full after one epoch: a total rate of 0.031 nats
     said = collapse_warning(0.031, [0.01] * 10, reconstruction=-200.0, input_entropy=210.0)
@@ -62,7 +62,7 @@ def test_a_collapsed_posterior_is_said_with_what_to_try():
 def test_the_summary_ends_with_the_collapse_warning():
     import torch
 
-    from tcx.summary import fit_summary
+    from tcx.cli.summary import fit_summary
 
     def summary(rates, reconstruction):
         metrics = {"val/elbo": reconstruction - sum(rates), "val/reconstruction": reconstruction, "val/rate": sum(rates),
@@ -262,7 +262,7 @@ def test_the_seed_loop_example_runs_and_compare_gathers_it(tmp_path):
 def test_the_git_commit_is_tcxs_own_or_none(tmp_path):
     import subprocess
 
-    from tcx.run_record import git_commit
+    from tcx.cli.run_record import git_commit
 
     # another project's checkout, with a commit: not tcx's
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)

@@ -9,7 +9,7 @@ import yaml
 from wandb_records import offline_run
 
 from tcx.cli import main
-from tcx.run_folder import RUN_DIR_ENV, give_run_a_folder
+from tcx.cli.run_folder import RUN_DIR_ENV, give_run_a_folder
 
 TINY = ["--model.network", "mlp", "--model.input_entropy_samples", "0", "--trainer.max_epochs", "2",
         "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",

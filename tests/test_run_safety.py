@@ -15,9 +15,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from tcx import run_safety, safe_io, shell_errors, wandb_setup
+from tcx import safe_io
+from tcx.cli import run_safety, shell_errors, wandb_setup
 from tcx.errors import TcxError
-from tcx.traverse import rebuild_datamodule, traverse_main
+from tcx.cli.traverse import rebuild_datamodule, traverse_main
 from tcx.cli import main
 from tcx.datamodules import DSprites
 from tcx.models import VAE, load_model
@@ -133,7 +134,7 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, 
     ckpt["datamodule_hyper_parameters"] = {"args": ["touch", str(marker)]}
     evil = tmp_path / "edited.ckpt"
     torch.save(ckpt, evil)
-    from tcx.arguments import registered as _registered
+    from tcx.cli.arguments import registered as _registered
     import tcx.datamodules
 
     dm, why = rebuild_datamodule(torch.load(evil, weights_only=True), known=_registered(tcx.datamodules, pl.LightningDataModule))

@@ -22,12 +22,13 @@ import torch
 from fsspec.implementations.memory import MemoryFileSystem
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from tcx import run_safety, safe_io
+from tcx import safe_io
+from tcx.cli import run_safety
 from tcx.callbacks import Samples
 from tcx.cli import main
 from tcx.models import VAE
-from tcx.run_folder import RUN_DIR_ENV
-from tcx.summary import fit_summary
+from tcx.cli.run_folder import RUN_DIR_ENV
+from tcx.cli.summary import fit_summary
 
 TINY = ["--model", "VAE", "--model.network", "mlp", "--model.hidden_dims", "[16]", "--model.latent_dim", "3",
         "--model.input_entropy_samples", "0", "--data.batch_size", "16", "--data.epoch_size", "32",

@@ -11,7 +11,7 @@ datamodules and callbacks together, and nothing imports it.
 Every subcommand starts from the packaged default configuration (``tcx/default_config.yaml``);
 ``-c`` files and flags override it. The shell's other jobs live in their own modules of ``tcx/``.
 
-Details (more examples, the shell's modules, W&B): docs/running.md#tcxclipy-the-tcx-command
+Details (more examples, the shell's modules, W&B): docs/running.md#tcxcli-the-tcx-command
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden  # noqa: E40
 import tcx.callbacks  # noqa: F401, E402  (registers callback classes for short names in configs)
 import tcx.datamodules  # noqa: E402  (registers datamodule classes for `--data NAME`)
 import tcx.models  # noqa: E402  (registers model classes for `--model NAME`)
-from tcx import checkpoint_run  # noqa: E402
-from tcx.arguments import (  # noqa: E402
+from tcx.cli import checkpoint_run  # noqa: E402
+from tcx.cli.arguments import (  # noqa: E402
     DEFAULT_CLASSES,
     SUBCOMMANDS,
     all_config_keys,
@@ -51,19 +51,19 @@ from tcx.arguments import (  # noqa: E402
     registered,
     with_default_classes,
 )
-from tcx.experiments import describe_experiments, flag_values, resolve_config_args  # noqa: E402
-from tcx.hardware import is_first_process, resolve_precision  # noqa: E402
+from tcx.cli.experiments import describe_experiments, flag_values, resolve_config_args  # noqa: E402
+from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
 from tcx.models.base import CorExVAE  # noqa: E402
-from tcx.quiet import quiet_known_warnings  # noqa: E402
-from tcx.run_folder import RunConfig, give_run_a_folder  # noqa: E402
-from tcx.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
+from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
+from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
+from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
 from tcx.callbacks import run_dir  # noqa: E402
 from tcx.safe_io import checkpoint_exists  # noqa: E402
-from tcx.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
-from tcx.shell_errors import describe_error, parse_error_line, user_code_frame  # noqa: E402
-from tcx.summary import fit_summary  # noqa: E402
-from tcx.traverse import traverse_main  # noqa: E402
-from tcx.wandb_setup import (  # noqa: E402
+from tcx.cli.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
+from tcx.cli.shell_errors import describe_error, parse_error_line, user_code_frame  # noqa: E402
+from tcx.cli.summary import fit_summary  # noqa: E402
+from tcx.cli.traverse import traverse_main  # noqa: E402
+from tcx.cli.wandb_setup import (  # noqa: E402
     configure_wandb_mode,
     finish_runs,
     quiet_wandb_footer,
@@ -72,7 +72,7 @@ from tcx.wandb_setup import (  # noqa: E402
     start_runs,
 )
 
-DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
+DEFAULT_CONFIG = Path(__file__).parents[1] / "default_config.yaml"
 
 __all__ = ["TcxCLI", "main", "DEFAULT_CONFIG"]
 
@@ -266,7 +266,7 @@ def main(args=None) -> None:
     as does a parse error (one line, with the closest valid keys). Any other exception is a bug and
     keeps its traceback, after a line naming the user's own file and line when it comes from their
     code. ``--debug`` or ``TCX_DEBUG=1`` shows every traceback. SIGINT exits 130, SIGTERM 143
-    (after ``interrupted.ckpt``, ``tcx.run_safety.RunGuard``).
+    (after ``interrupted.ckpt``, ``tcx.cli.run_safety.RunGuard``).
     """
     argv = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in argv or os.environ.get("TCX_DEBUG", "") not in ("", "0")
@@ -318,7 +318,7 @@ def _known_keys(argv: list[str]) -> list[str]:
     """The option keys of ``argv``'s model, data and Trainer, for "did you mean"."""
     import inspect
 
-    from tcx.help import class_arguments
+    from tcx.cli.help import class_arguments
 
     models = known_classes(tcx.models, CorExVAE)
     datamodules = known_classes(tcx.datamodules, pl.LightningDataModule)
@@ -380,7 +380,7 @@ tcx's own commands (not LightningCLI's):
 
 def _command_help(argv: list[str]) -> str:
     """tcx's readable help of ``argv``'s subcommand, for the model and data its flags name."""
-    from tcx.help import command_help
+    from tcx.cli.help import command_help
 
     models = known_classes(tcx.models, CorExVAE)
     datamodules = known_classes(tcx.datamodules, pl.LightningDataModule)

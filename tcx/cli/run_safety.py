@@ -27,10 +27,10 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from tcx.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY
+from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY
 from tcx.errors import TcxError, UserError
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, storage_path
-from tcx.wandb_setup import WANDB_ID_KEY
+from tcx.cli.wandb_setup import WANDB_ID_KEY
 
 __all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable",
            "check_checkpoint_folders", "checkpoint_file_problem", "check_loader", "prepare_trainer", "SIGTERMException"]

@@ -24,7 +24,7 @@ from tcx.safe_io import is_disk_full
 
 __all__ = ["describe_error", "out_of_memory_message", "user_code_frame", "parse_error_line"]
 
-_TCX_ROOT = Path(__file__).resolve().parents[1]
+_TCX_ROOT = Path(__file__).resolve().parents[2]
 _NOT_USER = tuple(
     str(Path(p).resolve())
     for p in {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} if p

@@ -11,7 +11,7 @@ latent, samples, and with data reconstructions, the information chart and table)
 
 Exit status: 0 when every picture was written; 1 when some failed; 2 for bad input.
 
-Details (options, files, exit status): docs/running.md#tcxtraversepy-tcx-traverse
+Details (options, files, exit status): docs/running.md#tcxclitraversepy-tcx-traverse
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
     """
     import lightning.pytorch as pl
 
-    from tcx.checkpoint_run import DATA_CONFIG_KEY
+    from tcx.cli.checkpoint_run import DATA_CONFIG_KEY
     from tcx.models.base import DATAMODULE_CLASS_KEY
     from tcx.safe_io import CheckpointRefused, resolve_class, shown
 
@@ -140,7 +140,7 @@ def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
 def load_traversable(ckpt_path: str, known, trust: bool = False):
     """The model of the checkpoint at ``ckpt_path`` (a path or an fsspec URL) in eval mode, and the
     checkpoint read as data. Its family must be one of ``known`` (the model families a user could
-    name, ``tcx.arguments.nameable_classes("--model")``), or any :class:`CorExVAE` subclass with
+    name, ``tcx.cli.arguments.nameable_classes("--model")``), or any :class:`CorExVAE` subclass with
     ``trust``; refused (:class:`tcx.safe_io.CheckpointRefused`) before anything is imported."""
     from tcx.errors import TcxError
     from tcx.models.base import CLASS_KEY, CorExVAE
@@ -179,8 +179,8 @@ def _init_arguments(cls, hparams: dict) -> dict:
 def traverse_main(argv: list[str], datamodules=None) -> int:
     """Entry point of ``tcx traverse`` (dispatched by :func:`main`); returns the exit status.
     ``datamodules``: the datamodule classes a checkpoint may name without ``--trust`` (by default
-    the one list of the ``tcx`` command, ``tcx.arguments.nameable_classes``)."""
-    from tcx.arguments import nameable_classes
+    the one list of the ``tcx`` command, ``tcx.cli.arguments.nameable_classes``)."""
+    from tcx.cli.arguments import nameable_classes
 
     if datamodules is None:
         datamodules = nameable_classes("--data")

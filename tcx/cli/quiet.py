@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from tcx.wandb_setup import quiet_wandb_warnings
+from tcx.cli.wandb_setup import quiet_wandb_warnings
 
 __all__ = ["quiet_known_warnings", "KNOWN_UNACTIONABLE_WARNINGS"]
 
@@ -35,7 +35,7 @@ class _DropLines(logging.Filter):
 
 def quiet_known_warnings() -> None:
     """Silence the known warnings a user cannot act on (KNOWN_UNACTIONABLE_*, and W&B's in
-    :func:`tcx.wandb_setup.quiet_wandb_warnings`), by message; every other warning stays visible."""
+    :func:`tcx.cli.wandb_setup.quiet_wandb_warnings`), by message; every other warning stays visible."""
     for message in KNOWN_UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tcx.checkpoint_run import WANDB_ID_KEY, recorded_run
+from tcx.cli.checkpoint_run import WANDB_ID_KEY, recorded_run
 
 __all__ = [
     "configure_wandb_mode",
@@ -122,7 +122,7 @@ def resume_wandb_run(config, environ=os.environ) -> str | None:
     used; the command says so in one line, escaped, and starts a new W&B run, or stops with
     ``TCX_WANDB_RESUME=must`` (:data:`RESUME_CHOICES`)."""
     from tcx.errors import TcxError
-    from tcx.hardware import is_first_process
+    from tcx.cli.precision import is_first_process
     from tcx.safe_io import shown
 
     ckpt_path = config.get("ckpt_path")

@@ -2,7 +2,7 @@
 
 :func:`collapse_warning` reads the numbers the end-of-run summary prints (the total rate, the rate
 per latent, the reconstruction term and the data's ``sum_i H(X_i)``, all in nats) and returns one
-paragraph saying what collapsed and what to try, or ``None`` (used by ``tcx.summary``).
+paragraph saying what collapsed and what to try, or ``None`` (used by ``tcx.cli.summary``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ __all__ = ["label_wandb_run", "run_record", "record_wandb_run", "write_summary",
 
 #: the file every run leaves in its folder
 SUMMARY_FILE = "summary.json"
-from tcx.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY
+from tcx.cli.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY
 
 
 def _wandb_logger_args(config) -> list:
@@ -41,7 +41,7 @@ def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | Non
     and ``job_type`` (``fit``, ``validate``, ``test``, ``predict``) and ``group`` unless the user
     set them; returns the group. The group of a fit is its own run id (made here when the run has
     none yet, :func:`new_run_id`); a command with a checkpoint (``recorded``, its
-    :func:`tcx.checkpoint_run.recorded_run`) takes the group it records, else the id of its run."""
+    :func:`tcx.cli.checkpoint_run.recorded_run`) takes the group it records, else the id of its run."""
     chosen = _wandb_logger_args(config)
     if not chosen:
         return None
@@ -74,7 +74,7 @@ def new_run_id() -> str:
 
 
 def git_commit(folder: str | os.PathLike | None = None) -> str | None:
-    """The git commit of tcx's own source (a checkout holding ``tcx/run_record.py``; ``folder`` a
+    """The git commit of tcx's own source (a checkout holding ``tcx/cli/run_record.py``; ``folder`` a
     folder in it), with ``-dirty`` when it has uncommitted changes; ``None`` when tcx is not run
     from a git checkout of its own, or git is missing."""
     folder = str(folder or Path(__file__).resolve().parent)
@@ -84,7 +84,7 @@ def git_commit(folder: str | os.PathLike | None = None) -> str | None:
         if head.returncode != 0:
             return None
         commit, top = (head.stdout.split() + ["", ""])[:2]
-        if not (Path(top) / "tcx" / Path(__file__).name).is_file():
+        if not (Path(top) / "tcx" / "cli" / Path(__file__).name).is_file():
             return None  # tcx installed inside another project's checkout: not tcx's commit
         dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10)

@@ -2,7 +2,7 @@
 
 The ELBO, the reconstruction term and the rates (anchors against the others) in nats, from the
 split the command ran on, the estimated information terms, every metric that ran, the precision
-and why, a warning when the posterior has collapsed (``tcx.collapse``), and where the run's files are: only files and folders that exist when it is printed
+and why, a warning when the posterior has collapsed (``tcx.cli.collapse``), and where the run's files are: only files and folders that exist when it is printed
 (local, or at the fsspec URL of the run's root), so it never points at what was not written.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from tcx.callbacks import media_files
-from tcx.collapse import collapse_warning
+from tcx.cli.collapse import collapse_warning
 from tcx.models.base import CorExVAE
 from tcx.safe_io import checkpoint_exists, path_exists
 

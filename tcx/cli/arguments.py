@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import tcx.datamodules
 import tcx.models
 from tcx.errors import MissingFileError, TcxError
-from tcx.experiments import flag_values
+from tcx.cli.experiments import flag_values
 from tcx.models.base import CorExVAE
 
 __all__ = [
@@ -197,7 +197,7 @@ def check_class_arguments(argv: list[str]) -> None:
     chosen class of tcx does not take while other classes do, naming those classes: ``--model VAE
     --model.anchor_beta 0.1`` is an argument of AnchorVAE, not a typo (which jsonargparse's "did
     you mean" handles). Classes that are not tcx's are left to jsonargparse."""
-    from tcx.help import class_arguments
+    from tcx.cli.help import class_arguments
 
     files = {_group_of(key): value for _, key, value in _config_classes(argv)}
     for group in GROUPS:
@@ -335,7 +335,7 @@ def check_config_files(argv: list[str]) -> None:
     and the column (the parser's own message names none)."""
     import yaml
 
-    from tcx.experiments import flag_values, is_inline_config
+    from tcx.cli.experiments import flag_values, is_inline_config
 
     for _, flag, path in flag_values(argv, ("-c", "--config")):
         if not path or is_inline_config(path):

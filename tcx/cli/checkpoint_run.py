@@ -163,7 +163,7 @@ def _allowed(group: str) -> dict:
     """The class paths a user could name for ``group`` without importing anything new: tcx's
     (tcx/arguments.py ``nameable_classes``), and for the optimizer and scheduler torch's own."""
     if group in ("--model", "--data"):
-        from tcx.arguments import nameable_classes
+        from tcx.cli.arguments import nameable_classes
 
         return nameable_classes(group)
     import torch
@@ -201,7 +201,7 @@ def check_recorded_classes(run: dict, source: str, user_modules=(), trust: bool 
 
 
 def _class_arguments(argv: list[str], group: str) -> bool:
-    from tcx.experiments import flag_values
+    from tcx.cli.experiments import flag_values
 
     return bool(flag_values(argv, (group,)))
 
@@ -210,7 +210,7 @@ def _checkpoint_of(argv: list[str]):
     """The ``--ckpt_path`` of ``argv``: the last flag, else the last ``-c`` file that sets it."""
     import yaml
 
-    from tcx.experiments import flag_values
+    from tcx.cli.experiments import flag_values
 
     found = flag_values(argv, ("--ckpt_path",))
     if found:
@@ -235,8 +235,8 @@ def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[lis
     out of ``argv`` here, accepts any). Returns ``(argv, notes)``."""
     from lightning.pytorch import LightningDataModule
 
-    from tcx.arguments import user_modules
-    from tcx.experiments import flag_values
+    from tcx.cli.arguments import user_modules
+    from tcx.cli.experiments import flag_values
     from tcx.safe_io import checkpoint_exists, resolve_class, shown
 
     trust = TRUST_FLAG in argv
