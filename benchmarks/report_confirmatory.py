@@ -4,7 +4,7 @@ Reads ``study.json``, ``calibration/*.json`` and ``runs/*.json`` of the study's 
 ``paper_confirmatory_rule.py`` to the seeds every arm finished, and writes
 ``paper_anchorvae_confirmatory.md`` and ``.json`` beside the folder: the power computation and
 the margin-against-bound check first, then the measurements, the verdicts, the paired IWAE and
-the figures drawn from the kept checkpoints of the first seed.
+the figures drawn from the kept checkpoints of the first seed whose four checkpoints are on disk.
 """
 
 from __future__ import annotations
@@ -334,10 +334,11 @@ def write(folder: Path, runs_dir: Path, out: Path) -> None:
         if p:
             L.append(f"| {a} | {p['diff']:+.3f} | {p['se_seeds']:.3f} | {p['se_images']:.3f} | {p['n']} |")
     # figures
-    if seeds:
-        names = figures(study, by, seeds[0], out)
+    kept = [s for s in seeds if all(Path(by[(a, s)].get("checkpoint", "")).is_file() for a in ARMS)]
+    if kept:
+        names = figures(study, by, kept[0], out)
         if names:
-            L += ["", "## Figures from the kept checkpoints (seed " + str(seeds[0]) + ")", "",
+            L += ["", "## Figures from the kept checkpoints (seed " + str(kept[0]) + ")", "",
                   "Traversals: rows are a latent and 4 test inputs, columns the latent from its 2 % to its 98 % "
                   "quantile on test codes; AnchorVAE shows its anchors, the other arms their two latents of largest "
                   "I(Z_j;X). Samples: the left 8 columns from the prior, the right 8 with the 2 latents drawn from "
