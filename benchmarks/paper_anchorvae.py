@@ -412,7 +412,11 @@ def write_report(results, matched, args, budget, wall: float, done: int, total: 
     out = Path(args.out)
     cpu = platform.processor() or platform.machine()
     lines = [
-        "# The AnchorVAE paper's claims, measured",
+        "# The AnchorVAE paper's claims, measured: the pilot",
+        "",
+        "This study is the pilot of the confirmatory one ([paper_anchorvae_confirmatory.md]"
+        "(paper_anchorvae_confirmatory.md)), whose corrected rule, paired seeds and power computation come from "
+        "what this pilot found; its numbers and verdicts below are kept as they came out.",
         "",
         f"Command: `python benchmarks/paper_anchorvae.py --budget {args.budget} --accelerator {args.accelerator} "
         f"--workers {args.workers}` (after `make mnist`; `--resume` finishes missing runs). {done} of {total} runs "
