@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, explicit_model_keys, plain_config
+from tcx.cli.arguments import read_arguments
+from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, plain_config
 from tcx.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +178,7 @@ def test_resume_with_a_changed_rate_weight_is_honoured_and_announced(user_module
 def test_explicit_model_keys_come_from_flags_and_config_files(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  class_path: tcx.models.VAE\n  init_args:\n    latent_dim: 4\n")
-    keys = explicit_model_keys(["fit", "--model.beta=2", "--model.init_args.network", "mlp"], [str(cfg)])
+    keys = read_arguments(["fit", "--model.beta=2", "--model.init_args.network", "mlp", "-c", str(cfg)]).model_keys()
     assert keys == {"beta", "network", "latent_dim"}
 
 

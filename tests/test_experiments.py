@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from tcx.cli import main
-from tcx.cli.experiments import available_experiments, describe_experiments, experiment_path, resolve_config_args
+from tcx.cli.arguments import read_arguments
+from tcx.cli.experiments import available_experiments, describe_experiments, experiment_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,15 +24,15 @@ def test_a_name_resolves_to_the_packaged_file(name, tmp_path, monkeypatch):
     path = experiment_path(name)
     assert path.name == "betavae_dsprites.yaml"
     assert yaml.safe_load(path.read_text())["model"]["init_args"]["beta"] == 4.0
-    assert resolve_config_args(["fit", "-c", name, "--x", "1"]) == ["fit", "-c", str(path), "--x", "1"]
-    assert resolve_config_args(["fit", f"--config={name}"]) == ["fit", f"--config={path}"]
+    assert read_arguments(["fit", "-c", name, "--x", "1"]).argv == ["fit", "-c", str(path), "--x", "1"]
+    assert read_arguments(["fit", f"--config={name}"]).argv == ["fit", f"--config={path}"]
 
 
 def test_an_existing_file_wins_over_a_packaged_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("betavae_dsprites.yaml").write_text("trainer:\n  max_epochs: 1\n")
     argv = ["fit", "-c", "betavae_dsprites.yaml"]
-    assert resolve_config_args(argv) == argv
+    assert read_arguments(argv).argv == argv
 
 
 def test_an_unknown_name_lists_the_choices(tmp_path, monkeypatch, capsys):

@@ -134,10 +134,9 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, 
     ckpt["datamodule_hyper_parameters"] = {"args": ["touch", str(marker)]}
     evil = tmp_path / "edited.ckpt"
     torch.save(ckpt, evil)
-    from tcx.cli.arguments import registered as _registered
-    import tcx.datamodules
+    from tcx.cli.arguments import nameable_classes
 
-    dm, why = rebuild_datamodule(torch.load(evil, weights_only=True), known=_registered(tcx.datamodules, pl.LightningDataModule))
+    dm, why = rebuild_datamodule(torch.load(evil, weights_only=True), known=nameable_classes("--data"))
     assert dm is None and "'subprocess.Popen', which is not one of tcx's" in why and "--trust" in why
     with pytest.raises(SystemExit) as info:
         main(["traverse", "--ckpt_path", str(evil), "--out", str(tmp_path / "pics"), "--num_points", "8", "--steps", "2"])

@@ -15,7 +15,7 @@ import torch
 from tcx.cli import main
 from tcx.distributions import make_likelihood
 from tcx.errors import TcxError
-from tcx.cli.shell_errors import parse_error_line
+from tcx.cli.arguments import explain_parse_error, read_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
@@ -118,8 +118,35 @@ def test_a_typo_in_a_config_file_is_one_line(tmp_path, capsys):
     assert "did you mean --model.anchor_beta" in capsys.readouterr().err
 
 
-def test_parse_error_line_keeps_other_messages_short():
-    assert parse_error_line("something else went wrong\n  detail", []) == "something else went wrong"
+def test_a_parse_error_tcx_cannot_place_keeps_jsonargparses_first_line():
+    given = read_arguments(["fit", "--model", "VAE"])
+    assert explain_parse_error(given, "something else went wrong\n  detail") == "something else went wrong"
+
+
+@pytest.mark.parametrize("yaml, flag", [
+    ("model:\n  class_path: tcx.models.AnchrVAE\n", ["--model", "tcx.models.AnchrVAE"]),
+    ("fit:\n  data:\n    class_path: DSprite\n", ["--data", "DSprite"]),
+])
+def test_a_misspelt_class_path_in_a_config_file_gets_the_flags_did_you_mean(yaml, flag, tmp_path, capsys):
+    (tmp_path / "typo.yaml").write_text(yaml)
+    lines = []
+    for args in (["-c", str(tmp_path / "typo.yaml")], flag):
+        with pytest.raises(SystemExit) as info:
+            main(["fit", *args, "--trainer.logger", "false"])
+        assert info.value.code == 2
+        lines.append(capsys.readouterr().err.splitlines()[0])
+    hint = lines[1].partition(" is not a known class.")[2]
+    assert "Did you mean" in hint and lines[0].endswith(hint), lines
+    assert "typo.yaml" in lines[0] and "class_path" in lines[0]
+
+
+def test_a_value_of_the_wrong_type_in_a_config_file_is_one_line_naming_file_and_key(tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text("trainer:\n  precision: bf17\n")
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "-c", str(tmp_path / "p.yaml"), "--trainer.logger", "false"])
+    err = capsys.readouterr().err.splitlines()[0]
+    assert info.value.code == 2
+    assert "key trainer.precision, expects one of" in err and "bf16-mixed" in err and "got 'bf17'" in err, err
 
 
 def test_a_missing_ckpt_path_is_one_line(tmp_path, capsys):

@@ -1,16 +1,19 @@
-"""The ``tcx`` command's arguments before LightningCLI parses them (used by ``tcx.cli``).
+"""The ``tcx`` command's arguments as the user gave them, read once, and what is wrong with them.
 
-The one list of classes a user may name (:func:`nameable_classes`: with ``--model``/``--data``,
-in a ``-c`` file, or recorded in a checkpoint read without ``--trust``); the default model and
-data named when the user names none; class names (flags and ``-c`` files) checked against that
-list with a did-you-mean; an argument of another family named with the families that take it;
-``--data.X`` before ``--data NAME`` explained; ``-c`` files checked for YAML errors with their
-line; Trainer settings Lightning would refuse with a traceback refused in one line; and the
-datamodule's ``input_shape`` handed to the model.
+:func:`read_arguments` is the one pass over argv before LightningCLI parses it (each ``-c`` file
+read once): a class must be known before its arguments can parse, so the checkpoint's or the
+default model and data are named on the command line there. :func:`nameable_classes` is the one
+list of classes a user may name; :func:`check_given` and :func:`explain_parse_error` turn a
+mistake into one line, naming where it was given (flag, or file and key) and the closest name.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import importlib.util
+import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -18,31 +21,18 @@ import lightning.pytorch as pl
 import tcx.datamodules
 import tcx.models
 from tcx.errors import MissingFileError, TcxError
-from tcx.cli.experiments import flag_values
-from tcx.models.base import CorExVAE
+from tcx.models import CorExVAE
 
-__all__ = [
-    "SUBCOMMANDS",
-    "DEFAULT_CLASSES",
-    "check_class_names",
-    "check_class_arguments",
-    "check_trainer_settings",
-    "nameable_classes",
-    "user_modules",
-    "with_default_classes",
-    "check_argument_order",
-    "check_config_files",
-    "all_config_keys",
-    "known_classes",
-    "registered",
-    "import_class",
-    "input_shape_of",
-]
+__all__ = ["SUBCOMMANDS", "DEFAULT_CLASSES", "Given", "read_arguments", "check_given", "explain_parse_error",
+           "check_trainer_settings", "nameable_classes", "import_class", "input_shape_of", "class_arguments"]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
 DEFAULT_CLASSES = {"--model": "tcx.models.AnchorVAE", "--data": "tcx.datamodules.DSprites"}
+#: the class groups a user names: the package whose ``__all__`` lists them and their base class
+GROUPS = {"--model": (tcx.models, CorExVAE), "--data": (tcx.datamodules, pl.LightningDataModule)}
+#: top-level groups that are model arguments (linked to CorExVAE's ``optimizer``, ``lr_scheduler``)
+LINKED_GROUPS = ("optimizer", "lr_scheduler")
+TRUST_FLAG = "--trust"
 
 
 def input_shape_of(datamodule) -> tuple[int, ...]:
@@ -51,26 +41,8 @@ def input_shape_of(datamodule) -> tuple[int, ...]:
         raise TcxError(
             f"the datamodule {type(datamodule).__name__} does not declare `input_shape`; "
             "give it an attribute or property `input_shape` (e.g. (1, 64, 64) for [C, H, W] images, "
-            "or (n,) for vectors): tcx builds the model's networks from it"
-        )
+            "or (n,) for vectors): tcx builds the model's networks from it")
     return tuple(int(s) for s in shape)
-
-
-def known_classes(module, base) -> dict[str, str]:
-    return {
-        name: f"{module.__name__}.{name}"
-        for name in getattr(module, "__all__", ())
-        if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), base)
-    }
-
-
-def registered(module, base) -> list[type]:
-    """The classes of ``module.__all__`` that subclass ``base``: what ``--model``/``--data`` name."""
-    return [getattr(module, name) for name in known_classes(module, base)]
-
-
-#: the class groups a user names: the package whose ``__all__`` lists them and their base class
-GROUPS = {"--model": (tcx.models, CorExVAE), "--data": (tcx.datamodules, pl.LightningDataModule)}
 
 
 def nameable_classes(group: str) -> dict[str, type]:
@@ -80,33 +52,189 @@ def nameable_classes(group: str) -> dict[str, type]:
     is built without ``--trust`` only when it is one of these (or in a module the user names)."""
     module, base = GROUPS[group]
     out: dict[str, type] = {}
-    for cls in registered(module, base):
-        for name in (cls.__name__, f"{module.__name__}.{cls.__name__}", f"{cls.__module__}.{cls.__qualname__}"):
-            out[name] = cls
+    for name in getattr(module, "__all__", ()):
+        cls = getattr(module, name)
+        if isinstance(cls, type) and issubclass(cls, base):
+            for spelling in (name, f"{module.__name__}.{name}", f"{cls.__module__}.{cls.__qualname__}"):
+                out[spelling] = cls
     return out
 
 
-def _closest(value: str, group: str) -> str:
-    """`` Did you mean X?`` for a misspelt class name of ``group``, or ``""``."""
-    import difflib
+def short_names(group: str) -> list[str]:
+    return sorted(n for n in nameable_classes(group) if "." not in n)
 
-    names = nameable_classes(group)
-    tail = value.rpartition(".")[2]
-    short = [n for n in names if "." not in n]
-    close = difflib.get_close_matches(tail, short, n=1, cutoff=0.75)
-    if not close:
-        return ""
-    module = GROUPS[group][0].__name__
-    return f" Did you mean {close[0] if '.' not in value else f'{module}.{close[0]}'}?"
+
+def import_class(class_path):
+    module, _, name = str(class_path or "").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def class_arguments(cls) -> list[tuple[str, str]]:
+    """``(name, default)`` of every ``__init__`` argument of ``cls``, following ``**kwargs`` up
+    the MRO (tcx's families pass them to their base); defaults shown as written in YAML."""
+    seen: dict[str, str] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            break
+        for name, p in params.items():
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name not in seen:
+                seen[name] = "(required)" if p.default is p.empty else _yaml(p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return list(seen.items())
+
+
+def _yaml(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(list(value) if isinstance(value, tuple) else value)
+
+
+@dataclass
+class Given:
+    """What the user gave: ``argv`` (to parse), every ``(flag, value)`` in order, and every ``-c``
+    file's content (read once)."""
+
+    command: str | None
+    argv: list[str]
+    flags: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, dict]] = field(default_factory=list)
+    trust: bool = False
+
+    def values(self, flag: str) -> list[str]:
+        return [v for f, v in self.flags if f == flag]
+
+    def scopes(self):
+        """``(file, key prefix, mapping)``: each file's top level and its subcommand's section."""
+        for path, content in self.files:
+            yield path, "", content
+            if isinstance(content.get(self.command), dict):
+                yield path, f"{self.command}.", content[self.command]
+
+    def sections(self):
+        """``(file, key, section)`` of every file's ``model`` and ``data`` section."""
+        for path, prefix, scope in self.scopes():
+            for group in ("model", "data"):
+                if group in scope:
+                    yield path, prefix + group, scope[group]
+
+    def file_classes(self):
+        """``(file, key, class path)`` of every class a file's model or data section names."""
+        for path, key, section in self.sections():
+            if isinstance(section, str):
+                yield path, key, section
+            elif isinstance(section, dict) and isinstance(section.get("class_path"), str):
+                yield path, f"{key}.class_path", section["class_path"]
+
+    def names(self, group: str) -> bool:
+        """Whether the user names ``group``'s class (by flag, or a file's section)."""
+        return bool(self.values(group)) or any(group[2:] in scope for _, _, scope in self.scopes())
+
+    def chosen(self, group: str) -> str:
+        """The class ``group`` runs with as named: the last flag, else a file's, else the default."""
+        named = [v for v in self.values(group) if not v.lstrip().startswith("{")]
+        named = named or [v for _, key, v in self.file_classes() if _group_of(key) == group]
+        return named[-1] if named else DEFAULT_CLASSES[group]
+
+    @property
+    def ckpt_path(self):
+        found = self.values("--ckpt_path") or [s["ckpt_path"] for _, _, s in self.scopes()
+                                               if isinstance(s.get("ckpt_path"), str)]
+        return found[-1] if found else None
+
+    def model_keys(self) -> set[str]:
+        """The model arguments set explicitly: ``--model.X`` flags, ``--optimizer`` and
+        ``--lr_scheduler``, and the files' model sections."""
+        keys = {f[2:].split(".")[0] for f, _ in self.flags if f[2:].split(".")[0] in LINKED_GROUPS}
+        keys |= {_argument(f[len("--model."):]) for f, _ in self.flags if f.startswith("--model.")}
+        for _, _, scope in self.scopes():
+            keys |= {g for g in LINKED_GROUPS if scope.get(g)}
+            model = scope.get("model")
+            if isinstance(model, dict):
+                init = model.get("init_args", model if "class_path" not in model else {})
+                keys |= {k for k in (init or {}) if k not in ("class_path", "init_args")}
+        return keys
+
+    def user_modules(self) -> set[str]:
+        """The modules of the user's own classes named here: a checkpoint may name classes of
+        these without ``--trust``, since the command imports them anyway."""
+        values = [v for g in GROUPS for v in self.values(g)] + [v for _, _, v in self.file_classes()]
+        return {v.rpartition(".")[0] for v in values if "." in v and not v.startswith(("{", "[")) and not _names_tcx(v)}
+
+
+def _argument(name: str) -> str:
+    return (name[len("init_args."):] if name.startswith("init_args.") else name).split(".")[0]
+
+
+def _group_of(key: str) -> str:
+    """The flag (``--model``, ``--data``) of a config key such as ``fit.model.class_path``."""
+    return "--" + next(p for p in key.split(".") if p in ("model", "data"))
+
+
+def read_arguments(argv: list[str]) -> Given:
+    """THE pass over argv before parsing. ``-c NAME`` of a packaged experiment becomes its path;
+    every ``-c`` file is read once (a missing file or a YAML error is one line with its line and
+    column); ``--trust`` is taken out. The rest of the shell asks the returned :class:`Given`."""
+    import yaml
+
+    from tcx.cli.experiments import experiment_path
+
+    argv = list(argv)
+    given = Given(argv[0] if argv and argv[0] in SUBCOMMANDS else None, argv, trust=TRUST_FLAG in argv)
+    argv[:] = [a for a in argv if a != TRUST_FLAG]
+    for i, arg in enumerate(argv):
+        flag, sep, value = arg.partition("=")
+        if not flag.startswith("-") or (not sep and i + 1 >= len(argv)):
+            continue
+        value = value if sep else argv[i + 1]
+        if flag not in ("-c", "--config"):
+            given.flags.append((flag, value))
+            continue
+        inline = not Path(value).exists() and (value.lstrip().startswith(("{", "[")) or ":" in value)
+        if not inline and not Path(value).exists():
+            value = str(experiment_path(value))  # a packaged experiment, or one line naming the choices
+            argv[i if sep else i + 1] = f"{flag}={value}" if sep else value
+        if not inline and not Path(value).is_file():
+            raise MissingFileError(f"config file {value!r} does not exist (given with {flag})")
+        try:
+            content = yaml.safe_load(value if inline else Path(value).read_text())
+        except yaml.YAMLError as exc:
+            if inline:
+                continue  # jsonargparse parses (and reports) YAML given inline
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise TcxError(f"config file {value!r} is not valid YAML{where}: {problem}; fix the file "
+                           "(`tcx fit --print_config` shows a valid one)") from None
+        if isinstance(content, dict):
+            given.files.append((value, content))
+    return given
+
+
+def with_default_classes(given: Given) -> None:
+    """Name the default model (AnchorVAE) and datamodule (DSprites) on the command line when the
+    user names none. They are not in the default config on purpose: jsonargparse keeps the
+    init_args of a class when ``--model`` switches to another that shares their names, so defaults
+    set there would leak (``--model BetaVAE`` would get AnchorVAE's ``beta``). Inserted right
+    after the subcommand, they come before the user's own ``--model.x`` flags."""
+    if given.command:
+        missing = [(flag, cls) for flag, cls in DEFAULT_CLASSES.items() if not given.names(flag)]
+        given.argv[1:1] = [f"{flag}={cls}" for flag, cls in missing]
+        given.flags[:0] = missing
 
 
 def _names_tcx(value: str) -> bool:
     """Whether a dotted class path points into tcx's own packages, where only
     :func:`nameable_classes` exist: ``tcx.models.X``, or ``models.X``/``datamodules.X`` when no such
-    top-level module exists or it is tcx's own source folder (a user's own ``models`` package is
-    theirs). Only looks modules up; imports nothing."""
-    import importlib.util
-
+    top-level module exists or it is tcx's own source folder. Looks modules up; imports nothing."""
     module = value.rpartition(".")[0]
     top = module.split(".")[0]
     if module == "tcx" or module.startswith("tcx."):
@@ -121,113 +249,20 @@ def _names_tcx(value: str) -> bool:
     return spec is None or any(Path(p).resolve() == own for p in (spec.submodule_search_locations or ()))
 
 
-def import_class(class_path):
-    import importlib
-
-    module, _, name = str(class_path or "").rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return None
-
-
-def check_class_names(argv: list[str]) -> None:
-    """Refuse an unknown ``--model NAME`` or ``--data NAME``, and a ``class_path`` of a ``-c`` file
-    that names no class of tcx, before anything is built, naming the value, the file and key, the
-    closest class and what is allowed (jsonargparse's own message lists none of them)."""
-    for _, flag, value in flag_values(argv, tuple(GROUPS)):
-        if value.startswith(("{", "[")) or value.endswith((".yaml", ".yml", ".json")):
-            continue
-        _check_class_name(value, flag, f"{flag} {value!r}")
-    for path, key, value in _config_classes(argv):
-        _check_class_name(value, _group_of(key), f"config file {path!r}, key {key}: {value!r}")
-
-
 def _check_class_name(value: str, group: str, where: str) -> None:
-    known = nameable_classes(group)
-    if value in known or ("." in value and not _names_tcx(value)):
+    if value in nameable_classes(group) or ("." in value and not _names_tcx(value)):
         return  # one of tcx's, or the user's own import path (jsonargparse imports it)
-    short = sorted(n for n in known if "." not in n)
+    close = difflib.get_close_matches(value.rpartition(".")[2], short_names(group), n=1, cutoff=0.75)
+    module = GROUPS[group][0].__name__
+    hint = f" Did you mean {close[0] if '.' not in value else f'{module}.{close[0]}'}?" if close else ""
     raise TcxError(
-        f"{where} is not a known class.{_closest(value, group)} Choose one of {', '.join(short)}, or give a "
-        "full import path such as 'my_package.MyClass' (a class importable from the current environment)."
-    )
+        f"{where} is not a known class.{hint} Choose one of {', '.join(short_names(group))}, or give a full import "
+        "path such as 'my_package.MyClass' (a class importable from the current environment).")
 
 
-def _config_sections(argv: list[str]):
-    """``(file, group, section)`` of the ``model`` and ``data`` sections of every ``-c`` file
-    (top-level, or under the subcommand's key), as read from the YAML."""
-    import yaml
-
-    for _, _, path in flag_values(argv, ("-c", "--config")):
-        try:
-            content = yaml.safe_load(Path(path).read_text())
-        except (OSError, ValueError, yaml.YAMLError):
-            continue  # inline YAML, or a file check_config_files reports
-        if not isinstance(content, dict):
-            continue
-        for scope, prefix in ((content, ""), (content.get(argv[0]) if argv else None, f"{argv[0]}.")):
-            if not isinstance(scope, dict):
-                continue
-            for group in ("model", "data"):
-                if group in scope:
-                    yield path, prefix + group, scope[group]
-
-
-def _config_classes(argv: list[str]):
-    """``(file, key, class path)`` of every class a ``-c`` file's model or data section names."""
-    for path, key, section in _config_sections(argv):
-        if isinstance(section, str):
-            yield path, key, section
-        elif isinstance(section, dict) and isinstance(section.get("class_path"), str):
-            yield path, f"{key}.class_path", section["class_path"]
-
-
-def user_modules(argv: list[str]) -> set[str]:
-    """The modules of the user's own classes named on the command line (``--model my_pkg.MyVAE``,
-    ``--data``, or a ``-c`` file's ``class_path``): a checkpoint may name classes of these without
-    ``--trust``, since the command imports them anyway."""
-    values = [v for _, _, v in flag_values(argv, tuple(GROUPS))] + [v for _, _, v in _config_classes(argv)]
-    return {v.rpartition(".")[0] for v in values
-            if "." in v and not v.startswith(("{", "[")) and not _names_tcx(v)}
-
-
-def check_class_arguments(argv: list[str]) -> None:
-    """Refuse ``--model.X`` (or ``--data.X``, or ``X`` in a ``-c`` file's ``init_args``) that the
-    chosen class of tcx does not take while other classes do, naming those classes: ``--model VAE
-    --model.anchor_beta 0.1`` is an argument of AnchorVAE, not a typo (which jsonargparse's "did
-    you mean" handles). Classes that are not tcx's are left to jsonargparse."""
-    from tcx.cli.help import class_arguments
-
-    files = {_group_of(key): value for _, key, value in _config_classes(argv)}
-    for group in GROUPS:
-        known = nameable_classes(group)
-        chosen = files.get(group)
-        for i, arg in enumerate(argv):
-            flag = arg.partition("=")[0]
-            if flag == group:
-                value = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
-                chosen = value
-            elif flag.startswith(group + ".") and chosen in known:
-                name = flag[len(group) + 1:]
-                name = name[len("init_args."):] if name.startswith("init_args.") else name
-                _refuse_foreign_argument(known[chosen], name.split(".")[0], group, f"{flag}", class_arguments)
-    for path, key, section in _config_sections(argv):
-        group = _group_of(key)
-        cls = nameable_classes(group).get(section.get("class_path")) if isinstance(section, dict) else None
-        init = section.get("init_args") if isinstance(section, dict) else None
-        if cls is not None and isinstance(init, dict):
-            for name in init:
-                _refuse_foreign_argument(cls, str(name), group, f"config file {path!r}, key {key}.init_args.{name}",
-                                         class_arguments)
-
-
-def _group_of(key: str) -> str:
-    """The flag (``--model``, ``--data``) of a config key such as ``fit.model.class_path``."""
-    return "--" + next(p for p in key.split(".") if p in ("model", "data"))
-
-
-def _refuse_foreign_argument(cls, name: str, group: str, where: str, class_arguments) -> None:
+def _refuse_foreign_argument(cls, name: str, group: str, where: str) -> None:
+    """``--model VAE --model.anchor_beta 0.1`` is an argument of AnchorVAE, not a typo: name the
+    classes that take it (a typo is left to the parse error's "did you mean")."""
     if name in ("help", "class_path", "init_args", "dict_kwargs") or name in dict(class_arguments(cls)):
         return
     takers = sorted({c.__name__ for c in nameable_classes(group).values() if name in dict(class_arguments(c))})
@@ -236,14 +271,45 @@ def _refuse_foreign_argument(cls, name: str, group: str, where: str, class_argum
         raise TcxError(
             f"{where}: {cls.__name__} has no argument {name!r}; {names} {'takes' if len(takers) == 1 else 'take'} it. "
             f"Choose {'that class' if len(takers) == 1 else 'one of them'} ({group} {takers[0]}, before its "
-            f"arguments), or drop {name}"
-        )
+            f"arguments), or drop {name}")
+
+
+def check_given(given: Given) -> None:
+    """Before anything is built: every class named for ``--model``/``--data`` (flag or file) is
+    one of tcx's or the user's own import path; a class's arguments come after it; an argument
+    of another tcx family names the families that take it."""
+    for group in GROUPS:
+        for value in given.values(group):
+            if not value.startswith(("{", "[")) and not value.endswith((".yaml", ".yml", ".json")):
+                _check_class_name(value, group, f"{group} {value!r}")
+    for path, key, value in given.file_classes():
+        _check_class_name(value, _group_of(key), f"config file {path!r}, key {key}: {value!r}")
+    for group in GROUPS:
+        flags = [f for f, _ in given.flags if f == group or f.startswith(group + ".")]
+        if group in flags and flags.index(group) > 0:
+            early = [f for f in flags[:flags.index(group)] if f != group]
+            name = given.values(group)[0]
+            raise TcxError(f"{', '.join(early)} comes before {group} {name}: put the class first, then its "
+                           f"arguments ({group} {name} {early[0]} ...), since {group} NAME starts that class's "
+                           "arguments afresh")
+        chosen = next((v for _, k, v in given.file_classes() if _group_of(k) == group), None)
+        for flag, value in given.flags:
+            if flag == group:
+                chosen = value
+            elif flag.startswith(group + ".") and chosen in nameable_classes(group):
+                _refuse_foreign_argument(nameable_classes(group)[chosen], _argument(flag[len(group) + 1:]), group, flag)
+    for path, key, section in given.sections():
+        cls = nameable_classes(_group_of(key)).get(section.get("class_path")) if isinstance(section, dict) else None
+        if cls is not None and isinstance(section.get("init_args"), dict):
+            for name in section["init_args"]:
+                _refuse_foreign_argument(cls, str(name), _group_of(key),
+                                         f"config file {path!r}, key {key}.init_args.{name}")
 
 
 def check_trainer_settings(config) -> None:
-    """Refuse, in one line, Trainer settings of a parsed subcommand config that Lightning would
-    refuse with a traceback: a negative ``max_epochs`` or ``max_steps`` other than -1 (its
-    "no limit"), and a local ``default_root_dir`` that is a file or lies under one."""
+    """Refuse, in one line, Trainer settings Lightning would refuse with a traceback: a negative
+    ``max_epochs`` or ``max_steps`` other than -1 (its "no limit"), and a local
+    ``default_root_dir`` that is a file or lies under one."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
     if trainer is None:
         return
@@ -255,99 +321,94 @@ def check_trainer_settings(config) -> None:
     root = trainer.get("default_root_dir")
     if root is None or "://" in str(root):
         return
-    folder = Path(root)
-    for part in (folder, *folder.parents):
+    for part in (Path(root), *Path(root).parents):
         if part.exists():
             if not part.is_dir():
-                where = "is a file" if part == folder else f"lies under {str(part)!r}, which is a file"
+                where = "is a file" if part == Path(root) else f"lies under {str(part)!r}, which is a file"
                 raise TcxError(f"--trainer.default_root_dir {str(root)!r} {where}; give a folder (it is created "
                                "if missing)")
             break
 
 
-def _config_keys(path: str, subcommand: str) -> set[str]:
-    import yaml
+def _hints(function) -> dict:
+    import typing
 
     try:
-        content = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return set()  # LightningCLI reports an unreadable config itself
-    if not isinstance(content, dict):
-        return set()
-    keys = set(content)
-    nested = content.get(subcommand)
-    if isinstance(nested, dict):
-        keys |= set(nested)
-    return keys
+        return typing.get_type_hints(function)
+    except Exception:  # noqa: BLE001  (an annotation that does not resolve: its type is unknown)
+        return {}
 
 
-def all_config_keys(argv: list[str]) -> set[str]:
-    """The top-level keys of every ``-c`` file of ``argv`` (and of its subcommand's section)."""
-    keys: set[str] = set()
-    for _, _, path in flag_values(argv, ("-c", "--config")):
-        keys |= _config_keys(path, argv[0]) if path and argv else set()
-    return keys
+def _option_keys(given: Given) -> dict[str, object]:
+    """Every option key the parser takes for ``given``'s model, data and Trainer, with its type."""
+    hints = _hints(pl.Trainer.__init__)
+    keys = {f"trainer.{k}": hints.get(k) for k in inspect.signature(pl.Trainer.__init__).parameters if k != "self"}
+    for group in GROUPS:
+        cls = nameable_classes(group).get(given.chosen(group)) or import_class(given.chosen(group))
+        if cls is not None:
+            hints = {}
+            for klass in reversed(cls.__mro__):
+                if "__init__" in klass.__dict__:
+                    hints.update(_hints(klass.__init__))
+            keys.update({f"{group[2:]}.{k}": hints.get(k) for k, _ in class_arguments(cls)})
+    return keys | dict.fromkeys(["ckpt_path", "seed_everything", "optimizer", "lr_scheduler", "config", "print_config"])
 
 
-def with_default_classes(argv: list[str]) -> list[str]:
-    """Name the default model (AnchorVAE) and datamodule (DSprites) on the command line when the
-    user names none, neither by flag nor in a ``-c`` file.
-
-    They are not in the default config on purpose: jsonargparse keeps the init_args of a class
-    when ``--model`` or ``--data`` switches to another that shares their names, so defaults set
-    there would leak (``--model BetaVAE`` would get AnchorVAE's ``beta``, ``--data MNIST``
-    DSprites' ``val_size``). Inserted right after the subcommand, they come before the user's own
-    ``--model.x`` flags, which then apply to them.
-    """
-    if not argv or argv[0] not in SUBCOMMANDS:
-        return argv
-    given = {flag for _, flag, _ in flag_values(argv, tuple(DEFAULT_CLASSES))}
-    given |= {f"--{k}" for k in all_config_keys(argv) if f"--{k}" in DEFAULT_CLASSES}
-    missing = [f"{flag}={cls}" for flag, cls in DEFAULT_CLASSES.items() if flag not in given]
-    return [argv[0], *missing, *argv[1:]]
-
-
-def check_argument_order(argv: list[str]) -> None:
-    """Refuse ``--data.X ... --data Class`` (and ``--model``): a class flag starts that class's
-    arguments afresh, so its own arguments must come after it; say so instead of jsonargparse's
-    "Option 'X' is not accepted"."""
-    for group in ("--model", "--data"):
-        first_class = None
-        for i, arg in enumerate(argv):
-            flag = arg.partition("=")[0]
-            if flag == group:
-                first_class = i
-                break
-        if first_class is None:
-            continue
-        early = [a.partition("=")[0] for a in argv[:first_class] if a.startswith(group + ".")]
-        if early:
-            name = argv[first_class].partition("=")[2] or (argv[first_class + 1] if first_class + 1 < len(argv) else "")
-            raise TcxError(
-                f"{', '.join(early)} comes before {group} {name}: put the class first, then its "
-                f"arguments ({group} {name} {early[0]} ...), since {group} NAME starts that class's "
-                "arguments afresh"
-            )
+def _given_options(given: Given):
+    """``(where, key, value)`` of every option the user set directly on the model, the data or
+    the Trainer (a nested one, ``--trainer.logger.init_args.x``, is left to the parser)."""
+    for flag, value in given.flags:
+        group, _, rest = flag[2:].partition(".")
+        rest = rest[len("init_args."):] if rest.startswith("init_args.") else rest
+        if flag.startswith("--") and group in ("model", "data", "trainer") and rest and "." not in rest \
+                and not rest.endswith(("help", "+")):
+            yield flag, f"{group}.{rest}", value
+    for path, prefix, scope in given.scopes():
+        for group in ("model", "data", "trainer"):
+            section = scope.get(group)
+            args = section.get("init_args", section) if isinstance(section, dict) and group != "trainer" else section
+            for name, value in (args if isinstance(args, dict) else {}).items():
+                if name not in ("class_path", "init_args", "dict_kwargs"):
+                    yield f"config file {path!r}, key {prefix}{group}.{name}", f"{group}.{name}", value
 
 
-def check_config_files(argv: list[str]) -> None:
-    """Every ``-c``/``--config`` file exists and is valid YAML; the error names the file, the line
-    and the column (the parser's own message names none)."""
-    import yaml
+def _fits(annotation, value) -> bool:
+    """Whether jsonargparse takes ``value`` (as written) for ``annotation``."""
+    from jsonargparse import ArgumentParser
 
-    from tcx.cli.experiments import flag_values, is_inline_config
+    if annotation in (None, inspect.Parameter.empty):
+        return True
+    try:
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_argument("--v", type=annotation)
+        parser.parse_args(["--v", value if isinstance(value, str) else __import__("json").dumps(value)])
+    except Exception:  # noqa: BLE001  (any refusal: the value does not fit)
+        return False
+    return True
 
-    for _, flag, path in flag_values(argv, ("-c", "--config")):
-        if not path or is_inline_config(path):
-            continue  # YAML given inline: jsonargparse parses (and reports) it
-        p = Path(path)
-        if not p.is_file():
-            raise MissingFileError(f"config file {path!r} does not exist (given with {flag})")
-        try:
-            yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise TcxError(f"config file {path!r} is not valid YAML{where}: {problem}; fix the file "
-                             "(`tcx fit --print_config` shows a valid one)") from None
+
+def _type_words(annotation) -> str:
+    import typing
+
+    literals = [a for a in typing.get_args(annotation) for a in (typing.get_args(a) or [a]) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Literal, typing.Union) and all(not isinstance(a, type) for a in literals):
+        return "one of " + ", ".join(str(a) for a in literals)
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+
+
+def explain_parse_error(given: Given, message: str) -> str:
+    """A parse error as one line from what the user gave and the options the parser takes: the
+    first option that is no option (with the closest ones: "did you mean"), else the first value
+    its type refuses; jsonargparse's own first line where tcx finds neither."""
+    keys = _option_keys(given)
+    for where, key, _ in _given_options(given):
+        if key not in keys:
+            close = difflib.get_close_matches(key, list(keys), n=2, cutoff=0.7)
+            hint = f"; did you mean {' or '.join('--' + c for c in close)}?" if close else ""
+            return f"unknown option {where if where.startswith('--') else f'--{key} ({where})'}{hint}"
+    for where, key, value in _given_options(given):
+        if isinstance(value, (str, int, float, bool)) and not _fits(keys[key], value):
+            return f"{where if where.startswith('--') else where + ','} expects {_type_words(keys[key])}, got {value!r}"
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip() and not ln.startswith("usage:")]
+    text = lines[0] if lines else str(message)
+    return text if len(text) <= 300 else text[:297] + "..."

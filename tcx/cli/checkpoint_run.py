@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from tcx.errors import MissingFileError, TcxError
@@ -26,7 +25,6 @@ __all__ = [
     "recorded_run",
     "with_checkpoint_classes",
     "check_recorded_classes",
-    "explicit_model_keys",
     "reconcile_model",
     "architecture_keys",
     "OPTIMIZER_KEYS",
@@ -38,13 +36,9 @@ DATA_CONFIG_KEY = "tcx_data_config"
 WANDB_ID_KEY = "tcx_wandb_run_id"
 #: the checkpoint key of the group of the W&B run that wrote it (tcx/run_record.py)
 WANDB_GROUP_KEY = "tcx_wandb_group"
-#: the flag that lets a checkpoint name classes that are not tcx's (its file is still read as data)
-TRUST_FLAG = "--trust"
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
                             "lr_scheduler"})
-#: top-level CLI groups that are model arguments (linked to CorExVAE's ``optimizer``, ``lr_scheduler``)
-LINKED_GROUPS = ("optimizer", "lr_scheduler")
 EVALUATION = ("validate", "test", "predict")
 
 
@@ -195,77 +189,46 @@ def check_recorded_classes(run: dict, source: str, user_modules=(), trust: bool 
             f"{source} names the {what} {shown(path, quote=True)}, which is not one of "
             + (f"tcx's ({', '.join(short)})" if short else "torch.optim's")
             + "; tcx imports only classes a user could name on the command line. If the checkpoint is yours "
-            f"and the class your own, pass {TRUST_FLAG}, or name your module on the command line "
+            f"and the class your own, pass --trust, or name your module on the command line "
             f"({group} my_module.MyClass)"
         )
 
 
-def _class_arguments(argv: list[str], group: str) -> bool:
-    from tcx.cli.experiments import flag_values
-
-    return bool(flag_values(argv, (group,)))
-
-
-def _checkpoint_of(argv: list[str]):
-    """The ``--ckpt_path`` of ``argv``: the last flag, else the last ``-c`` file that sets it."""
-    import yaml
-
-    from tcx.cli.experiments import flag_values
-
-    found = flag_values(argv, ("--ckpt_path",))
-    if found:
-        return found[-1][2]
-    ckpt = None
-    for _, _, path in flag_values(argv, ("-c", "--config")):
-        try:
-            content = yaml.safe_load(Path(path).read_text())
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        for scope in (content, content.get(argv[0]) if isinstance(content, dict) and argv else None):
-            if isinstance(scope, dict) and isinstance(scope.get("ckpt_path"), str):
-                ckpt = scope["ckpt_path"]
-    return ckpt
-
-
-def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[list[str], list[str]]:
-    """``argv`` with ``--model``/``--data`` set to the checkpoint's own when the command has a
-    ``--ckpt_path`` (a flag or in a ``-c`` file) and names neither (by flag, or in a ``-c`` file:
-    ``config_keys``), and the notes that say where the model and the data come from. Every class
-    the checkpoint records is checked first (:func:`check_recorded_classes`; ``--trust``, taken
-    out of ``argv`` here, accepts any). Returns ``(argv, notes)``."""
+def with_checkpoint_classes(given) -> list[str]:
+    """Name the checkpoint's own model and data on ``given``'s command line when it has a
+    ``--ckpt_path`` (a flag or in a ``-c`` file) and names neither; returns the notes that say
+    where the model and the data come from. Every class the checkpoint records is checked first
+    (:func:`check_recorded_classes`; ``--trust`` accepts any)."""
     from lightning.pytorch import LightningDataModule
 
-    from tcx.cli.arguments import user_modules
-    from tcx.cli.experiments import flag_values
     from tcx.safe_io import checkpoint_exists, resolve_class, shown
 
-    trust = TRUST_FLAG in argv
-    argv = [a for a in argv if a != TRUST_FLAG]
-    ckpt = _checkpoint_of(argv) if argv else None
+    ckpt = given.ckpt_path if given.command else None
     if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
-        return argv, []  # no checkpoint, or one of Lightning's named ones (it finds those itself)
+        return []  # no checkpoint, or one of Lightning's named ones (it finds those itself)
     if not checkpoint_exists(ckpt):
         raise MissingFileError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by "
                                "`tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
     run = recorded_run(ckpt)
-    given = {g for g in ("--model", "--data") if _class_arguments(argv, g) or g[2:] in config_keys}
+    named = {g for g in ("--model", "--data") if given.names(g)}
     # the recorded model class is checked even when --model is given: Lightning reads the
     # checkpoint's hyperparameters, class included, into the model's config
-    check_recorded_classes(run, f"checkpoint {ckpt!r}", user_modules(argv), trust, unused=given & {"--data"})
+    check_recorded_classes(run, f"checkpoint {ckpt!r}", given.user_modules(), given.trust, unused=named & {"--data"})
     inserted, notes = [], []
+
     def as_given(group: str, recorded_class) -> str:
-        values = flag_values(argv, (group,))
-        name = values[-1][2].rpartition(".")[2] if values else f"of the -c file's {group[2:]} section"
+        values = given.values(group)
+        name = values[-1].rpartition(".")[2] if values else f"of the -c file's {group[2:]} section"
         held = shown(str(recorded_class or "").rpartition(".")[2])
         differs = f"; the checkpoint's is {held}" if held and held != name else ""
         return f"{group[2:]} {name} (given with {group}{differs})"
 
-    if "--model" in given:
+    if "--model" in named:
         notes.append(as_given("--model", run["model_class"]))
     elif run["model_class"]:
         inserted.append(f"--model={run['model_class']}")
         notes.append(f"model {shown(run['model_class'].rpartition('.')[2])} (from the checkpoint)")
-    if "--data" in given:
+    if "--data" in named:
         notes.append(as_given("--data", (run["data"] or {}).get("class_path")))
     elif run["data"]:
         # a LightningDataModule (checked here, before anything of it is built); imported only
@@ -277,37 +240,9 @@ def with_checkpoint_classes(argv: list[str], config_keys: set[str]) -> tuple[lis
     else:
         notes.append("data: the default (the checkpoint names no datamodule; give --data)")
     notes.append(f"checkpoint {shown(ckpt, 300)}")
-    return [argv[0], *inserted, *argv[1:]], notes
-
-
-def explicit_model_keys(argv: list[str], config_files: list[str]) -> set[str]:
-    """The model arguments the user set explicitly: ``--model.X`` / ``--model.init_args.X``
-    flags and the ``model`` section of ``-c`` files (``--optimizer`` and ``--lr_scheduler`` count as
-    the model's ``optimizer`` and ``lr_scheduler``)."""
-    import yaml
-
-    keys = set()
-    for arg in argv:
-        flag = arg.partition("=")[0]
-        group = flag[2:].split(".")[0] if flag.startswith("--") else ""
-        if group in LINKED_GROUPS:
-            keys.add(group)
-        if flag.startswith("--model."):
-            name = flag[len("--model."):]
-            name = name[len("init_args."):] if name.startswith("init_args.") else name
-            keys.add(name.split(".")[0])
-    for path in config_files:
-        try:
-            content = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError):
-            continue
-        if isinstance(content, dict):
-            keys |= {g for g in LINKED_GROUPS if content.get(g)}
-        model = content.get("model") if isinstance(content, dict) else None
-        if isinstance(model, dict):
-            init = model.get("init_args", model if "class_path" not in model else {})
-            keys |= {k for k in (init or {}) if k not in ("class_path", "init_args")}
-    return keys
+    given.argv[1:1] = inserted
+    given.flags[:0] = [tuple(a.split("=", 1)) for a in inserted]
+    return notes
 
 
 def architecture_keys(cls) -> set[str]:

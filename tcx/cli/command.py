@@ -37,30 +37,25 @@ import tcx.datamodules  # noqa: E402  (registers datamodule classes for `--data 
 import tcx.models  # noqa: E402  (registers model classes for `--model NAME`)
 from tcx.cli import checkpoint_run  # noqa: E402
 from tcx.cli.arguments import (  # noqa: E402
-    DEFAULT_CLASSES,
     SUBCOMMANDS,
-    all_config_keys,
-    check_argument_order,
-    check_class_arguments,
-    check_class_names,
+    check_given,
     check_trainer_settings,
-    check_config_files,
+    explain_parse_error,
     import_class,
     input_shape_of,
-    known_classes,
-    registered,
+    read_arguments,
     with_default_classes,
 )
-from tcx.cli.experiments import describe_experiments, flag_values, resolve_config_args  # noqa: E402
+from tcx.cli.experiments import describe_experiments  # noqa: E402
 from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
-from tcx.models.base import CorExVAE  # noqa: E402
+from tcx.models import CorExVAE  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
 from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
 from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
 from tcx.callbacks import run_dir  # noqa: E402
 from tcx.safe_io import checkpoint_exists  # noqa: E402
 from tcx.cli.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
-from tcx.cli.shell_errors import describe_error, parse_error_line, user_code_frame  # noqa: E402
+from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
 from tcx.cli.summary import fit_summary  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (  # noqa: E402
@@ -77,6 +72,10 @@ DEFAULT_CONFIG = Path(__file__).parents[1] / "default_config.yaml"
 __all__ = ["TcxCLI", "main", "DEFAULT_CONFIG"]
 
 
+class ParseError(Exception):
+    """A parse error, as one line (tcx/cli/arguments.py ``explain_parse_error``)."""
+
+
 class TcxCLI(LightningCLI):
     """LightningCLI with tcx's wiring: the model's ``input_shape`` comes from the datamodule, a
     ``--ckpt_path`` is reconciled with what the user gave (tcx/checkpoint_run.py), and ``fit``,
@@ -89,14 +88,18 @@ class TcxCLI(LightningCLI):
         parser.add_optimizer_args((torch.optim.Optimizer,), link_to="model.init_args.optimizer")
         parser.add_lr_scheduler_args(LRSchedulerTypeTuple, link_to="model.init_args.lr_scheduler")
 
+    def __init__(self, given, **kwargs) -> None:
+        self.given = given  # what the user gave (tcx/cli/arguments.py), read once before parsing
+        super().__init__(**kwargs)
+
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as exc:
+            raise ParseError(explain_parse_error(self.given, str(exc))) from None
         # the model config as the user's arguments give it, before Lightning applies a
         # checkpoint's hyperparameters over it (reconciled in before_instantiate_classes)
         self.config_as_given = self.config.clone()
-        argv = list(args or [])
-        files = [path for _, _, path in flag_values(argv, ("-c", "--config"))]
-        self.explicit_model = checkpoint_run.explicit_model_keys(argv, files)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -116,7 +119,7 @@ class TcxCLI(LightningCLI):
             given = self.config_as_given[self.subcommand].get("model")
             model_cls = import_class(config["model"].get("class_path"))
             config["model"], notes = checkpoint_run.reconcile_model(
-                self.subcommand, given, config["model"], self.recorded, self.explicit_model, model_cls)
+                self.subcommand, given, config["model"], self.recorded, self.given.model_keys(), model_cls)
             _say(notes)
         if self.subcommand == "fit":
             resume_wandb_run(config)  # a resumed fit continues its checkpoint's W&B run
@@ -291,12 +294,12 @@ def main(args=None) -> None:
             raise
         print("tcx: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
-    except ArgumentError as exc:
+    except ParseError as exc:
         if debug:
             raise
         command = argv[0] if argv and argv[0] in SUBCOMMANDS else "fit"
-        print(f"tcx: error: {parse_error_line(str(exc), _known_keys(argv))}\n(`tcx {command} --help` shows the "
-              f"options; `tcx {command} --model.help CLASS` every argument of a class)", file=sys.stderr)
+        print(f"tcx: error: {exc}\n(`tcx {command} --help` shows the options; `tcx {command} --model.help CLASS` "
+              "every argument of a class)", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception as exc:
         message = None if debug else describe_error(exc)
@@ -314,27 +317,10 @@ def main(args=None) -> None:
         raise SystemExit(2) from None
 
 
-def _known_keys(argv: list[str]) -> list[str]:
-    """The option keys of ``argv``'s model, data and Trainer, for "did you mean"."""
-    import inspect
-
-    from tcx.cli.help import class_arguments
-
-    models = known_classes(tcx.models, CorExVAE)
-    datamodules = known_classes(tcx.datamodules, pl.LightningDataModule)
-    keys = [f"trainer.{k}" for k in inspect.signature(pl.Trainer.__init__).parameters if k != "self"]
-    for flag, known in (("--model", models), ("--data", datamodules)):
-        values = [v for _, _, v in flag_values(argv, (flag,)) if not v.lstrip().startswith("{")]
-        cls = import_class(known.get(values[-1], values[-1])) if values else import_class(DEFAULT_CLASSES[flag])
-        if cls is not None:
-            keys += [f"{flag[2:]}.{k}" for k, _ in class_arguments(cls)]
-    return keys + ["ckpt_path", "seed_everything", "optimizer", "lr_scheduler", "config", "print_config"]
-
-
 def _main(argv: list[str]) -> None:
     if argv and argv[0] == "traverse":
         # pictures from a checkpoint, without training (tcx/traverse.py)
-        raise SystemExit(traverse_main(argv[1:], datamodules=registered(tcx.datamodules, pl.LightningDataModule)))
+        raise SystemExit(traverse_main(argv[1:]))
     if argv and argv[0] == "configs":
         print(describe_experiments())
         raise SystemExit(0)
@@ -343,30 +329,30 @@ def _main(argv: list[str]) -> None:
         from tcx.compare import compare_main
 
         raise SystemExit(compare_main(argv[1:]))
-    argv = resolve_config_args(argv)  # an unknown name: MissingFileError, one paragraph in main()
+    given = read_arguments(argv)  # THE pass over argv and the -c files (an unknown name: one paragraph)
     configure_wandb_mode()
     quiet_wandb_footer()
     settle_wandb_mode()
     quiet_known_warnings()
-    check_class_names(argv)
-    check_argument_order(argv)
-    check_config_files(argv)
-    argv, notes = checkpoint_run.with_checkpoint_classes(argv, all_config_keys(argv))
+    notes = checkpoint_run.with_checkpoint_classes(given)
     if notes and is_first_process():  # the first line: which model and data run, and from where
-        print(f"tcx {argv[0]}: " + ", ".join(notes), flush=True)
-    argv = with_default_classes(argv)
-    check_class_arguments(argv)
-    if argv and argv[0] in SUBCOMMANDS and ({"-h", "--help"} & set(argv)):
-        print(_command_help(argv), end="")
+        print(f"tcx {given.command}: " + ", ".join(notes), flush=True)
+    with_default_classes(given)
+    check_given(given)
+    argv = given.argv
+    if given.command and ({"-h", "--help"} & set(argv)):
+        from tcx.cli.help import command_help
+
+        print(command_help(given, DEFAULT_CONFIG), end="")
         raise SystemExit(0)
     argv = ["--help" if a == "--help-all" else a for a in argv]
     if argv in (["-h"], ["--help"]):
         # LightningCLI lists its four subcommands; tcx's own two are named after them
         try:
-            _run_cli(argv)
+            _run_cli(given, argv)
         finally:
             print(MORE_COMMANDS)
-    _run_cli(argv)
+    _run_cli(given, argv)
 
 
 MORE_COMMANDS = """
@@ -378,31 +364,18 @@ tcx's own commands (not LightningCLI's):
                       (tcx traverse --ckpt_path CKPT --out DIR; tcx traverse --help for its options)"""
 
 
-def _command_help(argv: list[str]) -> str:
-    """tcx's readable help of ``argv``'s subcommand, for the model and data its flags name."""
-    from tcx.cli.help import command_help
-
-    models = known_classes(tcx.models, CorExVAE)
-    datamodules = known_classes(tcx.datamodules, pl.LightningDataModule)
-    chosen = {}
-    for flag, known in (("--model", models), ("--data", datamodules)):
-        values = [v for _, _, v in flag_values(argv, (flag,)) if not v.lstrip().startswith("{")]
-        name = values[-1] if values else DEFAULT_CLASSES[flag]
-        chosen[flag] = import_class(known.get(name, name)) or import_class(DEFAULT_CLASSES[flag])
-    return command_help(argv[0], chosen["--model"], chosen["--data"], models, datamodules, DEFAULT_CONFIG)
-
-
-def _run_cli(argv: list[str]) -> None:
+def _run_cli(given, argv: list[str]) -> None:
     failed = True
     try:
-        _build_cli(argv)
+        _build_cli(given, argv)
         failed = False
     finally:
         finish_runs(failed)
 
 
-def _build_cli(argv: list[str]) -> None:
+def _build_cli(given, argv: list[str]) -> None:
     TcxCLI(
+        given,
         model_class=CorExVAE,
         datamodule_class=pl.LightningDataModule,
         subclass_mode_model=True,

@@ -17,9 +17,6 @@ __all__ = [
     "available_experiments",
     "experiment_path",
     "describe_experiments",
-    "resolve_config_args",
-    "flag_values",
-    "is_inline_config",
 ]
 
 _SUFFIXES = (".yaml", ".yml")
@@ -68,38 +65,3 @@ def describe_experiments() -> str:
     lines = ["Packaged experiments (run one with `tcx fit -c NAME`; a path to your own YAML works too):"]
     lines += [f"  {name.ljust(width)}  {_summary(path)}" for name, path in known.items()]
     return "\n".join(lines)
-
-
-def flag_values(argv: list[str], flags) -> list[tuple[int, str, str]]:
-    """``(position, flag, value)`` for every one of ``flags`` in ``argv``, given as ``--flag value``
-    or ``--flag=value``; ``position`` is the index of the argument that holds the value. The one
-    reading of flag values that the CLI's checks share."""
-    found = []
-    for i, arg in enumerate(argv):
-        flag, sep, value = arg.partition("=")
-        if flag not in flags:
-            continue
-        if sep:
-            found.append((i, flag, value))
-        elif i + 1 < len(argv):
-            found.append((i + 1, flag, argv[i + 1]))
-    return found
-
-
-def is_inline_config(value: str) -> bool:
-    """Whether a ``-c`` value that is not an existing file is YAML given inline
-    (``-c '{trainer: {max_epochs: 1}}'``), which jsonargparse accepts, rather than a file name."""
-    return not Path(value).exists() and (value.lstrip().startswith(("{", "[")) or ":" in value)
-
-
-def resolve_config_args(argv: list[str]) -> list[str]:
-    """Replace each ``-c NAME`` / ``--config NAME`` whose value is not an existing file by the
-    path of the packaged experiment of that name. Paths that exist, and values that are inline
-    YAML, are left as they are."""
-    out = list(argv)
-    for pos, flag, value in flag_values(argv, ("-c", "--config")):
-        if Path(value).exists() or is_inline_config(value):
-            continue
-        path = str(experiment_path(value))
-        out[pos] = f"{flag}={path}" if argv[pos].startswith(flag + "=") else path
-    return out

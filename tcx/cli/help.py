@@ -11,7 +11,9 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-__all__ = ["command_help", "class_arguments"]
+from tcx.cli.arguments import DEFAULT_CLASSES, _yaml, class_arguments, import_class, nameable_classes, short_names
+
+__all__ = ["command_help"]
 
 #: model arguments the CLI fills itself: input_shape from the data, optimizer and lr_scheduler
 #: from --optimizer and --lr_scheduler
@@ -49,43 +51,6 @@ MORE = (
 )
 
 
-def class_arguments(cls) -> list[tuple[str, str]]:
-    """``(name, default)`` of every ``__init__`` argument of ``cls``, following ``**kwargs`` up
-    the MRO (tcx's families pass them to their base); defaults shown as written in YAML."""
-    seen: dict[str, str] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        try:
-            params = inspect.signature(init).parameters
-        except (TypeError, ValueError):
-            break
-        takes_more = False
-        for name, p in params.items():
-            if name == "self":
-                continue
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
-                takes_more = True
-                continue
-            if p.kind is inspect.Parameter.VAR_POSITIONAL or name in seen:
-                continue
-            seen[name] = "(required)" if p.default is inspect.Parameter.empty else _yaml(p.default)
-        if not takes_more:
-            break
-    return list(seen.items())
-
-
-def _yaml(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        value = list(value)
-    return str(value)
-
-
 def _first_line(cls) -> str:
     doc = inspect.getdoc(cls) or ""
     return doc.split("\n\n")[0].replace("\n", " ").replace("``", "").strip()
@@ -111,10 +76,13 @@ def _default_callbacks(default_config: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def command_help(command: str, model_cls, data_cls, models: dict, datamodules: dict, default_config: Path) -> str:
-    """The help text of ``tcx COMMAND`` for the model family ``model_cls`` and the datamodule
-    ``data_cls`` (the command's, after its flags), listing the other ``models`` and
-    ``datamodules`` by name."""
+def command_help(given, default_config: Path) -> str:
+    """The help text of ``tcx COMMAND`` for the model family and the datamodule ``given`` names
+    (the defaults otherwise), listing the other families and datamodules by name."""
+    command = given.command
+    model_cls, data_cls = (nameable_classes(g).get(given.chosen(g)) or import_class(given.chosen(g))
+                           or import_class(DEFAULT_CLASSES[g]) for g in ("--model", "--data"))
+    models, datamodules = short_names("--model"), short_names("--data")
     lines = [
         f"usage: tcx {command} [-c CONFIG] [--model CLASS] [--model.ARG VALUE ...] [--data CLASS]",
         f"       {' ' * len(command)}     [--data.ARG VALUE ...] [--trainer.ARG VALUE ...] [--ckpt_path CKPT] ...",

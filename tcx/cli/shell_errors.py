@@ -7,12 +7,10 @@
 - :func:`user_code_frame`: for such a bug, the innermost frame in the user's own code (a Python
   file of their datamodule or model, never tcx, Python, an installed package or a compiled
   library's frame), also found in a DataLoader worker's traceback text.
-- :func:`parse_error_line`: a jsonargparse parse error as one line, with the closest valid keys.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -22,7 +20,7 @@ from pathlib import Path
 from tcx.errors import UserError
 from tcx.safe_io import is_disk_full
 
-__all__ = ["describe_error", "out_of_memory_message", "user_code_frame", "parse_error_line"]
+__all__ = ["describe_error", "out_of_memory_message", "user_code_frame"]
 
 _TCX_ROOT = Path(__file__).resolve().parents[2]
 _NOT_USER = tuple(
@@ -180,33 +178,3 @@ def user_code_frame(exc: BaseException) -> tuple[str, int, str] | None:
         if found is not None:
             return found
     return found
-
-
-def parse_error_line(message: str, known_keys) -> str:
-    """A jsonargparse parse error as one line: the option and what is wrong with it, and, for an
-    unknown option, the closest valid ones among ``known_keys`` ("did you mean")."""
-    message = str(message)
-    parents = [k for k in re.findall(r'Parser key "([^"]+)"', message)]
-    unknown = (re.search(r"does not accept option '([^']+)'", message)
-               or re.search(r"unrecognized arguments: --?([^\s=]+)", message))
-    option = re.search(r"Option '([^']+)' is not accepted", message)
-    typed = re.search(r"Expected an? <class '([^']+)'>\. Got value: (.+)", message)
-    key = None
-    if unknown:
-        key = unknown.group(1)
-        text = f"unknown option --{key}"
-    elif option:
-        key = ".".join([*parents[:1], option.group(1)])
-        text = f"unknown option --{key}"
-    elif typed:
-        name = ".".join(dict.fromkeys(parents)) or "a value"
-        text = f"--{name} expects {typed.group(1)}, got {typed.group(2).strip()!r}"
-    else:
-        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-        text = next((ln for ln in lines if not ln.startswith(("usage:", "Parser key"))), lines[0] if lines else message)
-        text = text if len(text) <= 300 else text[:297] + "..."
-    if key:
-        close = difflib.get_close_matches(key, list(known_keys), n=2, cutoff=0.7)
-        if close:
-            text += f"; did you mean {' or '.join('--' + c for c in close)}?"
-    return text
