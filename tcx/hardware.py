@@ -119,7 +119,7 @@ def read_capabilities(environ=os.environ) -> Capabilities:
         capability = str(torch.backends.cpu.get_cpu_capability())
     except Exception:  # noqa: BLE001  (very old torch)
         capability = "DEFAULT"
-    # the kernel's flags, not torch's private probes (torch.cpu._is_*): what the CPU offers
+    # the kernel's flags (no private torch probe): what the CPU offers
     flags = cpu_flags()
     return Capabilities(
         cuda=cuda, cuda_bf16=cuda_bf16, cuda_name=cuda_name, mps=mps, cpu_capability=capability,

@@ -23,6 +23,7 @@ __all__ = [
     "DATA_CONFIG_KEY",
     "plain_config",
     "recorded_run",
+    "run_of",
     "with_checkpoint_classes",
     "check_recorded_classes",
     "reconcile_model",
@@ -104,10 +105,15 @@ def _version_of(ckpt_path):
 
 
 def _read_run(ckpt_path) -> dict:
-    from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
     from tcx.safe_io import load_checkpoint
 
-    checkpoint = load_checkpoint(ckpt_path)
+    return run_of(load_checkpoint(ckpt_path), ckpt_path)
+
+
+def run_of(checkpoint: dict, ckpt_path="the checkpoint") -> dict:
+    """What a checkpoint (read as data) records of its run: :func:`recorded_run`'s dict."""
+    from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
+
     if "state_dict" not in checkpoint or "pytorch-lightning_version" not in checkpoint:
         raise CheckpointMismatch(
             f"checkpoint {str(ckpt_path)!r} is not a Lightning checkpoint (it has no "

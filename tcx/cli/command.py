@@ -56,7 +56,7 @@ from tcx.callbacks import run_dir  # noqa: E402
 from tcx.safe_io import checkpoint_exists  # noqa: E402
 from tcx.cli.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
 from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
-from tcx.cli.summary import fit_summary  # noqa: E402
+from tcx.cli.summary import fit_summary, written_checkpoint  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (  # noqa: E402
     configure_wandb_mode,
@@ -65,6 +65,7 @@ from tcx.cli.wandb_setup import (  # noqa: E402
     resume_wandb_run,
     settle_wandb_mode,
     start_runs,
+    wandb_loggers,
 )
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "default_config.yaml"
@@ -223,26 +224,17 @@ class TcxCLI(LightningCLI):
                                                              self.trainer)
         config_file = folder / "config.yaml" if isinstance(folder, Path) else None
         record_wandb_run(self.trainer, {}, config_file)
-        ckpt = self.trainer.checkpoint_callback
-        written = [p for p in (ckpt_path, getattr(ckpt, "last_model_path", None), getattr(ckpt, "best_model_path", None))
-                   if p and checkpoint_exists(p)]
         extra = {"run_dir": str(folder), "epochs": self.trainer.current_epoch, "steps": self.trainer.global_step,
                  "wandb": _wandb_runs(self.trainer)}
         return write_summary(folder, record, self.trainer.callback_metrics, stage=stage, seconds=seconds,
-                             checkpoint=str(written[0]) if written else None, warnings=warned, extra=extra)
+                             checkpoint=written_checkpoint(self.trainer, ckpt_path), warnings=warned, extra=extra)
 
 
 def _wandb_runs(trainer) -> list[dict]:
     """The W&B runs of ``trainer``: id, group, job_type, tags and the local folder of each."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    runs = []
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            run = logger.experiment
-            runs.append({"id": run.id, "group": run.group, "job_type": run.job_type, "tags": list(run.tags or ()),
-                         "dir": str(Path(run.dir).parent) if getattr(run, "dir", None) else None})
-    return runs
+    return [{"id": run.id, "group": run.group, "job_type": run.job_type, "tags": list(run.tags or ()),
+             "dir": str(Path(run.dir).parent) if getattr(run, "dir", None) else None}
+            for run in (logger.experiment for logger in wandb_loggers(trainer))]
 
 
 def _evaluation_missing(trainer, datamodule) -> bool:

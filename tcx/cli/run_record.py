@@ -26,14 +26,8 @@ __all__ = ["label_wandb_run", "run_record", "record_wandb_run", "write_summary",
 
 #: the file every run leaves in its folder
 SUMMARY_FILE = "summary.json"
-from tcx.cli.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY
-
-
-def _wandb_logger_args(config) -> list:
-    loggers = config.get("trainer", {}).get("logger")
-    loggers = loggers if isinstance(loggers, list) else [loggers]
-    return [lg.get("init_args") for lg in loggers
-            if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger") and lg.get("init_args")]
+from tcx.cli.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY  # noqa: E402
+from tcx.cli.wandb_setup import wandb_logger_args, wandb_loggers  # noqa: E402
 
 
 def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | None:
@@ -42,7 +36,7 @@ def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | Non
     set them; returns the group. The group of a fit is its own run id (made here when the run has
     none yet, :func:`new_run_id`); a command with a checkpoint (``recorded``, its
     :func:`tcx.cli.checkpoint_run.recorded_run`) takes the group it records, else the id of its run."""
-    chosen = _wandb_logger_args(config)
+    chosen = [args for args in wandb_logger_args(config) if args]
     if not chosen:
         return None
     recorded = recorded or {}
@@ -160,13 +154,9 @@ def record_wandb_run(trainer, record: dict, config_file=None) -> None:
     """Put ``record`` into the config of every W&B run of ``trainer`` and, when given, save the
     run's ``config_file`` (its ``config.yaml``) among the W&B run's files as ``tcx/config.yaml``
     (W&B's own ``config.yaml`` of the files keeps its name). Rank 0 only."""
-    from lightning.pytorch.loggers import WandbLogger
-
     if not trainer.is_global_zero:
         return
-    for logger in trainer.loggers:
-        if not isinstance(logger, WandbLogger):
-            continue
+    for logger in wandb_loggers(trainer):
         run = logger.experiment
         run.config.update(record, allow_val_change=True)
         if config_file is not None and Path(str(config_file)).is_file() and getattr(run, "dir", None):

@@ -30,7 +30,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY
 from tcx.errors import TcxError, UserError
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, storage_path
-from tcx.cli.wandb_setup import WANDB_ID_KEY
+from tcx.cli.wandb_setup import WANDB_ID_KEY, wandb_loggers
 
 __all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable",
            "check_checkpoint_folders", "checkpoint_file_problem", "check_loader", "prepare_trainer", "SIGTERMException"]
@@ -75,10 +75,6 @@ def _restore_rng(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _wandb_loggers(trainer) -> list:
-    return [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
-
-
 class RunGuard(pl.Callback):
     """Nothing lost, exact resume, no silent empty run (the module docstring has the list).
 
@@ -104,7 +100,7 @@ class RunGuard(pl.Callback):
         checkpoint[RNG_KEY] = _collect_rng()
         if self.data_config:
             checkpoint[DATA_CONFIG_KEY] = self.data_config
-        for logger in _wandb_loggers(trainer):
+        for logger in wandb_loggers(trainer):
             run_id = logger.version  # the run's id (public; starts no run)
             if run_id:
                 checkpoint[WANDB_ID_KEY] = str(run_id)
@@ -153,8 +149,11 @@ class RunGuard(pl.Callback):
         # a save, not a load: Lightning's save-side weights_only=False writes the optimizer and loop
         # state too, which resuming needs; every load in tcx stays weights_only=True (tcx.safe_io)
         trainer.save_checkpoint(path, weights_only=False)
-        # the ModelCheckpoint then overwrites this same file after the evaluation (it would
-        # otherwise think the name taken and write last-v1.ckpt)
+        # internal: ModelCheckpoint's own state, written: its public last_model_path is how it knows
+        # that the last.ckpt on disk is its own, so that it overwrites this file after the
+        # evaluation rather than writing last-v1.ckpt beside it; Lightning offers no other way to
+        # hand it a last checkpoint written early (save_last="link" or enable_version_counter
+        # would change the user's checkpoint files)
         ckpt.last_model_path = str(path)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:

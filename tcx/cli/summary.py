@@ -16,10 +16,19 @@ import lightning.pytorch as pl
 
 from tcx.callbacks import media_files
 from tcx.cli.collapse import collapse_warning
+from tcx.cli.wandb_setup import wandb_loggers
 from tcx.models.base import CorExVAE
 from tcx.safe_io import checkpoint_exists, path_exists
 
-__all__ = ["fit_summary"]
+__all__ = ["fit_summary", "written_checkpoint"]
+
+
+def written_checkpoint(trainer, ckpt_path=None) -> str | None:
+    """The checkpoint a command names: the one it ran from, else the last or best it wrote, if it exists."""
+    ckpt = trainer.checkpoint_callback
+    found = [p for p in (ckpt_path, getattr(ckpt, "last_model_path", None), getattr(ckpt, "best_model_path", None))
+             if p and checkpoint_exists(p)]
+    return str(found[0]) if found else None
 
 def _fmt(value, unit: str = "nats") -> str:
     if value is None:
@@ -75,11 +84,8 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
     rows.append(("precision", precision_note or str(trainer.precision)))
     rows.append(("wall time", f"{seconds:.1f} s"))
 
-    ckpt = trainer.checkpoint_callback
-    if ckpt is not None:
-        written = [p for p in (ckpt_path, ckpt.last_model_path, ckpt.best_model_path) if p and checkpoint_exists(p)]
-        if written:
-            rows.append(("checkpoint", str(written[0])))
+    if written_checkpoint(trainer, ckpt_path):
+        rows.append(("checkpoint", written_checkpoint(trainer, ckpt_path)))
     pictures = {key: str(path) for key, path in media_files(trainer).items() if path_exists(path)}
     if pictures:
         rows.append(("pictures", next(iter(pictures.values())).rpartition("/")[0]))
@@ -88,7 +94,7 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
                 rows.append((f"  {key}", pictures[key].rpartition("/")[2]))
     for logger in trainer.loggers:
         name = type(logger).__name__
-        if name == "WandbLogger":
+        if logger in wandb_loggers(trainer):
             run = logger.experiment
             run_dir = Path(getattr(run, "dir", "") or "").parent
             if not run_dir.is_dir():

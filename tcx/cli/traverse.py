@@ -101,33 +101,30 @@ def _check_out(args) -> None:
 
 
 def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
-    """The datamodule a checkpoint was trained with, or ``(None, reason)``.
-
-    Built from the ``--data`` config the run recorded (``tcx_data_config``), or else from
-    ``checkpoint["tcx_datamodule_class"]`` (written by ``CorExVAE.on_save_checkpoint``) with
-    ``checkpoint["datamodule_hyper_parameters"]`` (Lightning's copy of its ``__init__`` arguments). The class path is data from a file: it is built only when it is one
+    """The datamodule a checkpoint was trained with, or ``(None, reason)``: the data its run
+    recorded (``tcx.cli.checkpoint_run.run_of``). The class path is data from a file: it is built only when it is one
     of ``known`` (the datamodules a user could name with ``--data``; ``tcx traverse`` passes tcx's
     registered ones), or, with ``trust`` (``tcx traverse --trust``), any importable
     ``LightningDataModule`` subclass. Returns ``(datamodule, None)`` or ``(None, why not)``.
     """
     import lightning.pytorch as pl
 
-    from tcx.cli.checkpoint_run import DATA_CONFIG_KEY
-    from tcx.models.base import DATAMODULE_CLASS_KEY
+    from tcx.cli.checkpoint_run import run_of
     from tcx.safe_io import CheckpointRefused, resolve_class, shown
 
-    recorded = checkpoint.get(DATA_CONFIG_KEY) or {}
-    recorded = recorded if isinstance(recorded, dict) else {"class_path": recorded}
-    class_path = recorded.get("class_path") or checkpoint.get(DATAMODULE_CLASS_KEY)
-    if not class_path:
+    try:
+        recorded = run_of(checkpoint)["data"]
+    except TcxError as exc:  # not a Lightning checkpoint: no data to rebuild
+        return None, str(exc)
+    if not recorded:
         return None, "the checkpoint names no datamodule"
+    class_path = recorded["class_path"]
     try:
         cls = resolve_class(class_path, known, pl.LightningDataModule, what="datamodule", source="the checkpoint",
                             trust=trust)
     except CheckpointRefused as exc:
         return None, str(exc)
-    saved = recorded.get("init_args") if recorded else checkpoint.get("datamodule_hyper_parameters")
-    hparams = _init_arguments(cls, dict(saved) if isinstance(saved, dict) else {})
+    hparams = _init_arguments(cls, dict(recorded.get("init_args") or {}))
     try:
         dm = cls(**hparams)
         dm.setup("validate")

@@ -32,8 +32,25 @@ __all__ = [
     "finish_runs",
     "quiet_wandb_footer",
     "quiet_wandb_warnings",
+    "wandb_loggers",
+    "wandb_logger_args",
     "WANDB_ID_KEY",
 ]
+
+
+def wandb_loggers(trainer) -> list:
+    """The ``WandbLogger``s of ``trainer``: the shell's one lookup of them."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+
+
+def wandb_logger_args(config) -> list:
+    """The ``init_args`` of each ``WandbLogger`` of a parsed subcommand config (before it is built)."""
+    loggers = config.get("trainer", {}).get("logger")
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    return [lg.get("init_args") for lg in loggers if hasattr(lg, "get") and lg.get("init_args") is not None
+            and str(lg.get("class_path", "")).endswith("WandbLogger")]
 
 
 
@@ -126,16 +143,13 @@ def resume_wandb_run(config, environ=os.environ) -> str | None:
     from tcx.safe_io import shown
 
     ckpt_path = config.get("ckpt_path")
-    loggers = config.get("trainer", {}).get("logger")
-    loggers = loggers if isinstance(loggers, list) else [loggers]
-    wandb_args = [lg.get("init_args") for lg in loggers
-                  if hasattr(lg, "get") and str(lg.get("class_path", "")).endswith("WandbLogger")]
+    wandb_args = wandb_logger_args(config)
     if not ckpt_path or not wandb_args:
         return None
     choice = environ.get("TCX_WANDB_RESUME", "allow").strip().lower() or "allow"
     if choice not in RESUME_CHOICES:
         raise TcxError(f"TCX_WANDB_RESUME={shown(choice, 40, quote=True)} is not one of {', '.join(RESUME_CHOICES)}")
-    chosen = [args for args in wandb_args if args is not None and args.get("id") is None and args.get("version") is None]
+    chosen = [args for args in wandb_args if args.get("id") is None and args.get("version") is None]
     if not chosen or choice == "never":
         return None
     try:
@@ -189,9 +203,7 @@ def start_runs(trainer, environ=os.environ) -> None:
     ``WANDB_INIT_TIMEOUT`` (``INIT_TIMEOUT_S`` unless set), and an online init that fails or times
     out (a server that is down, refuses, or accepts and never answers) is retried offline with one
     line, so that training goes on and the run can be uploaded later with ``wandb sync``."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+    loggers = wandb_loggers(trainer)
     if not loggers:
         return
     environ.setdefault("WANDB_INIT_TIMEOUT", str(INIT_TIMEOUT_S))
