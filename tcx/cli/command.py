@@ -153,43 +153,30 @@ class TcxCLI(LightningCLI):
         prepare_trainer(trainer, data_config=getattr(self, "data_record", None))
         return trainer
 
-    def before_fit(self) -> None:
-        self._fit_started = time.perf_counter()
-        check_loggers_writable(self.trainer)
+    def _start(self) -> None:
+        """Before every subcommand: the checks, the W&B runs started (bounded) and the run's record
+        (tcx/cli/run_record.py) into their config."""
+        self._started = time.perf_counter()
+        if self.subcommand in ("test", "predict"):
+            check_loader(self.datamodule, self.subcommand)
+        if self.subcommand == "fit":
+            check_loggers_writable(self.trainer)
         start_runs(self.trainer)
-        self._record_start()
+        self.record = run_record(self.config[self.subcommand], self.subcommand, None, self.trainer)
+        self.record["precision_note"] = self.precision_note
+        record_wandb_run(self.trainer, self.record)
+
+    before_fit = before_validate = before_test = before_predict = _start
 
     def after_fit(self) -> None:
         if _evaluation_missing(self.trainer, self.datamodule):
             # resumed from a checkpoint written before its epoch's evaluation (an interrupted
             # end-of-fit evaluation): the validation it never finished, so the summary has its terms
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-        self._summary("fit", "val", getattr(self, "_fit_started", None))
-
-    def before_validate(self) -> None:
-        self._eval_started = time.perf_counter()
-        start_runs(self.trainer)
-        self._record_start()
+        self._end("val")
 
     def after_validate(self) -> None:
-        self._summary("validate", "val", getattr(self, "_eval_started", None))
-
-    def before_test(self) -> None:
-        check_loader(self.datamodule, "test")
-        self._eval_started = time.perf_counter()
-        start_runs(self.trainer)
-        self._record_start()
-
-    def before_predict(self) -> None:
-        check_loader(self.datamodule, "predict")
-        self._eval_started = time.perf_counter()
-        start_runs(self.trainer)
-        self._record_start()
-
-    def after_predict(self) -> None:
-        if self.trainer.is_global_zero:
-            self._record_end("predict", time.perf_counter() - self._eval_started,
-                             self.config[self.subcommand].get("ckpt_path"), [])
+        self._end("val")
 
     def after_test(self) -> None:
         # the disentanglement metrics run at the end of validation epochs: `tcx test` runs that
@@ -197,37 +184,30 @@ class TcxCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, tcx.callbacks.DisentanglementMetrics):
                 callback.on_validation_epoch_end(self.trainer, self.model)
-        self._summary("test", "test", getattr(self, "_eval_started", None))
+        self._end("test")
 
-    def _summary(self, command: str, stage: str, started: float | None) -> None:
+    def after_predict(self) -> None:
+        self._end("predict")
+
+    def _end(self, stage: str) -> None:
+        """The summary (not after predict), summary.json in the run's folder, and the run's
+        config.yaml among its W&B files (rank 0)."""
         if not self.trainer.is_global_zero:
             return
-        seconds = time.perf_counter() - started if started is not None else 0.0
-        ckpt_path = self.config[self.subcommand].get("ckpt_path") if command != "fit" else None
-        text = fit_summary(self.trainer, self.model, seconds, precision_note=getattr(self, "precision_note", None),
-                           command=command, stage=stage, ckpt_path=ckpt_path)
+        seconds = time.perf_counter() - self._started
+        ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand != "fit" else None
+        text = "" if stage == "predict" else fit_summary(
+            self.trainer, self.model, seconds, precision_note=self.precision_note, command=self.subcommand,
+            stage=stage, ckpt_path=ckpt_path)
         warned = [line.removeprefix("warning: ") for line in text.splitlines() if line.startswith("warning: ")]
-        path = self._record_end(stage, seconds, ckpt_path, warned)
-        print(text + (f"\nsummary.json  {path}" if path else ""))
-
-    def _record_start(self) -> None:
-        """The run's record (tcx/run_record.py) into W&B's config, at its start."""
-        self.record = run_record(self.config[self.subcommand], self.subcommand, None, self.trainer)
-        self.record["precision_note"] = getattr(self, "precision_note", None)
-        record_wandb_run(self.trainer, self.record)
-
-    def _record_end(self, stage: str, seconds: float, ckpt_path, warned: list[str]):
-        """summary.json in the run's folder, and the run's config.yaml among its W&B files; returns
-        the summary's path (rank 0)."""
         folder = run_dir(self.trainer)
-        record = getattr(self, "record", None) or run_record(self.config[self.subcommand], self.subcommand, None,
-                                                             self.trainer)
-        config_file = folder / "config.yaml" if isinstance(folder, Path) else None
-        record_wandb_run(self.trainer, {}, config_file)
+        record_wandb_run(self.trainer, {}, folder / "config.yaml" if isinstance(folder, Path) else None)
         extra = {"run_dir": str(folder), "epochs": self.trainer.current_epoch, "steps": self.trainer.global_step,
                  "wandb": _wandb_runs(self.trainer)}
-        return write_summary(folder, record, self.trainer.callback_metrics, stage=stage, seconds=seconds,
+        path = write_summary(folder, self.record, self.trainer.callback_metrics, stage=stage, seconds=seconds,
                              checkpoint=written_checkpoint(self.trainer, ckpt_path), warnings=warned, extra=extra)
+        if text:
+            print(text + (f"\nsummary.json  {path}" if path else ""))
 
 
 def _wandb_runs(trainer) -> list[dict]:
@@ -362,7 +342,7 @@ def _run_cli(given, argv: list[str]) -> None:
         _build_cli(given, argv)
         failed = False
     finally:
-        finish_runs(failed)
+        finish_runs(failed)  # the command's W&B run ends with the command
 
 
 def _build_cli(given, argv: list[str]) -> None:

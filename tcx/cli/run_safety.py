@@ -192,7 +192,7 @@ class RunGuard(pl.Callback):
 
     # ---- no silent empty run
     def on_fit_end(self, trainer, pl_module) -> None:
-        if trainer.global_step == 0 and getattr(trainer.fit_loop, "max_batches", None) == 0:
+        if trainer.global_step == 0 and trainer.num_training_batches == 0:
             dm = getattr(trainer, "datamodule", None)
             name = type(dm).__name__ if dm is not None else "the model"
             raise TcxError(
