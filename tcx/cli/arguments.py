@@ -108,6 +108,8 @@ class Given:
     flags: list[tuple[str, str]] = field(default_factory=list)
     files: list[tuple[str, dict]] = field(default_factory=list)
     trust: bool = False
+    #: what the checkpoint of ``ckpt_path`` records (``tcx.cli.checkpoint_run.recorded_run``), once read
+    recorded: dict | None = None
 
     def values(self, flag: str) -> list[str]:
         return [v for f, v in self.flags if f == flag]

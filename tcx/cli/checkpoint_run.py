@@ -47,64 +47,40 @@ class CheckpointMismatch(TcxError):
     """A command's model or data cannot be used with its ``--ckpt_path``."""
 
 
-def plain_config(value: Any) -> Any:
+class _NoPlainForm(Exception):
+    pass
+
+
+def plain_config(value: Any, other=None) -> Any:
     """``value`` (a parsed config, with jsonargparse Namespaces, tuples, paths) as plain dicts,
-    lists, strings and numbers, so that a checkpoint holding it loads with ``weights_only=True``;
-    ``None`` when some part is an object that has no plain form."""
-    if hasattr(value, "as_dict"):
-        value = value.as_dict()
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if str(k).startswith("__"):
-                continue  # jsonargparse's bookkeeping (__path__)
-            pv = plain_config(v)
-            if pv is None and v is not None:
-                return None
-            out[str(k)] = pv
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [plain_config(v) for v in value]
-        return None if any(p is None and v is not None for p, v in zip(items, value)) else items
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return None
+    lists, strings and numbers, so that a checkpoint holding it loads with ``weights_only=True``.
+    An object with no plain form becomes ``other(object)``; without ``other`` the whole value is
+    ``None``."""
+    def plain(v):
+        v = v.as_dict() if hasattr(v, "as_dict") else v
+        if isinstance(v, dict):  # jsonargparse's bookkeeping (__path__) left out
+            return {str(k): plain(x) for k, x in v.items() if not str(k).startswith("__")}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if other is None:
+            raise _NoPlainForm
+        return other(v)
 
-
-_RECORDS: dict = {}
+    try:
+        return plain(value)
+    except _NoPlainForm:
+        return None
 
 
 def recorded_run(ckpt_path) -> dict:
     """What the checkpoint at ``ckpt_path`` records of its run: ``model_class`` (a class path),
     ``model_args`` (its saved hyperparameters), ``data`` (``{"class_path", "init_args"}``, or
-    ``None`` when the checkpoint names no datamodule) and ``wandb_id``. Read as data
-    (``weights_only=True``), once per file version: the command's steps share one read."""
-    import copy
-
-    key = _version_of(ckpt_path)
-    if key is None or key not in _RECORDS:
-        record = _read_run(ckpt_path)
-        if key is None:
-            return record
-        _RECORDS.clear()  # one command, one checkpoint: keep only the latest
-        _RECORDS[key] = record
-    return copy.deepcopy(_RECORDS[key])
-
-
-def _version_of(ckpt_path):
-    """``(path, mtime, size)`` of a local file (a new write is a new version); ``None`` for a URL."""
-    if "://" in str(ckpt_path):
-        return None
-    try:
-        st = os.stat(ckpt_path)
-    except OSError:
-        return None
-    return (os.path.abspath(ckpt_path), st.st_mtime_ns, st.st_size)
-
-
-def _read_run(ckpt_path) -> dict:
+    ``None`` when the checkpoint names no datamodule), ``wandb_id``, ``wandb_group``, ``precision``
+    and ``classes`` (every class path it holds). Read as data (``weights_only=True``)."""
     from tcx.safe_io import load_checkpoint
 
     return run_of(load_checkpoint(ckpt_path), ckpt_path)
@@ -215,7 +191,7 @@ def with_checkpoint_classes(given) -> list[str]:
     if not checkpoint_exists(ckpt):
         raise MissingFileError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by "
                                "`tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
-    run = recorded_run(ckpt)
+    run = given.recorded = recorded_run(ckpt)  # the command's one read of it
     named = {g for g in ("--model", "--data") if given.names(g)}
     # the recorded model class is checked even when --model is given: Lightning reads the
     # checkpoint's hyperparameters, class included, into the model's config

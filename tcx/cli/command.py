@@ -106,8 +106,13 @@ class TcxCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_trainer_settings(config)
         self.recorded = None
-        if self.subcommand and config.get("ckpt_path") and checkpoint_exists(config["ckpt_path"]):
-            self.recorded = checkpoint_run.recorded_run(config["ckpt_path"])
+        ckpt = config.get("ckpt_path") if self.subcommand else None
+        if ckpt and checkpoint_exists(ckpt):
+            self.recorded = self.given.recorded if str(ckpt) == self.given.ckpt_path else None
+            if self.recorded is None:  # a ckpt_path the pass over argv did not see: read and checked here
+                self.recorded = checkpoint_run.recorded_run(ckpt)
+                checkpoint_run.check_recorded_classes(self.recorded, f"checkpoint {str(ckpt)!r}",
+                                                      self.given.user_modules(), self.given.trust)
             if not Path(str(config["ckpt_path"])).is_file():
                 # Lightning applies a checkpoint's hyperparameters over the config for a local
                 # file only; a URL's (s3://, file://) the same way, from the record read above
@@ -123,7 +128,7 @@ class TcxCLI(LightningCLI):
                 self.subcommand, given, config["model"], self.recorded, self.given.model_keys(), model_cls)
             _say(notes)
         if self.subcommand == "fit":
-            resume_wandb_run(config)  # a resumed fit continues its checkpoint's W&B run
+            resume_wandb_run(config, self.recorded)  # a resumed fit continues its checkpoint's W&B run
         # job_type, and a group shared with the run that wrote --ckpt_path (tcx/run_record.py)
         label_wandb_run(config, self.subcommand, self.recorded)
         self.data_record = checkpoint_run.plain_config(config.get("data"))

@@ -26,7 +26,7 @@ __all__ = ["label_wandb_run", "run_record", "record_wandb_run", "write_summary",
 
 #: the file every run leaves in its folder
 SUMMARY_FILE = "summary.json"
-from tcx.cli.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY  # noqa: E402
+from tcx.cli.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY, plain_config  # noqa: E402
 from tcx.cli.wandb_setup import wandb_logger_args, wandb_loggers  # noqa: E402
 
 
@@ -104,16 +104,8 @@ def device_kind(trainer=None) -> str:
 
 
 def _plain(value):
-    """A parsed config value as JSON-ready plain data (Namespaces as dicts, paths as strings)."""
-    if hasattr(value, "as_dict"):
-        value = value.as_dict()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+    """A parsed config value as JSON-ready plain data (what has no plain form as its text)."""
+    return plain_config(value, other=str)
 
 
 def _class_and_args(spec) -> tuple[str | None, dict]:

@@ -129,7 +129,7 @@ def valid_run_id(value) -> bool:
     return isinstance(value, str) and RUN_ID.fullmatch(value) is not None
 
 
-def resume_wandb_run(config, environ=os.environ) -> str | None:
+def resume_wandb_run(config, recorded: dict | None = None, environ=os.environ) -> str | None:
     """Give the W&B loggers of a parsed subcommand config (before instantiation) the run id that
     its ``ckpt_path`` was logged to, as WandbLogger's own ``id`` argument (its ``resume`` is
     ``"allow"``), so that a resumed fit continues the same W&B run; returns the id (``None`` when
@@ -153,7 +153,7 @@ def resume_wandb_run(config, environ=os.environ) -> str | None:
     if not chosen or choice == "never":
         return None
     try:
-        run_id = recorded_run(ckpt_path)["wandb_id"]
+        run_id = (recorded or recorded_run(ckpt_path))["wandb_id"]
     except (OSError, ValueError):
         return None  # Lightning reports an unreadable ckpt_path itself
     if valid_run_id(run_id):
