@@ -382,10 +382,12 @@ def test_the_recorded_classes_of_a_checkpoint_are_every_class_path_it_holds(fit_
 
 
 def test_a_users_own_models_package_is_theirs_not_a_slip_for_tcxs(tmp_path, monkeypatch):
-    from tcx.cli.arguments import check_given, read_arguments
+    from tcx.cli.arguments import class_name_problem, read_arguments
 
     def check_class_names(argv):
-        check_given(read_arguments(argv))
+        problem = class_name_problem(read_arguments(argv))
+        if problem:
+            raise TcxError(problem)
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "__init__.py").write_text("")

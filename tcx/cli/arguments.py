@@ -24,6 +24,7 @@ from tcx.errors import MissingFileError, TcxError
 from tcx.models import CorExVAE
 
 __all__ = ["SUBCOMMANDS", "DEFAULT_CLASSES", "Given", "read_arguments", "check_given", "explain_parse_error",
+           "class_name_problem",
            "check_trainer_settings", "nameable_classes", "import_class", "input_shape_of", "class_arguments"]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -251,61 +252,46 @@ def _names_tcx(value: str) -> bool:
     return spec is None or any(Path(p).resolve() == own for p in (spec.submodule_search_locations or ()))
 
 
-def _check_class_name(value: str, group: str, where: str) -> None:
-    if value in nameable_classes(group) or ("." in value and not _names_tcx(value)):
-        return  # one of tcx's, or the user's own import path (jsonargparse imports it)
-    close = difflib.get_close_matches(value.rpartition(".")[2], short_names(group), n=1, cutoff=0.75)
-    module = GROUPS[group][0].__name__
-    hint = f" Did you mean {close[0] if '.' not in value else f'{module}.{close[0]}'}?" if close else ""
-    raise TcxError(
-        f"{where} is not a known class.{hint} Choose one of {', '.join(short_names(group))}, or give a full import "
-        "path such as 'my_package.MyClass' (a class importable from the current environment).")
+def class_name_problem(given: Given) -> str | None:
+    """The line for the first class named for ``--model``/``--data`` (flag or file) that is
+    neither one of tcx's nor the user's own import path, with the closest name; else ``None``."""
+    named = [(v, g, f"{g} {v!r}") for g in GROUPS for v in given.values(g)
+             if not v.startswith(("{", "[")) and not v.endswith((".yaml", ".yml", ".json"))]
+    named += [(v, _group_of(key), f"config file {path!r}, key {key}: {v!r}") for path, key, v in given.file_classes()]
+    for value, group, where in named:
+        if value in nameable_classes(group) or ("." in value and not _names_tcx(value)):
+            continue  # one of tcx's, or the user's own import path (jsonargparse imports it)
+        close = difflib.get_close_matches(value.rpartition(".")[2], short_names(group), n=1, cutoff=0.75)
+        module = GROUPS[group][0].__name__
+        hint = f" Did you mean {close[0] if '.' not in value else f'{module}.{close[0]}'}?" if close else ""
+        return (f"{where} is not a known class.{hint} Choose one of {', '.join(short_names(group))}, or give a full "
+                "import path such as 'my_package.MyClass' (a class importable from the current environment).")
+    return None
 
 
-def _refuse_foreign_argument(cls, name: str, group: str, where: str) -> None:
-    """``--model VAE --model.anchor_beta 0.1`` is an argument of AnchorVAE, not a typo: name the
-    classes that take it (a typo is left to the parse error's "did you mean")."""
-    if name in ("help", "class_path", "init_args", "dict_kwargs") or name in dict(class_arguments(cls)):
-        return
+def _foreign_argument(cls, name: str, group: str, where: str) -> str | None:
+    """``--model VAE --model.anchor_beta 0.1`` is an argument of AnchorVAE, not a typo: the line
+    naming the classes that take it, or ``None`` (a typo: "did you mean")."""
     takers = sorted({c.__name__ for c in nameable_classes(group).values() if name in dict(class_arguments(c))})
-    if takers:
-        names = " and ".join([", ".join(takers[:-1]), takers[-1]] if len(takers) > 1 else takers)
-        raise TcxError(
-            f"{where}: {cls.__name__} has no argument {name!r}; {names} {'takes' if len(takers) == 1 else 'take'} it. "
+    if not takers or cls is None:
+        return None
+    names = " and ".join([", ".join(takers[:-1]), takers[-1]] if len(takers) > 1 else takers)
+    return (f"{where}: {cls.__name__} has no argument {name!r}; {names} {'takes' if len(takers) == 1 else 'take'} it. "
             f"Choose {'that class' if len(takers) == 1 else 'one of them'} ({group} {takers[0]}, before its "
             f"arguments), or drop {name}")
 
 
 def check_given(given: Given) -> None:
-    """Before anything is built: every class named for ``--model``/``--data`` (flag or file) is
-    one of tcx's or the user's own import path; a class's arguments come after it; an argument
-    of another tcx family names the families that take it."""
-    for group in GROUPS:
-        for value in given.values(group):
-            if not value.startswith(("{", "[")) and not value.endswith((".yaml", ".yml", ".json")):
-                _check_class_name(value, group, f"{group} {value!r}")
-    for path, key, value in given.file_classes():
-        _check_class_name(value, _group_of(key), f"config file {path!r}, key {key}: {value!r}")
+    """Refuse ``--data.X ... --data NAME`` (and ``--model``): a class flag starts that class's
+    arguments afresh, so its own must come after it; jsonargparse would drop them without a word."""
     for group in GROUPS:
         flags = [f for f, _ in given.flags if f == group or f.startswith(group + ".")]
         if group in flags and flags.index(group) > 0:
-            early = [f for f in flags[:flags.index(group)] if f != group]
+            early = flags[:flags.index(group)]
             name = given.values(group)[0]
             raise TcxError(f"{', '.join(early)} comes before {group} {name}: put the class first, then its "
                            f"arguments ({group} {name} {early[0]} ...), since {group} NAME starts that class's "
                            "arguments afresh")
-        chosen = next((v for _, k, v in given.file_classes() if _group_of(k) == group), None)
-        for flag, value in given.flags:
-            if flag == group:
-                chosen = value
-            elif flag.startswith(group + ".") and chosen in nameable_classes(group):
-                _refuse_foreign_argument(nameable_classes(group)[chosen], _argument(flag[len(group) + 1:]), group, flag)
-    for path, key, section in given.sections():
-        cls = nameable_classes(_group_of(key)).get(section.get("class_path")) if isinstance(section, dict) else None
-        if cls is not None and isinstance(section.get("init_args"), dict):
-            for name in section["init_args"]:
-                _refuse_foreign_argument(cls, str(name), _group_of(key),
-                                         f"config file {path!r}, key {key}.init_args.{name}")
 
 
 def check_trainer_settings(config) -> None:
@@ -371,7 +357,8 @@ def _given_options(given: Given):
             args = section.get("init_args", section) if isinstance(section, dict) and group != "trainer" else section
             for name, value in (args if isinstance(args, dict) else {}).items():
                 if name not in ("class_path", "init_args", "dict_kwargs"):
-                    yield f"config file {path!r}, key {prefix}{group}.{name}", f"{group}.{name}", value
+                    nested = ".init_args" if isinstance(section, dict) and "init_args" in section else ""
+                    yield f"config file {path!r}, key {prefix}{group}{nested}.{name}", f"{group}.{name}", value
 
 
 def _fits(annotation, value) -> bool:
@@ -402,8 +389,17 @@ def explain_parse_error(given: Given, message: str) -> str:
     """A parse error as one line from what the user gave and the options the parser takes: the
     first option that is no option (with the closest ones: "did you mean"), else the first value
     its type refuses; jsonargparse's own first line where tcx finds neither."""
+    problem = class_name_problem(given)
+    if problem:
+        return problem
     keys = _option_keys(given)
     for where, key, _ in _given_options(given):
+        group, _, name = key.partition(".")
+        chosen = given.chosen(f"--{group}") if group != "trainer" else None
+        foreign = chosen and key not in keys and _foreign_argument(
+            nameable_classes(f"--{group}").get(chosen), name, f"--{group}", where)
+        if foreign:
+            return foreign
         if key not in keys:
             close = difflib.get_close_matches(key, list(keys), n=2, cutoff=0.7)
             hint = f"; did you mean {' or '.join('--' + c for c in close)}?" if close else ""

@@ -40,6 +40,7 @@ from tcx.cli.arguments import (  # noqa: E402
     SUBCOMMANDS,
     check_given,
     check_trainer_settings,
+    class_name_problem,
     explain_parse_error,
     import_class,
     input_shape_of,
@@ -57,6 +58,7 @@ from tcx.safe_io import checkpoint_exists  # noqa: E402
 from tcx.cli.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
 from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
 from tcx.cli.summary import fit_summary, written_checkpoint  # noqa: E402
+from tcx.errors import TcxError  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (  # noqa: E402
     configure_wandb_mode,
@@ -320,6 +322,8 @@ def _main(argv: list[str]) -> None:
     if given.command and ({"-h", "--help"} & set(argv)):
         from tcx.cli.help import command_help
 
+        if class_name_problem(given):  # the help of a class that does not exist: say so
+            raise TcxError(class_name_problem(given))
         print(command_help(given, DEFAULT_CONFIG), end="")
         raise SystemExit(0)
     argv = ["--help" if a == "--help-all" else a for a in argv]
