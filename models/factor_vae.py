@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from tcx.distributions import DiagonalGaussian
 from tcx.models.base import CorExVAE
+from tcx.models.guard import check_finite
 from tcx.objective import CorExTerms
 from tcx.tc_penalties import density_ratio_tc, discriminator_loss, permute_dims
 from tcx.validation import check_int, check_length, check_real
@@ -132,7 +133,7 @@ class FactorVAE(CorExVAE):
         logits_joint = self.discriminator(z[:half])
         logits_perm = self.discriminator(permute_dims(z[half:]))
         d_loss = discriminator_loss(logits_joint, logits_perm)
-        self.check_finite(d_loss, what="the discriminator's loss")
+        check_finite(self, d_loss, what="the discriminator's loss")
         opt_disc.zero_grad()
         if ddp:
             vae = [p for name, p in self.named_parameters() if not name.startswith("discriminator.") and p.requires_grad]

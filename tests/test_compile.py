@@ -1,4 +1,4 @@
-"""The models' compile option (models/base.py: compile_choice, compile_networks, the fallback)."""
+"""The models' compile option (models/compile.py: compile_choice, compile_networks, the fallback)."""
 
 import types
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tcx.models import VAE
-from tcx.models.base import COMPILE_AUTO_MIN_STEPS
+from tcx.models.compile import COMPILE_AUTO_MIN_STEPS
 
 
 def _trainer(device_type: str, steps: int):
