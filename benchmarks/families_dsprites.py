@@ -75,13 +75,11 @@ def score(model, eval_size: int, seed: int = 0) -> dict:
         if count >= eval_size:
             break
         x, y = x[: eval_size - count], y[: eval_size - count]
-        model._reported = {}
+        # the bound alone (the families' own reports come from extra_loss, which is not scored here)
         _, _, terms = model.bound(x)
         n = x.shape[0]
         elbo += terms.elbo.item() * n
         rate += terms.rate.item() * n
-        for k, v in model._reported.items():
-            extra[k] = extra.get(k, 0.0) + v.item() * n
         if hasattr(model, "layer_information"):  # the hierarchical VAE's diagnostic, per batch
             for l, v in enumerate(model.layer_information(x), start=1):
                 extra[f"layer{l}/mutual_info"] = extra.get(f"layer{l}/mutual_info", 0.0) + v.item() * n

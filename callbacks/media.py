@@ -17,7 +17,6 @@ each callback's ``files`` maps its keys to those paths (``media_files(trainer)``
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from torch import Tensor
 
 from tcx import visualize as viz
 from tcx.callbacks.encoding import decode_images, evaluating, fixed_inputs, shared_encoding, validation_batches
-from tcx.callbacks.media_logging import Media, log_media, media_dir, report, step_suffix, write_media_files
+from tcx.callbacks.media_logging import (Media, log_media, log_scalars, media_dir, report, step_suffix,
+                                         write_media_files)
 from tcx.callbacks.pictures import (attempt, decode_vectors, is_vector_model, reconstruction_media, rows_of,
                                    sample_media, traversal_media, vector_picture)
 from tcx.validation import check_choice, check_int, check_real
@@ -115,7 +115,7 @@ class MediaCallback(Callback):
         self.last_seconds = time.perf_counter() - start
         self._last_step, self._last_items = step, items
         if scalars:
-            self._log_scalars(trainer, pl_module, scalars, step, in_hook)
+            log_scalars(trainer, scalars, step, module=pl_module if in_hook else None)
         if items:
             written = log_media(trainer, items, step=step)
             if written:
@@ -123,20 +123,9 @@ class MediaCallback(Callback):
                 if len(written) == len(items):
                     self._files_step = step
 
-    @staticmethod
-    def _log_scalars(trainer, pl_module, scalars: dict[str, float], step: int, in_hook: bool) -> None:
-        clean = {k: float(v) for k, v in scalars.items() if v is not None and math.isfinite(float(v))}
-        if in_hook:
-            # through the module, so that they also reach trainer.callback_metrics (the summary)
-            for key, value in clean.items():
-                pl_module.log(key, value, on_step=False, on_epoch=True, rank_zero_only=True)
-            return
-        for logger in trainer.loggers:
-            try:
-                logger.log_metrics(clean, step=step)
-            except Exception as exc:
-                report(f"tcx: {type(logger).__name__} could not log {sorted(clean)}: {exc}")
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in clean.items()})
+    #: the one route for a callback's scalars (callbacks/media_logging.py), here for callbacks that
+    #: import MediaCallback
+    log_scalars = staticmethod(log_scalars)
 
 
 class LatentTraversal(MediaCallback):

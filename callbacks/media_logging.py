@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tcx import visualize as viz
 from tcx.safe_io import atomic_save, join_path, storage_path
 from tcx.validation import check_choice, check_int
 
-__all__ = ["Media", "log_media", "write_media_files", "media_dir", "run_dir", "report", "step_suffix",
+__all__ = ["Media", "log_media", "log_scalars", "write_media_files", "media_dir", "run_dir", "report", "step_suffix",
            "thin_files", "kept_steps", "KEEP_PICTURES_ENV", "KEEP_PICTURES"]
 
 #: how many files of each picture a run keeps (the latest, the first and evenly spaced ones between;
@@ -147,6 +148,28 @@ def _fmt_cell(v) -> str:
 def report(message: str) -> None:
     """Warn (once per message, on rank 0) about something that failed while the run goes on."""
     rank_zero_warn(message, category=RuntimeWarning)
+
+
+def log_scalars(trainer, scalars: dict[str, Any], step: int | None = None, module=None) -> dict[str, float]:
+    """Log a callback's scalars (``None`` and non-finite values left out) and return what was
+    logged: inside a hook where Lightning allows logging, through ``module.log`` (an epoch value
+    on rank 0); elsewhere (``on_fit_end``, a test's end) to every logger at ``step``, a logger that
+    fails reported and the run going on, and into ``trainer.callback_metrics``, which the end-of-fit
+    summary reads. The one route for scalars logged by a callback."""
+    clean = {k: float(v) for k, v in scalars.items() if v is not None and math.isfinite(float(v))}
+    if module is not None:
+        for key, value in clean.items():
+            module.log(key, value, on_step=False, on_epoch=True, rank_zero_only=True)
+        return clean
+    for logger in trainer.loggers:
+        try:
+            logger.log_metrics(clean, step=step)
+        except Exception as exc:
+            report(f"tcx: {type(logger).__name__} could not log {sorted(clean)}: {exc}")
+    # outside a hook Lightning offers no logging API that reaches callback_metrics (a public dict
+    # the Trainer reads and writes itself): the values are written into it here, and only here
+    trainer.callback_metrics.update({k: torch.tensor(v) for k, v in clean.items()})
+    return clean
 
 
 # --------------------------------------------------------------------------------------------

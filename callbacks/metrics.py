@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from tcx.batches import split_batch as read_batch
 from tcx.callbacks.encoding import evaluating
+from tcx.callbacks.media_logging import log_scalars
 from tcx.groundtruth import has_val_dataloader, is_ground_truth
 from tcx.metrics import beta_vae_score, factor_vae_score
 from tcx.metrics.accumulate import DCI, IRS, MIG, SAP, ModularityExplicitness, Unsupervised
@@ -168,9 +169,7 @@ class DisentanglementMetrics(pl.Callback):
         done = self.evaluated.setdefault(trainer.global_step, set())
         done.update(k for k, on in (("codes", codes), ("interventions", interventions)) if on)
         logged = {f"metrics/{k}": v for k, v in results.items()}
-        for logger in trainer.loggers:
-            logger.log_metrics(logged, step=trainer.global_step)
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
+        log_scalars(trainer, logged, trainer.global_step)
         return results
 
     def _tell(self, line: str) -> None:

@@ -275,4 +275,4 @@ class QualityMetrics(Callback):
         numbers = {f"quality/{k}": v for k, v in self.last.items() if isinstance(v, float)}
         # to every logger and to trainer.callback_metrics (the end-of-fit summary), as the picture
         # callbacks log their scalars
-        MediaCallback._log_scalars(trainer, pl_module, numbers, trainer.global_step, in_hook=False)
+        MediaCallback.log_scalars(trainer, numbers, trainer.global_step)
