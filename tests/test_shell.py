@@ -126,6 +126,8 @@ def test_a_parse_error_tcx_cannot_place_keeps_jsonargparses_first_line():
 @pytest.mark.parametrize("yaml, flag", [
     ("model:\n  class_path: tcx.models.AnchrVAE\n", ["--model", "tcx.models.AnchrVAE"]),
     ("fit:\n  data:\n    class_path: DSprite\n", ["--data", "DSprite"]),
+    ("trainer:\n  callbacks:\n    - class_path: tcx.callbacks.LatentTravrsal\n",
+     ["--trainer.callbacks+=tcx.callbacks.LatentTravrsal"]),
 ])
 def test_a_misspelt_class_path_in_a_config_file_gets_the_flags_did_you_mean(yaml, flag, tmp_path, capsys):
     (tmp_path / "typo.yaml").write_text(yaml)

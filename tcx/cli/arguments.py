@@ -258,7 +258,20 @@ def class_name_problem(given: Given) -> str | None:
     named = [(v, g, f"{g} {v!r}") for g in GROUPS for v in given.values(g)
              if not v.startswith(("{", "[")) and not v.endswith((".yaml", ".yml", ".json"))]
     named += [(v, _group_of(key), f"config file {path!r}, key {key}: {v!r}") for path, key, v in given.file_classes()]
+    named += [(v, None, f"{f.rstrip('+')} {v!r}") for f, v in given.flags if f not in GROUPS and _is_class_path(v)]
+    named += [(v, None, f"config file {path!r}, key {key}: {v!r}") for path, content in given.files
+              for key, v in _class_paths(content) if key.split(".")[-2:-1] not in (["model"], ["data"])]
     for value, group, where in named:
+        if group not in GROUPS:  # any other class path given (a callback, a logger, an optimizer)
+            module, _, name = value.rpartition(".")
+            try:
+                names = [n for n, c in vars(importlib.import_module(module)).items() if isinstance(c, type)]
+            except ImportError:
+                continue  # left to the parser's message
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.75) if name not in names else []
+            if close:
+                return f"{where} is not a known class. Did you mean {module}.{close[0]}?"
+            continue
         if value in nameable_classes(group) or ("." in value and not _names_tcx(value)):
             continue  # one of tcx's, or the user's own import path (jsonargparse imports it)
         close = difflib.get_close_matches(value.rpartition(".")[2], short_names(group), n=1, cutoff=0.75)
@@ -267,6 +280,21 @@ def class_name_problem(given: Given) -> str | None:
         return (f"{where} is not a known class.{hint} Choose one of {', '.join(short_names(group))}, or give a full "
                 "import path such as 'my_package.MyClass' (a class importable from the current environment).")
     return None
+
+
+def _is_class_path(value) -> bool:
+    parts = str(value).split(".")
+    return len(parts) > 1 and all(p.isidentifier() for p in parts) and parts[-1][:1].isupper()
+
+
+def _class_paths(node, key=""):
+    """``(key, class path)`` of every ``class_path`` inside ``node`` (a file's content)."""
+    for k, v in node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ():
+        where = f"{key}.{k}" if isinstance(k, str) else f"{key}[{k}]"
+        if k == "class_path" and _is_class_path(v):
+            yield where.lstrip("."), v
+        else:
+            yield from _class_paths(v, where)
 
 
 def _foreign_argument(cls, name: str, group: str, where: str) -> str | None:
@@ -408,5 +436,5 @@ def explain_parse_error(given: Given, message: str) -> str:
         if isinstance(value, (str, int, float, bool)) and not _fits(keys[key], value):
             return f"{where if where.startswith('--') else where + ','} expects {_type_words(keys[key])}, got {value!r}"
     lines = [ln.strip() for ln in str(message).splitlines() if ln.strip() and not ln.startswith("usage:")]
-    text = lines[0] if lines else str(message)
+    text = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1]) or str(message)
     return text if len(text) <= 300 else text[:297] + "..."
