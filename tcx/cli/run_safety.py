@@ -29,7 +29,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY
 from tcx.errors import TcxError, UserError
-from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, storage_path
+from tcx.callbacks import run_dir
+from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, join_path, storage_path
 from tcx.cli.wandb_setup import WANDB_ID_KEY, wandb_loggers
 
 __all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable",
@@ -132,7 +133,7 @@ class RunGuard(pl.Callback):
         # a string, not a Path: the folder may be an fsspec URL (memory://, s3://)
         ckpt = trainer.checkpoint_callback
         dirpath = getattr(ckpt, "dirpath", None) if ckpt is not None else None
-        return str(dirpath) if dirpath else f"{str(trainer.default_root_dir).rstrip('/')}/checkpoints"
+        return str(dirpath) if dirpath else str(join_path(run_dir(trainer), "checkpoints"))  # the run's folder
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not self.checkpoint_before_eval or trainer.sanity_checking or trainer.state.fn != "fit":
