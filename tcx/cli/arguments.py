@@ -143,7 +143,7 @@ class Given:
 
     def chosen(self, group: str) -> str:
         """The class ``group`` runs with as named: the last flag, else a file's, else the default."""
-        named = [v for v in self.values(group) if not v.lstrip().startswith("{")]
+        named = [_class_of(v) for v in self.values(group) if _class_of(v)]
         named = named or [v for _, key, v in self.file_classes() if _group_of(key) == group]
         return named[-1] if named else DEFAULT_CLASSES[group]
 
@@ -171,6 +171,19 @@ class Given:
         these without ``--trust``, since the command imports them anyway."""
         values = [v for g in GROUPS for v in self.values(g)] + [v for _, _, v in self.file_classes()]
         return {v.rpartition(".")[0] for v in values if "." in v and not v.startswith(("{", "[")) and not _names_tcx(v)}
+
+
+def _class_of(value: str) -> str | None:
+    """The class a ``--model``/``--data`` value names: a class path, or the ``class_path`` of a
+    JSON spec (as the checkpoint's data is given)."""
+    import json
+
+    if not value.lstrip().startswith("{"):
+        return value
+    try:
+        return json.loads(value).get("class_path")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _argument(name: str) -> str:
