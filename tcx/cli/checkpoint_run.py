@@ -88,7 +88,7 @@ def recorded_run(ckpt_path) -> dict:
 
 def run_of(checkpoint: dict, ckpt_path="the checkpoint") -> dict:
     """What a checkpoint (read as data) records of its run: :func:`recorded_run`'s dict."""
-    from tcx.models.base import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
+    from tcx.models.checkpoints import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
 
     if "state_dict" not in checkpoint or "pytorch-lightning_version" not in checkpoint:
         raise CheckpointMismatch(

@@ -17,7 +17,7 @@ import lightning.pytorch as pl
 from tcx.callbacks import media_files
 from tcx.cli.collapse import collapse_warning
 from tcx.cli.wandb_setup import wandb_loggers
-from tcx.models.base import CorExVAE
+from tcx.models import CorExVAE
 from tcx.safe_io import checkpoint_exists, path_exists
 
 __all__ = ["fit_summary", "written_checkpoint"]

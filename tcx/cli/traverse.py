@@ -140,7 +140,8 @@ def load_traversable(ckpt_path: str, known, trust: bool = False):
     name, ``tcx.cli.arguments.nameable_classes("--model")``), or any :class:`CorExVAE` subclass with
     ``trust``; refused (:class:`tcx.safe_io.CheckpointRefused`) before anything is imported."""
     from tcx.errors import TcxError
-    from tcx.models.base import CLASS_KEY, CorExVAE
+    from tcx.models import CorExVAE
+    from tcx.models.checkpoints import CLASS_KEY
     from tcx.safe_io import load_checkpoint, resolve_class
 
     checkpoint = load_checkpoint(ckpt_path, map_location="cpu")
