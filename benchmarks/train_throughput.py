@@ -3,8 +3,9 @@
 Measured in one run, at each precision: the Trainer path against tcx's bare loop (their ratio,
 target >= 0.95 at the chosen precision), a minimal plain-PyTorch loop of the same net on data in
 memory, the matmul GFLOP/s and the training FLOP per image (the fraction of the machine's matmul
-limit the training reaches), the CPU flags and the precision tcx.hardware picks. Runs are
-interleaved (bare, trainer, ...) so that a load change on shared cores hits both.
+limit the training reaches), the CPU flags and the precision tcx.hardware picks. Every rate is a
+run's median step (robust to a stray slow step on shared cores), runs are interleaved (bare,
+trainer, ...) and the figure is the median over the repeats; page faults per step are recorded.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_throughput.py [--steps 30] [--repeats 2]
         [--threads 2] [--precisions 32-true bf16-mixed] [--compile] [--out benchmarks/results/train_throughput.md]
@@ -20,6 +21,7 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -73,16 +75,29 @@ def in_memory_batches(n: int) -> list[torch.Tensor]:
     return [x for x, _ in dm.train_dataloader()]
 
 
+def tick() -> tuple[float, int]:
+    """The clock and the process's minor page faults so far, at the start of a step."""
+    return time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def median_step(ticks: list[tuple[float, int]], warmup: int) -> tuple[float, float]:
+    """Images/s at the median step and the median minor page faults per step, from the ticks at
+    the start of each step (the first ``warmup`` steps left out; the last tick ends the last step)."""
+    timed = ticks[warmup:]
+    steps = [b[0] - a[0] for a, b in zip(timed, timed[1:])]
+    faults = [b[1] - a[1] for a, b in zip(timed, timed[1:])]
+    return BATCH / statistics.median(steps), statistics.median(faults)
+
+
 def _timed(step, batches, warmup: int) -> tuple[float, float]:
-    losses, start = [], None
+    losses, ticks = [], []
     for i, x in enumerate(batches):
-        if i == warmup:
-            start = time.perf_counter()
+        ticks.append(tick())
         loss = step(x)
         if i >= warmup:
             losses.append(loss)
-    elapsed = time.perf_counter() - start
-    return (len(batches) - warmup) * BATCH / elapsed, statistics.fmean(losses)
+    ticks.append(tick())
+    return median_step(ticks, warmup)[0], statistics.fmean(losses)
 
 
 def minimal_loop(precision: str, batches, warmup: int) -> tuple[float, float]:
@@ -148,10 +163,10 @@ def compiled_for_bare_loop(model: AnchorVAE, compile: bool) -> AnchorVAE:
 
 
 def bare_loop(precision: str, steps: int, warmup: int, compile: bool,
-              ticks: list[float] | None = None) -> tuple[float, float, float]:
-    """Images/s of a plain loop (after warmup steps), the mean loss over the timed steps, and the
-    seconds the warm-up steps took (with compile: the compilation); ``ticks`` (if given) gets the
-    clock at the start of every step."""
+              ticks: list | None = None) -> tuple[float, float, float]:
+    """Images/s of a plain loop at its median step (after warmup steps), the mean loss over the
+    timed steps, and the seconds the warm-up steps took (with compile: the compilation); ``ticks``
+    (if given) gets :func:`tick` at the start of every step and after the last."""
     dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup))
     dm.setup("fit")
     model = compiled_for_bare_loop(make_model(compile), compile)
@@ -159,13 +174,10 @@ def bare_loop(precision: str, steps: int, warmup: int, compile: bool,
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     bf16 = precision == "bf16-mixed"
     losses = []
-    start = None
+    ticks = [] if ticks is None else ticks
     began = time.perf_counter()
     for i, (x, _) in enumerate(dm.train_dataloader()):
-        if ticks is not None:
-            ticks.append(time.perf_counter())
-        if i == warmup:
-            start = time.perf_counter()
+        ticks.append(tick())
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model.step_terms(x).loss
         opt.zero_grad(set_to_none=True)
@@ -173,31 +185,36 @@ def bare_loop(precision: str, steps: int, warmup: int, compile: bool,
         opt.step()
         if i >= warmup:
             losses.append(loss.item())
-    elapsed = time.perf_counter() - start
-    return steps * BATCH / elapsed, statistics.fmean(losses), start - began
+    ticks.append(tick())
+    return median_step(ticks, warmup)[0], statistics.fmean(losses), ticks[warmup][0] - began
 
 
-class _Clock(pl.Callback):
+class Clock(pl.Callback):
+    """:func:`tick` at the start of every training step and at the end of the epoch, and the
+    losses of the steps after ``warmup``."""
+
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
-        self.start = self.end = None
+        self.ticks: list[tuple[float, int]] = []
         self.losses: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
+        self.ticks.append(tick())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step > self.warmup:
+        if batch_idx >= self.warmup:
             self.losses.append(float(outputs["loss"]))
-        self.end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.ticks.append(tick())
 
 
-def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: str) -> tuple[float, float]:
-    """Images/s of `tcx fit`'s Trainer path (after warmup steps) and the mean loss."""
+def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: str) -> tuple[float, float, float]:
+    """Images/s of `tcx fit`'s Trainer path at its median step (after warmup steps), the mean
+    loss, and the median minor page faults per step."""
     dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup))
     model = make_model(compile)
-    clock = _Clock(warmup)
+    clock = Clock(warmup)
     logger = pl.loggers.WandbLogger(project="tcx-bench", save_dir=root)
     trainer = pl.Trainer(
         max_epochs=1,
@@ -212,16 +229,17 @@ def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: s
     )
     trainer.fit(model, datamodule=dm)
     logger.experiment.finish()
-    return steps * BATCH / (clock.end - clock.start), statistics.fmean(clock.losses)
+    rate, faults = median_step(clock.ticks, warmup)
+    return rate, statistics.fmean(clock.losses), faults
 
 
 def main() -> None:
     from tcx.hardware import cpu_flags, default_precision
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd networks")
@@ -233,8 +251,8 @@ def main() -> None:
 
     chosen, reason = default_precision("cpu")
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "f16c")))
-    caps_env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-                if k in os.environ}
+    caps_env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                                           "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ}
     gflops = {"32-true": matmul_gflops(torch.float32), "bf16-mixed": matmul_gflops(torch.bfloat16)}
     fpi = flop_per_image()
     print(f"precision tcx picks here: {chosen} ({reason})")
@@ -252,22 +270,27 @@ def main() -> None:
                 steps, warmup = args.emulated_steps, 1
             batches = in_memory_batches(steps + warmup)
             bare, trainer, ratios, loss_b, loss_t = [], [], [], [], []
-            mins, mems, warm = [], [], []
+            mins, mems, warm, faults = [], [], [], []
             for _ in range(args.repeats):
-                b, lb, w = bare_loop(precision, steps, warmup, compile)
+                ticks: list = []
+                b, lb, w = bare_loop(precision, steps, warmup, compile, ticks=ticks)
                 warm.append(w)
-                t, lt = trainer_path(precision, steps, warmup, compile, root)
+                t, lt, ft = trainer_path(precision, steps, warmup, compile, root)
+                faults.append((median_step(ticks, warmup)[1], ft))
                 bare.append(b), trainer.append(t), ratios.append(t / b), loss_b.append(lb), loss_t.append(lt)
                 if not compile:
                     m, _ = minimal_loop(precision, batches, warmup)
                     i, _ = tcx_in_memory(precision, batches, warmup)
                     mins.append(m), mems.append(i)
                 print(f"{precision:>11} compile={compile}: bare {b:7.0f} img/s  trainer {t:7.0f} img/s  "
-                      f"ratio {t / b:.3f}  loss {lb:.1f} / {lt:.1f}"
+                      f"ratio {t / b:.3f}  loss {lb:.1f} / {lt:.1f}  faults/step {faults[-1][0]:.0f} / {ft:.0f}"
                       + (f"  | minimal {m:7.0f}  tcx in memory {i:7.0f}" if not compile else ""), flush=True)
             med = statistics.median
-            rows.append((precision, compile, med(bare), med(trainer), med(ratios), statistics.fmean(loss_b),
-                         statistics.fmean(loss_t), med(warm), warmup))
+            # the ratio of the medians over the rounds, as benchmarks/trainer_variants.py takes it; the
+            # rounds' own ratios are listed beside it
+            rows.append((precision, compile, med(bare), med(trainer), med(trainer) / med(bare), statistics.fmean(loss_b),
+                         statistics.fmean(loss_t), med(warm), warmup, ratios,
+                         (med(f[0] for f in faults), med(f[1] for f in faults))))
             if mins:
                 extra.append((precision, med(mins), med(mems), med(bare), med(trainer)))
     render = render_rate(args.steps)
@@ -288,19 +311,21 @@ def main() -> None:
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
         f"benchmarks/train_throughput.py {' '.join(recorded_args(sys.argv[1:]))}`".replace("` ", "`"),
         f"- default AnchorVAE (conv, 10 latents), batch {BATCH}, {args.steps} timed steps after {args.warmup} "
-        f"warm-up steps, medians of {args.repeats} interleaved repeats; loss = mean training loss (nats) "
-        "over the timed steps (same seed and data in both paths); bf16 where it is emulated: "
-        f"{args.emulated_steps} timed steps after 1",
+        f"warm-up steps; img/s = {BATCH} / a run's median step, the median of {args.repeats} interleaved repeats; "
+        "Trainer / bare = the ratio of those medians (each repeat's own ratio listed); loss = mean training "
+        "loss (nats) over the timed steps (same seed and data in both paths); page faults = the median "
+        f"minor faults per step (bare / Trainer); bf16 where it is emulated: {args.emulated_steps} timed steps "
+        "after 1",
         f"- matmul 1024^3: fp32 **{gflops['32-true']:.1f}** GFLOP/s, bf16 **{gflops['bf16-mixed']:.1f}** GFLOP/s; "
         f"training FLOP per image (fp32 forward + backward, counted): {fpi / 1e6:.1f} MFLOP",
         f"- the loader alone (procedural rendering): {render:.0f} img/s",
         "",
-        "| precision | compile | bare loop img/s | Trainer img/s | Trainer / bare | loss bare | loss Trainer "
-        "| warm-up s (bare) | compile pays after |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| precision | compile | bare loop img/s | Trainer img/s | Trainer / bare | each repeat | loss bare "
+        "| loss Trainer | page faults per step | warm-up s (bare) | compile pays after |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
-    plain = {p: (b, w, n) for p, c, b, t, r, lb, lt, w, n in rows if not c}
-    for p, c, b, t, r, lb, lt, w, n in rows:
+    plain = {p: (b, w, n) for p, c, b, t, r, lb, lt, w, n, *_ in rows if not c}
+    for p, c, b, t, r, lb, lt, w, n, each, (fb, ft) in rows:
         pays = ""
         if c and p in plain:
             b0, w0, n0 = plain[p]
@@ -308,7 +333,8 @@ def main() -> None:
             extra_s = w - w0 * n / n0
             saved = BATCH / b0 - BATCH / b
             pays = f"{extra_s / saved:,.0f} steps" if saved > 0 else "never (not faster)"
-        lines.append(f"| {p} | {c} | {b:.0f} | {t:.0f} | {r:.3f} | {lb:.1f} | {lt:.1f} | {w:.1f} | {pays} |")
+        lines.append(f"| {p} | {c} | {b:.0f} | {t:.0f} | {r:.3f} | {' '.join(f'{v:.3f}' for v in each)} | {lb:.1f} "
+                     f"| {lt:.1f} | {fb:.0f} / {ft:.0f} | {w:.1f} | {pays} |")
     lines += [
         "",
         "Where the time goes, and the fraction of the matmul limit (img/s x FLOP per image / matmul FLOP/s "
