@@ -169,7 +169,7 @@ class TcxCLI(LightningCLI):
         if self.subcommand == "fit":
             check_loggers_writable(self.trainer)
         start_runs(self.trainer)
-        self.record = run_record(self.config[self.subcommand], self.subcommand, None, self.trainer)
+        self.record = run_record(self.config[self.subcommand], self.subcommand, self.trainer)
         self.record["precision_note"] = self.precision_note
         record_wandb_run(self.trainer, self.record)
 

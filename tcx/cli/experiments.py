@@ -1,61 +1,37 @@
-"""Experiment configurations shipped with tcx, selectable by name.
-
-``tcx fit -c NAME`` accepts, besides a path to a YAML file, the name of a packaged experiment
-(``betavae_dsprites``, ``anchorvae_mnist``, ...): the files of the ``tcx.configs`` package, which
-are the repository's ``configs/`` folder installed with tcx. A path that exists always wins over a
-packaged name, so a user's own ``betavae_dsprites.yaml`` in the working directory is the one used.
-``tcx configs`` prints the list with each experiment's first comment line.
-"""
+"""The experiments shipped with tcx (the ``tcx.configs`` package, the repository's ``configs/``):
+``tcx fit -c NAME`` selects one by name (a path that exists always wins), ``tcx configs`` lists them."""
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
+
 from tcx.errors import MissingFileError
-
-__all__ = [
-    "available_experiments",
-    "experiment_path",
-    "describe_experiments",
-]
-
-_SUFFIXES = (".yaml", ".yml")
-
-
-def _package_dir() -> Path:
-    return Path(str(resources.files("tcx.configs")))
 
 
 def available_experiments() -> dict[str, Path]:
     """The packaged experiments, name (file stem) to file, sorted by name."""
-    folder = _package_dir()
-    files = sorted(p for p in folder.iterdir() if p.suffix in _SUFFIXES and p.is_file())
-    return {p.stem: p for p in files}
+    folder = Path(str(resources.files("tcx.configs")))
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in (".yaml", ".yml") and p.is_file()}
 
 
 def experiment_path(name: str) -> Path:
-    """The file of a packaged experiment; ``name`` may carry a ``.yaml`` suffix or the
-    ``configs/`` prefix of the source tree. Raises ``FileNotFoundError`` naming the choices."""
-    stem = Path(name).name
-    for suffix in _SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
+    """The file of a packaged experiment (``name`` may carry ``configs/`` and ``.yaml``), or a
+    :class:`MissingFileError` naming the choices."""
     known = available_experiments()
+    stem = re.sub(r"\.ya?ml$", "", Path(name).name)
     if stem not in known:
         raise MissingFileError(
             f"no config file {name!r} and no packaged experiment of that name; give a path to a "
-            f"YAML file, or one of: {', '.join(known)} (`tcx configs` lists them)"
-        )
+            f"YAML file, or one of: {', '.join(known)} (`tcx configs` lists them)")
     return known[stem]
 
 
-def _summary(path: Path) -> str:
-    for line in path.read_text().splitlines():
-        text = line.lstrip("# ").strip()
-        if line.startswith("#") and text:
-            # the first comment line reads "<title>: `tcx fit -c configs/...`"; keep the title
-            return text.split(": `tcx", 1)[0].rstrip(".:")
-    return ""
+def _title(path: Path) -> str:
+    # the first comment line reads "<title>: `tcx fit -c configs/...`"; keep the title
+    line = next((ln for ln in path.read_text().splitlines() if ln.startswith("#") and ln.lstrip("# ").strip()), "")
+    return line.lstrip("# ").strip().split(": `tcx", 1)[0].rstrip(".:")
 
 
 def describe_experiments() -> str:
@@ -63,5 +39,4 @@ def describe_experiments() -> str:
     known = available_experiments()
     width = max(len(n) for n in known)
     lines = ["Packaged experiments (run one with `tcx fit -c NAME`; a path to your own YAML works too):"]
-    lines += [f"  {name.ljust(width)}  {_summary(path)}" for name, path in known.items()]
-    return "\n".join(lines)
+    return "\n".join(lines + [f"  {name.ljust(width)}  {_title(path)}" for name, path in known.items()])

@@ -1,5 +1,4 @@
-"""The run's precision as the ``tcx`` command settles it: the user's, the checkpoint's, or the
-hardware's choice (``tcx.hardware.default_precision``), said on the first process."""
+"""The run's precision: the user's, the checkpoint's, or the hardware's choice (``tcx.hardware``)."""
 
 from __future__ import annotations
 
@@ -7,28 +6,20 @@ import os
 
 from tcx.hardware import default_precision
 
-__all__ = ["resolve_precision", "is_first_process", "TRAINER_PRECISIONS"]
-
-
-def is_first_process(environ=os.environ) -> bool:
-    """Whether this is the run's first process (local rank 0 on node 0), the one that prints tcx's
-    notes; the processes a multi-GPU or multi-node launch starts carry their ranks in the
-    environment (``LOCAL_RANK``, ``NODE_RANK``), before any Trainer exists."""
-    return environ.get("LOCAL_RANK", "0") == "0" and environ.get("NODE_RANK", "0") == "0"
-
-
 #: the precisions a Lightning Trainer takes (what a checkpoint's recorded precision may be)
 TRAINER_PRECISIONS = frozenset({"64-true", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true",
                                 "transformer-engine", "transformer-engine-float16"})
 
 
+def is_first_process(environ=os.environ) -> bool:
+    """Whether this is local rank 0 on node 0 (known from the environment before any Trainer exists)."""
+    return environ.get("LOCAL_RANK", "0") == "0" and environ.get("NODE_RANK", "0") == "0"
+
+
 def resolve_precision(config, recorded: dict | None = None) -> str:
-    """Set ``trainer.precision`` in a parsed config when it is unset (``null``, the default), print
-    the choice and why on rank 0, and return it in words. An explicit precision is kept and said to
-    be the user's. With a checkpoint (``recorded``, ``tcx.cli.checkpoint_run.recorded_run``), a run
-    resumed or evaluated from it keeps the precision it was trained in (``recorded["precision"]``);
-    a checkpoint that does not record one (older tcx) gets the hardware's choice, said so. Otherwise
-    the hardware's choice (:func:`tcx.hardware.default_precision`)."""
+    """Set an unset ``trainer.precision`` of a parsed config: the checkpoint's (``recorded``, from
+    ``tcx.cli.checkpoint_run.recorded_run``) when it records a valid one, else the hardware's
+    choice. Prints the choice and why on the first process and returns it in words."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
     if trainer is None:
         return ""

@@ -1,5 +1,4 @@
-"""Known warnings that no user can act on, silenced by message (used by ``tcx.cli``); every
-other warning stays visible."""
+"""Known warnings that no user can act on, silenced by message; every other stays visible."""
 
 from __future__ import annotations
 
@@ -8,22 +7,15 @@ import warnings
 
 from tcx.cli.wandb_setup import quiet_wandb_warnings
 
-__all__ = ["quiet_known_warnings", "KNOWN_UNACTIONABLE_WARNINGS"]
-
-#: warnings a default run would show that no user can act on, matched precisely by message
 KNOWN_UNACTIONABLE_WARNINGS = (
     # main() passes argv to LightningCLI itself (to add the default classes)
     r"LightningCLI's args parameter is intended to run from within Python",
-    # Lightning's notice about torch's pytree API
     r".*isinstance\(treespec, LeafSpec\)",
     # the model summary counts parameters only; the precision is the hardware's choice
     r"Precision (bf16|16)-mixed is not supported by the model summary",
-    # ModelCheckpoint, loading a checkpoint of another run folder: tcx gives every run its own
-    # folder, so the previous run's top-k bookkeeping is rightly not carried over
+    # a checkpoint of another run folder: every run has its own, so its top-k bookkeeping is rightly dropped
     r"The dirpath has changed from",
 )
-
-
 #: Lightning's info-level advertisements (litlogger, litmodels), by their opening words
 KNOWN_UNACTIONABLE_LOG_LINES = ("💡 Tip: For seamless cloud",)
 
@@ -34,8 +26,7 @@ class _DropLines(logging.Filter):
 
 
 def quiet_known_warnings() -> None:
-    """Silence the known warnings a user cannot act on (KNOWN_UNACTIONABLE_*, and W&B's in
-    :func:`tcx.cli.wandb_setup.quiet_wandb_warnings`), by message; every other warning stays visible."""
+    """Silence the known unactionable warnings and log lines (and W&B's), by message. Idempotent."""
     for message in KNOWN_UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):

@@ -1,13 +1,5 @@
-"""What a run records of itself (used by ``tcx.cli``): its W&B labels and config, and summary.json.
-
-- :func:`label_wandb_run`: before the loggers are built, each W&B logger gets ``job_type`` (the
-  command), a ``group`` (a fit's own run id; an evaluation or resume of a checkpoint joins the
-  group of the run that wrote it) and keeps the ``tags`` the user gave (``init_args.tags``).
-- :func:`run_record`: the model and data classes and arguments, the Trainer's settings, the seed,
-  tcx's version and git commit, the chosen precision, the CPU or GPU; into W&B's config by
-  :func:`record_wandb_run`, which also saves the run's ``config.yaml`` among its files.
-- :func:`write_summary`: ``<run folder>/summary.json``, what the end-of-run table prints and more.
-"""
+"""What a run records of itself: its W&B labels (``job_type``, ``group``) and config, and
+``summary.json`` in its folder (what the end-of-run table prints, and more)."""
 
 from __future__ import annotations
 
@@ -21,21 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["label_wandb_run", "run_record", "record_wandb_run", "write_summary", "summary_values",
-           "SUMMARY_FILE", "GROUP_KEY", "device_kind", "git_commit"]
-
-#: the file every run leaves in its folder
-SUMMARY_FILE = "summary.json"
-from tcx.cli.checkpoint_run import WANDB_GROUP_KEY as GROUP_KEY, plain_config  # noqa: E402
-from tcx.cli.wandb_setup import wandb_logger_args, wandb_loggers  # noqa: E402
+from tcx.cli.checkpoint_run import plain_config
+from tcx.cli.wandb_setup import wandb_logger_args, wandb_loggers
 
 
 def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | None:
-    """Give each W&B logger of a parsed subcommand config (before instantiation) absolute folders,
-    and ``job_type`` (``fit``, ``validate``, ``test``, ``predict``) and ``group`` unless the user
-    set them; returns the group. The group of a fit is its own run id (made here when the run has
-    none yet, :func:`new_run_id`); a command with a checkpoint (``recorded``, its
-    :func:`tcx.cli.checkpoint_run.recorded_run`) takes the group it records, else the id of its run."""
+    """Give each W&B logger of a parsed subcommand config absolute folders, and ``job_type`` (the
+    command) and ``group`` unless the user set them: a fit's group is its own run id, a command
+    with a checkpoint (``recorded``) joins the group of the run that wrote it. Returns the group."""
     chosen = [args for args in wandb_logger_args(config) if args]
     if not chosen:
         return None
@@ -63,14 +48,12 @@ def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | Non
 
 
 def new_run_id() -> str:
-    """A fresh W&B run id of W&B's own form: 8 characters of ``[a-z0-9]``, from ``secrets``."""
+    """A fresh W&B run id of W&B's own form: 8 characters of ``[a-z0-9]``."""
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
 def git_commit(folder: str | os.PathLike | None = None) -> str | None:
-    """The git commit of tcx's own source (a checkout holding ``tcx/cli/run_record.py``; ``folder`` a
-    folder in it), with ``-dirty`` when it has uncommitted changes; ``None`` when tcx is not run
-    from a git checkout of its own, or git is missing."""
+    """The commit of tcx's own git checkout (``-dirty`` with uncommitted changes), else ``None``."""
     folder = str(folder or Path(__file__).resolve().parent)
     try:
         head = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD", "--show-toplevel"], capture_output=True,
@@ -103,13 +86,8 @@ def device_kind(trainer=None) -> str:
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
-def _plain(value):
-    """A parsed config value as JSON-ready plain data (what has no plain form as its text)."""
-    return plain_config(value, other=str)
-
-
 def _class_and_args(spec) -> tuple[str | None, dict]:
-    spec = _plain(spec) or {}
+    spec = spec or {}
     if not isinstance(spec, dict):
         return None, {}
     args = dict(spec.get("init_args") or {})
@@ -117,35 +95,30 @@ def _class_and_args(spec) -> tuple[str | None, dict]:
     return spec.get("class_path"), args
 
 
-def run_record(config, subcommand: str, precision: str | None, trainer=None) -> dict:
-    """What a run is: ``command``, ``model_class``, ``model_args``, ``data_class``, ``data_args``,
-    ``trainer`` (every Trainer setting), ``seed_everything``, ``optimizer``, ``lr_scheduler``,
-    ``ckpt_path``, ``tcx_version``, ``git_commit``, ``precision`` (the one the run uses) and
-    ``device``: plain values, for W&B's config and summary.json."""
+def run_record(config, subcommand: str, trainer=None) -> dict:
+    """What a run is, as plain values for W&B's config and summary.json: the command, the classes
+    and arguments, the Trainer's settings, the seed, tcx's version and commit, precision, device."""
     from importlib.metadata import PackageNotFoundError, version
 
-    plain = _plain(config)
+    plain = plain_config(config, other=str)
     model_class, model_args = _class_and_args(plain.get("model"))
     data_class, data_args = _class_and_args(plain.get("data"))
     try:
         tcx_version = version("tcx")
     except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
         tcx_version = None
-    if trainer is not None and precision is None:
-        precision = str(trainer.precision)
     return {
         "command": subcommand, "model_class": model_class, "model_args": model_args, "data_class": data_class,
         "data_args": data_args, "trainer": plain.get("trainer") or {}, "seed_everything": plain.get("seed_everything"),
         "optimizer": plain.get("optimizer"), "lr_scheduler": plain.get("lr_scheduler"),
         "ckpt_path": plain.get("ckpt_path"), "tcx_version": tcx_version, "git_commit": git_commit(),
-        "precision": precision, "device": device_kind(trainer),
+        "precision": str(trainer.precision) if trainer is not None else None, "device": device_kind(trainer),
     }
 
 
 def record_wandb_run(trainer, record: dict, config_file=None) -> None:
-    """Put ``record`` into the config of every W&B run of ``trainer`` and, when given, save the
-    run's ``config_file`` (its ``config.yaml``) among the W&B run's files as ``tcx/config.yaml``
-    (W&B's own ``config.yaml`` of the files keeps its name). Rank 0 only."""
+    """Put ``record`` into every W&B run's config and, when given, save ``config_file`` among the
+    run's files as ``tcx/config.yaml`` (W&B's own ``config.yaml`` keeps its name). Rank 0 only."""
     if not trainer.is_global_zero:
         return
     for logger in wandb_loggers(trainer):
@@ -159,8 +132,7 @@ def record_wandb_run(trainer, record: dict, config_file=None) -> None:
 
 
 def summary_values(metrics: dict) -> dict[str, float]:
-    """The scalar values of ``trainer.callback_metrics`` (tensors or numbers), as floats; the
-    ones that are not finite as strings (``"nan"``, ``"inf"``), which JSON has no number for."""
+    """The scalars of ``metrics`` as floats; those not finite as strings (``"nan"``), as JSON needs."""
     out = {}
     for key, value in sorted(metrics.items()):
         try:
@@ -173,16 +145,13 @@ def summary_values(metrics: dict) -> dict[str, float]:
 
 def write_summary(folder, record: dict, metrics: dict, *, stage: str, seconds: float, checkpoint: str | None,
                   warnings: list[str] | None = None, extra: dict | None = None):
-    """Write ``<folder>/summary.json`` (atomically; a local folder or an fsspec URL) and return its
-    path: ``record`` (:func:`run_record`), ``stage`` (the split of the values), ``values`` (every
-    scalar the run logged last, :func:`summary_values`), ``checkpoint``, ``wall_time_s``,
-    ``finished_at``, ``warnings`` and ``extra``."""
+    """Write ``<folder>/summary.json`` atomically (a local folder or an fsspec URL); returns its path."""
     from tcx.safe_io import atomic_save, join_path
 
     data = {**record, "stage": stage, "values": summary_values(metrics), "checkpoint": checkpoint,
             "wall_time_s": round(float(seconds), 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "warnings": list(warnings or []), **(extra or {})}
     text = json.dumps(data, indent=1, sort_keys=False, default=str) + "\n"
-    path = join_path(folder, SUMMARY_FILE)
+    path = join_path(folder, "summary.json")
     atomic_save(lambda f: f.write(text.encode()), path, advice="point the run elsewhere (--trainer.default_root_dir)")
     return path

@@ -1,10 +1,5 @@
-"""The table that ends ``tcx fit``, ``validate`` and ``test`` (used by ``tcx.cli``).
-
-The ELBO, the reconstruction term and the rates (anchors against the others) in nats, from the
-split the command ran on, the estimated information terms, every metric that ran, the precision
-and why, a warning when the posterior has collapsed (``tcx.cli.collapse``), and where the run's files are: only files and folders that exist when it is printed
-(local, or at the fsspec URL of the run's root), so it never points at what was not written.
-"""
+"""The table that ends ``tcx fit``, ``validate`` and ``test``: the objective's terms in nats, the
+metrics, the precision, a collapse warning, and the run's files that exist when it is printed."""
 
 from __future__ import annotations
 
@@ -20,15 +15,13 @@ from tcx.cli.wandb_setup import wandb_loggers
 from tcx.models import CorExVAE
 from tcx.safe_io import checkpoint_exists, path_exists
 
-__all__ = ["fit_summary", "written_checkpoint"]
-
-
 def written_checkpoint(trainer, ckpt_path=None) -> str | None:
     """The checkpoint a command names: the one it ran from, else the last or best it wrote, if it exists."""
     ckpt = trainer.checkpoint_callback
     found = [p for p in (ckpt_path, getattr(ckpt, "last_model_path", None), getattr(ckpt, "best_model_path", None))
              if p and checkpoint_exists(p)]
     return str(found[0]) if found else None
+
 
 def _fmt(value, unit: str = "nats") -> str:
     if value is None:
@@ -41,10 +34,8 @@ def _fmt(value, unit: str = "nats") -> str:
 
 def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_note: str | None = None,
                 command: str = "fit", stage: str = "val", ckpt_path: str | None = None) -> str:
-    """The table that ends ``fit``, ``validate`` and ``test``: ELBO, reconstruction, rates (anchors
-    against the others) in nats from the ``stage`` split (``val``, or ``test``; a fit with no
-    validation falls back to its training values), the metrics that ran, and the run's files."""
-    metrics = {k: v for k, v in trainer.callback_metrics.items()}
+    """The summary of the ``stage`` split (``val`` or ``test``; training values when it has none)."""
+    metrics = dict(trainer.callback_metrics)
     if not any(k.startswith(f"{stage}/") for k in metrics) and any(k.startswith("train/") for k in metrics):
         stage = "train"
 
@@ -93,10 +84,8 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
             if key in pictures:
                 rows.append((f"  {key}", pictures[key].rpartition("/")[2]))
     for logger in trainer.loggers:
-        name = type(logger).__name__
         if logger in wandb_loggers(trainer):
-            run = logger.experiment
-            run_dir = Path(getattr(run, "dir", "") or "").parent
+            run_dir = Path(getattr(logger.experiment, "dir", "") or "").parent
             if not run_dir.is_dir():
                 continue
             mode = os.environ.get("WANDB_MODE", "online")
@@ -104,7 +93,7 @@ def fit_summary(trainer: pl.Trainer, model: CorExVAE, seconds: float, precision_
             if mode == "offline":
                 rows.append(("upload it with", f"wandb sync {run_dir}"))
         elif getattr(logger, "log_dir", None) and path_exists(logger.log_dir):
-            rows.append((name, str(logger.log_dir)))
+            rows.append((type(logger).__name__, str(logger.log_dir)))
     width = max(len(k) for k, _ in rows)
     title = f"tcx {command} summary: {type(model).__name__} ({stage} set)"
     lines = ["", title, "-" * max(len(title), width + 30)]
