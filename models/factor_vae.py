@@ -144,13 +144,14 @@ class FactorVAE(CorExVAE):
         if not ddp:
             self.untoggle_optimizer(opt_disc)
 
-        with torch.no_grad():
-            correct = (logits_joint.argmax(1) == 0).float().sum() + (logits_perm.argmax(1) == 1).float().sum()
-            accuracy = correct / z.shape[0]
-        self.log_dict(
-            {"train/discriminator_loss": d_loss.detach(), "train/discriminator_accuracy": accuracy},
-            on_step=True, on_epoch=False, batch_size=z.shape[0],
-        )
+        if self._log_step:  # on the steps the loggers write, as the base's terms (models/step_logging.py)
+            with torch.no_grad():
+                correct = (logits_joint.argmax(1) == 0).float().sum() + (logits_perm.argmax(1) == 1).float().sum()
+                accuracy = correct / z.shape[0]
+            self.log_dict(
+                {"train/discriminator_loss": d_loss.detach(), "train/discriminator_accuracy": accuracy},
+                on_step=True, on_epoch=False, batch_size=z.shape[0],
+            )
         return out.loss.detach()
 
     def configure_optimizers(self):
