@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from tcx import safe_io
-from tcx.cli import run_safety, shell_errors, wandb_setup
+from tcx.cli import checkpoint_run, run_safety, shell_errors, wandb_setup
 from tcx.errors import TcxError
 from tcx.cli.traverse import rebuild_datamodule, traverse_main
 from tcx.cli import main
@@ -482,7 +482,7 @@ def test_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_continues_t
     assert first.returncode == 0, first.stderr[-3000:]
     assert "not reachable" in first.stderr and "W&B run (offline)" in first.stdout
     ckpt = next(tmp_path.glob("runs/tcx/*/checkpoints/last.ckpt"))
-    run_id = torch.load(ckpt, weights_only=True)[wandb_setup.WANDB_ID_KEY]
+    run_id = torch.load(ckpt, weights_only=True)[checkpoint_run.WANDB_ID_KEY]
     cmd = [_tcx(), "fit", *TINY, "--trainer.callbacks", cbs, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt)]
     second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -1,15 +1,13 @@
-"""What keeps a ``tcx`` run from losing work or failing silently (used by ``tcx.cli``).
+"""What keeps a ``tcx`` run from losing work or failing silently.
 
-- :class:`RunGuard`, a callback the CLI adds to every run: ``last.ckpt`` before the end-of-epoch
-  evaluation (which may take minutes), ``interrupted.ckpt`` on SIGINT and SIGTERM (through
-  Lightning's own ``trainer.save_checkpoint``, as ``OnExceptionCheckpoint`` does), the RNG states,
-  the W&B run id and the run's data config in every checkpoint, restored on resume so that 1 epoch
-  + resume 1 epoch equals 2 epochs; an empty training loader refused; a checkpoint folder that
-  cannot be written refused before the first step.
-- :class:`DiskFullMessageIO`: every checkpoint written atomically beside its final name and read
-  back; a save that failed stops the run at once (one paragraph, exit 2 from the CLI).
-- :func:`check_loggers_writable`: a logger folder that cannot be written is refused before
-  training; :func:`check_loader`: ``test``/``predict`` on a datamodule without that loader.
+- :class:`RunGuard`, on every run: ``last.ckpt`` before the end-of-epoch evaluation,
+  ``interrupted.ckpt`` on SIGINT and SIGTERM, the RNG states (1 epoch + resume 1 epoch equals 2
+  epochs), the W&B run and the data config in every checkpoint; an empty training loader and an
+  unwritable checkpoint folder refused before the first step.
+- :class:`DiskFullMessageIO`: every checkpoint written atomically and read back; a failed save
+  stops the run at once, in one paragraph.
+- :func:`check_loggers_writable`, :func:`check_loader`: a logger folder that cannot be written, or
+  ``test``/``predict`` on a datamodule without that loader, refused in one line.
 """
 
 from __future__ import annotations
@@ -27,18 +25,13 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY
+from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY, WANDB_ID_KEY
 from tcx.errors import TcxError, UserError
 from tcx.callbacks import run_dir
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, join_path, storage_path
-from tcx.cli.wandb_setup import WANDB_ID_KEY, wandb_loggers
-
-__all__ = ["RunGuard", "DiskFullMessageIO", "LAST_INTERRUPT", "RNG_KEY", "check_writable", "check_loggers_writable",
-           "check_checkpoint_folders", "checkpoint_file_problem", "check_loader", "prepare_trainer", "SIGTERMException"]
+from tcx.cli.wandb_setup import wandb_loggers
 
 RNG_KEY = "tcx_rng_states"
-
-
 #: the signal that stopped the last run in this process ("SIGINT (Ctrl-C)", "SIGTERM"), for the
 #: command's exit status (Lightning itself exits 1 after a Ctrl-C)
 LAST_INTERRUPT: dict = {"reason": None}
@@ -78,21 +71,14 @@ def _restore_rng(states: dict) -> None:
 
 class RunGuard(pl.Callback):
     """Nothing lost, exact resume, no silent empty run (the module docstring has the list).
-
-    Args:
-        checkpoint_before_eval: write ``last.ckpt`` (in the ModelCheckpoint's folder, when it has
-            ``save_last``) at the end of each training epoch, before the validation and the
-            callbacks' end-of-epoch evaluation run.
-    """
+    ``checkpoint_before_eval``: write ``last.ckpt`` (with a ModelCheckpoint's ``save_last``) before
+    each end-of-epoch evaluation; ``data_config``: the run's ``--data``, recorded in checkpoints."""
 
     def __init__(self, checkpoint_before_eval: bool = True, data_config: dict | None = None) -> None:
         super().__init__()
         self.checkpoint_before_eval = bool(checkpoint_before_eval)
-        #: the run's ``--data`` config (plain values), recorded in every checkpoint so that a
-        #: later ``--ckpt_path`` command rebuilds the same data (tcx/checkpoint_run.py)
         self.data_config = data_config
         self._pending_rng: dict | None = None
-        #: path of the checkpoint written on an interrupt, if any
         self.interrupted_path: Path | None = None
         self.interrupt_reason: str | None = None
 
@@ -204,23 +190,16 @@ class RunGuard(pl.Callback):
 
 
 def check_writable(path, what: str) -> None:
-    """Refuse a folder (local or an fsspec URL) that cannot be created or written, naming it
-    (:class:`tcx.errors.TcxError`): a probe file is written and removed."""
-    target = storage_path(path)
-    probe_name = f".tcx-write-test-{os.getpid()}"
-    try:
-        if isinstance(target, Path):
-            target.mkdir(parents=True, exist_ok=True)
-            probe = target / probe_name
-            probe.write_bytes(b"")
-            probe.unlink()
-        else:
-            import fsspec
+    """Refuse, naming it, a folder (local or an fsspec URL) where a probe file cannot be written."""
+    import fsspec
 
-            fs, inner = fsspec.core.url_to_fs(target)
-            fs.makedirs(inner, exist_ok=True)
-            fs.pipe_file(f"{inner.rstrip('/')}/{probe_name}", b"")
-            fs.rm_file(f"{inner.rstrip('/')}/{probe_name}")
+    target = storage_path(path)
+    try:
+        fs, inner = fsspec.core.url_to_fs(str(target))
+        probe = f"{inner.rstrip('/')}/.tcx-write-test-{os.getpid()}"
+        fs.makedirs(inner, exist_ok=True)
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
     except OSError as exc:
         raise TcxError(
             f"{what} {str(target)!r} is not writable ({exc.strerror or exc}); give a folder you can write to"
@@ -228,8 +207,7 @@ def check_writable(path, what: str) -> None:
 
 
 def check_checkpoint_folders(trainer) -> None:
-    """Refuse, before training, a checkpoint folder (each ``ModelCheckpoint``'s ``dirpath``) that
-    cannot be written. Every process checks (they share the folder), so all stop together."""
+    """Refuse an unwritable ModelCheckpoint ``dirpath``; every process checks, so all stop together."""
     for callback in trainer.checkpoint_callbacks:
         dirpath = getattr(callback, "dirpath", None)
         writes = getattr(callback, "save_top_k", 1) != 0 or getattr(callback, "save_last", False)
@@ -238,8 +216,7 @@ def check_checkpoint_folders(trainer) -> None:
 
 
 def check_loggers_writable(trainer) -> None:
-    """Refuse, before training, a logger whose folder cannot be written (W&B would otherwise fall
-    back to the system's temporary folder without a word)."""
+    """Refuse a logger folder that cannot be written (W&B would fall back to /tmp without a word)."""
     for logger in trainer.loggers:
         save_dir = getattr(logger, "save_dir", None)
         if save_dir:
@@ -248,8 +225,7 @@ def check_loggers_writable(trainer) -> None:
 
 
 def check_loader(datamodule, stage: str) -> None:
-    """Refuse ``tcx test``/``tcx predict`` on a datamodule without that split's loader, in one line
-    (Lightning's own message does not name the datamodule)."""
+    """Refuse ``tcx test``/``predict`` on a datamodule without that split's loader, naming it."""
     if datamodule is not None and not is_overridden(f"{stage}_dataloader", datamodule, pl.LightningDataModule):
         raise TcxError(
             f"the datamodule {type(datamodule).__name__} has no {stage}_dataloader(): `tcx {stage}` runs on "
@@ -261,18 +237,10 @@ CHECKPOINT_ADVICE = "point the checkpoints elsewhere (--trainer.default_root_dir
 
 
 class DiskFullMessageIO(TorchCheckpointIO):
-    """Lightning's ``TorchCheckpointIO``, except that what it says it wrote is on disk.
-
-    - A local path (``file://`` included) is written through :func:`tcx.safe_io.atomic_save`: the
-      temporary file beside the checkpoint, synced, then renamed, so a full disk leaves the
-      previous checkpoint under its name and nothing partial (Lightning's fsspec transaction puts
-      the temporary file in the system's temporary folder, and its move across filesystems is a
-      copy that can stop halfway). Any other fsspec URL goes through Lightning's own save.
-    - After every save the file is read back (its zip directory, not its tensors): a save that
-      failed, even one Lightning swallowed (its fsspec transaction drops a ``PermissionError``),
-      raises :class:`tcx.safe_io.WriteError`, one paragraph naming the file; a full disk
-      :class:`tcx.safe_io.DiskFullError`.
-    """
+    """Lightning's ``TorchCheckpointIO``, except that what it says it wrote is on disk: a local
+    path is written beside its final name and renamed (:func:`tcx.safe_io.atomic_save`; Lightning's
+    temporary file may lie on another filesystem), and every save is read back, which catches a
+    failure Lightning swallows (its fsspec transaction drops a ``PermissionError``)."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         target = storage_path(path)
@@ -295,18 +263,12 @@ class DiskFullMessageIO(TorchCheckpointIO):
 
 
 def checkpoint_file_problem(path) -> str | None:
-    """Why ``path`` (local or an fsspec URL) is not a readable checkpoint, or ``None`` when it is:
-    it exists and its zip directory lists torch's ``data.pkl``. Reads the directory only (at the
-    end of the file), not the tensors."""
-    target = storage_path(path)
-    try:
-        if isinstance(target, Path):
-            handle = open(target, "rb")
-        else:
-            import fsspec
+    """Why ``path`` (local or an fsspec URL) is not a readable checkpoint (its zip directory lists
+    no ``data.pkl``), or ``None``. Reads the directory only, not the tensors."""
+    import fsspec
 
-            handle = fsspec.open(target, "rb").open()
-        with handle, zipfile.ZipFile(handle) as archive:
+    try:
+        with fsspec.open(str(storage_path(path)), "rb") as handle, zipfile.ZipFile(handle) as archive:
             names = archive.namelist()
     except FileNotFoundError:
         return "the file is not there after the save"
@@ -328,9 +290,8 @@ def _not_written(target, checkpoint: dict, why: str) -> WriteError:
 
 
 def prepare_trainer(trainer, data_config: dict | None = None) -> None:
-    """A :class:`RunGuard` (recording ``data_config`` in the checkpoints) first among the callbacks,
-    and Lightning's CheckpointIO with the one-line disk-full message (:class:`DiskFullMessageIO`)
-    unless the user chose another."""
+    """A :class:`RunGuard` first among the callbacks, and :class:`DiskFullMessageIO` unless the user
+    chose another CheckpointIO."""
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = DiskFullMessageIO()
     if not any(isinstance(cb, RunGuard) for cb in trainer.callbacks):
