@@ -1,14 +1,10 @@
 """A checkpoint knows its run: what ``--ckpt_path`` brings to a ``tcx`` command.
 
-Every checkpoint a ``tcx`` run writes records its model family (``tcx_model_class``, with
-Lightning's ``hyper_parameters``) and its datamodule: the class and the arguments it was built
-with (``tcx_data_config``, from the parsed ``--data`` config). With ``--ckpt_path`` and no
-``--model``/``--data``, :func:`with_checkpoint_classes` names the checkpoint's own on the command
-line, so that ``validate``, ``test``, ``predict`` and a resumed ``fit`` run on the model and the
-data they were trained with. What the user gives explicitly is then reconciled with the checkpoint
-by :func:`reconcile_model`. Every class path the checkpoint records is checked by
-:func:`check_recorded_classes` before anything imports it. The README's "After training" section
-has the rules with examples.
+Every checkpoint of a ``tcx`` run records its model family and its datamodule's class and
+arguments. With ``--ckpt_path`` and no ``--model``/``--data``, :func:`with_checkpoint_classes`
+names the checkpoint's own, after :func:`check_recorded_classes` has checked every class path it
+records; what the user gives is reconciled with it by :func:`reconcile_model`. The README's
+"After training" section has the rules with examples.
 """
 
 from __future__ import annotations
@@ -19,28 +15,15 @@ from typing import Any
 
 from tcx.errors import MissingFileError, TcxError
 
-__all__ = [
-    "DATA_CONFIG_KEY",
-    "plain_config",
-    "recorded_run",
-    "run_of",
-    "with_checkpoint_classes",
-    "check_recorded_classes",
-    "reconcile_model",
-    "architecture_keys",
-    "OPTIMIZER_KEYS",
-]
-
 #: the ``--data`` config (class_path and init_args) a CLI run was built with
 DATA_CONFIG_KEY = "tcx_data_config"
 #: the W&B run a checkpoint was logged to (so that a resumed fit continues it)
 WANDB_ID_KEY = "tcx_wandb_run_id"
-#: the checkpoint key of the group of the W&B run that wrote it (tcx/run_record.py)
+#: the group of the W&B run that wrote it (an evaluation of the checkpoint joins it)
 WANDB_GROUP_KEY = "tcx_wandb_group"
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
                             "lr_scheduler"})
-EVALUATION = ("validate", "test", "predict")
 
 
 class CheckpointMismatch(TcxError):
@@ -52,10 +35,8 @@ class _NoPlainForm(Exception):
 
 
 def plain_config(value: Any, other=None) -> Any:
-    """``value`` (a parsed config, with jsonargparse Namespaces, tuples, paths) as plain dicts,
-    lists, strings and numbers, so that a checkpoint holding it loads with ``weights_only=True``.
-    An object with no plain form becomes ``other(object)``; without ``other`` the whole value is
-    ``None``."""
+    """A parsed config as plain dicts, lists, strings and numbers (loadable with ``weights_only=True``);
+    an object with no plain form becomes ``other(object)``, or without ``other`` the whole is ``None``."""
     def plain(v):
         v = v.as_dict() if hasattr(v, "as_dict") else v
         if isinstance(v, dict):  # jsonargparse's bookkeeping (__path__) left out
@@ -77,17 +58,15 @@ def plain_config(value: Any, other=None) -> Any:
 
 
 def recorded_run(ckpt_path) -> dict:
-    """What the checkpoint at ``ckpt_path`` records of its run: ``model_class`` (a class path),
-    ``model_args`` (its saved hyperparameters), ``data`` (``{"class_path", "init_args"}``, or
-    ``None`` when the checkpoint names no datamodule), ``wandb_id``, ``wandb_group``, ``precision``
-    and ``classes`` (every class path it holds). Read as data (``weights_only=True``)."""
+    """What the checkpoint at ``ckpt_path`` (read as data) records of its run: :func:`run_of`."""
     from tcx.safe_io import load_checkpoint
 
     return run_of(load_checkpoint(ckpt_path), ckpt_path)
 
 
 def run_of(checkpoint: dict, ckpt_path="the checkpoint") -> dict:
-    """What a checkpoint (read as data) records of its run: :func:`recorded_run`'s dict."""
+    """``model_class``, ``model_args`` (its hyperparameters), ``data`` (``{"class_path", "init_args"}``
+    or ``None``), ``wandb_id``, ``wandb_group``, ``precision`` and ``classes`` (every class path in it)."""
     from tcx.models.checkpoints import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
 
     if "state_dict" not in checkpoint or "pytorch-lightning_version" not in checkpoint:
@@ -124,7 +103,7 @@ def run_of(checkpoint: dict, ckpt_path="the checkpoint") -> dict:
 
 
 def _class_paths(value) -> list:
-    """Every ``class_path`` value inside a recorded setting (a class spec, or a bare class path)."""
+    """Every ``class_path`` inside a recorded setting (a class spec, or a bare class path)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
@@ -136,8 +115,7 @@ def _class_paths(value) -> list:
 
 
 def _allowed(group: str) -> dict:
-    """The class paths a user could name for ``group`` without importing anything new: tcx's
-    (tcx/arguments.py ``nameable_classes``), and for the optimizer and scheduler torch's own."""
+    """The class paths a user could name for ``group``: tcx's, and torch's optimizers and schedulers."""
     if group in ("--model", "--data"):
         from tcx.cli.arguments import nameable_classes
 
@@ -150,12 +128,9 @@ def _allowed(group: str) -> dict:
 
 
 def check_recorded_classes(run: dict, source: str, user_modules=(), trust: bool = False, unused=()) -> None:
-    """Refuse, before anything imports it, a class path recorded in a checkpoint (``run``, from
-    :func:`recorded_run`) that a user could not have named: not one of tcx's classes (or torch's
-    optimizers and schedulers), nor of a module the user names on this command line
-    (``user_modules``), unless ``trust`` (``--trust``). Raises :class:`tcx.safe_io.CheckpointRefused`
-    naming the value (escaped) and the two ways to accept a file of the user's own. ``unused``:
-    groups whose recorded class the command will not use (``--data`` when the user gives one)."""
+    """Refuse (:class:`tcx.safe_io.CheckpointRefused`), before anything imports it, a class path
+    recorded in ``run`` that a user could not have named: not :func:`_allowed`, nor in a module the
+    command line names (``user_modules``), unless ``trust``. ``unused``: groups the command replaces."""
     from tcx.safe_io import CheckpointRefused, shown
 
     if trust:
@@ -177,10 +152,8 @@ def check_recorded_classes(run: dict, source: str, user_modules=(), trust: bool 
 
 
 def with_checkpoint_classes(given) -> list[str]:
-    """Name the checkpoint's own model and data on ``given``'s command line when it has a
-    ``--ckpt_path`` (a flag or in a ``-c`` file) and names neither; returns the notes that say
-    where the model and the data come from. Every class the checkpoint records is checked first
-    (:func:`check_recorded_classes`; ``--trust`` accepts any)."""
+    """Name the checkpoint's own model and data on ``given``'s command line where it names none;
+    returns the notes that say where the model and the data come from."""
     from lightning.pytorch import LightningDataModule
 
     from tcx.safe_io import checkpoint_exists, resolve_class, shown
@@ -227,17 +200,9 @@ def with_checkpoint_classes(given) -> list[str]:
     return notes
 
 
-def architecture_keys(cls) -> set[str]:
-    """The arguments that shape a family's weights: the union of ``ARCHITECTURE`` over its MRO."""
-    keys: set[str] = set()
-    for klass in getattr(cls, "__mro__", ()):
-        keys |= set(getattr(klass, "ARCHITECTURE", ()))
-    return keys
-
-
 def _same(a, b) -> bool:
-    norm = plain_config
-    return json.dumps(norm(a), sort_keys=True, default=str) == json.dumps(norm(b), sort_keys=True, default=str)
+    return json.dumps(plain_config(a), sort_keys=True, default=str) == json.dumps(plain_config(b), sort_keys=True,
+                                                                                 default=str)
 
 
 def _short(value) -> str:
@@ -252,13 +217,9 @@ def _short(value) -> str:
 
 def reconcile_model(subcommand: str, user_model, merged_model, recorded: dict, explicit: set[str],
                     model_cls) -> tuple[Any, list[str]]:
-    """The model config to build for a command with ``--ckpt_path``, and what to announce.
-
-    ``user_model`` is the ``model`` config as the user's arguments gave it; ``merged_model`` the
-    same after Lightning applied the checkpoint's hyperparameters over it; ``recorded`` is
-    :func:`recorded_run`. Raises :class:`CheckpointMismatch` (one line, naming the keys) for a
-    change the checkpoint's weights or optimizer state cannot follow.
-    """
+    """The model config to build with ``--ckpt_path``, and the notes to print: ``user_model`` as the
+    arguments gave it, ``merged_model`` with the checkpoint's hyperparameters applied. A change the
+    weights or the optimizer state cannot follow is a :class:`CheckpointMismatch` naming the keys."""
     ckpt_class = recorded.get("model_class")
     user_class = user_model.get("class_path") if hasattr(user_model, "get") else None
     from tcx.safe_io import shown
@@ -279,7 +240,8 @@ def reconcile_model(subcommand: str, user_model, merged_model, recorded: dict, e
     if user_args is None or merged_args is None:
         return merged_model, []
     changed = sorted(k for k in explicit if k in saved and k in user_args and not _same(user_args[k], saved[k]))
-    arch = architecture_keys(model_cls)
+    # the arguments that shape a family's weights: ARCHITECTURE over its MRO
+    arch = {k for klass in getattr(model_cls, "__mro__", ()) for k in getattr(klass, "ARCHITECTURE", ())}
     refused = [k for k in changed if k in arch]
     if subcommand == "fit":
         refused += [k for k in changed if k in OPTIMIZER_KEYS and k not in refused]

@@ -1,18 +1,6 @@
-"""The ``tcx`` command: LightningCLI over tcx's models, datamodules and callbacks.
-
-This module is the composition root (docs/design.md#dependency-direction): it alone imports models,
-datamodules and callbacks together, and nothing imports it.
-
-    tcx fit                                  # the default: AnchorVAE on procedural dSprites
-    tcx fit -c anchorvae_dsprites            # a packaged experiment by name, or a YAML file
-    tcx configs                              # list the packaged experiments
-    tcx traverse --ckpt_path CKPT --out DIR  # traversals, samples, information chart of a checkpoint
-
-Every subcommand starts from the packaged default configuration (``tcx/default_config.yaml``);
-``-c`` files and flags override it. The shell's other jobs live in their own modules of ``tcx/``.
-
-Details (more examples, the shell's modules, W&B): docs/running.md#tcxcli-the-tcx-command
-"""
+"""The ``tcx`` command, the composition root (docs/design.md#dependency-direction): LightningCLI over
+tcx's models, datamodules and callbacks, which it alone imports together. Every subcommand starts
+from ``tcx/default_config.yaml``; ``-c`` files and flags override it. docs/running.md has more."""
 
 from __future__ import annotations
 
@@ -21,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-# OpenMP reads its wait policy once, when torch loads it: set before torch is imported. PASSIVE
-# threads sleep between parallel regions instead of spinning, which protects shared cores and
-# costs nothing measurable on a dedicated machine (benchmarks/results/train_throughput.md).
+# read by OpenMP once, when torch loads it: idle threads sleep instead of spinning on shared
+# cores, at no measurable cost on a dedicated machine (benchmarks/results/train_throughput.md)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import lightning.pytorch as pl  # noqa: E402
@@ -32,57 +19,37 @@ from jsonargparse import ArgumentError  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple  # noqa: E402
 from lightning.pytorch.utilities.model_helpers import is_overridden  # noqa: E402
 
-import tcx.callbacks  # noqa: F401, E402  (registers callback classes for short names in configs)
-import tcx.datamodules  # noqa: E402  (registers datamodule classes for `--data NAME`)
-import tcx.models  # noqa: E402  (registers model classes for `--model NAME`)
+import tcx.callbacks  # noqa: E402  (registers the classes for short names in configs and --model/--data NAME)
+import tcx.datamodules  # noqa: F401, E402
+from tcx.callbacks import run_dir  # noqa: E402
 from tcx.cli import checkpoint_run  # noqa: E402
-from tcx.cli.arguments import (  # noqa: E402
-    SUBCOMMANDS,
-    check_given,
-    check_trainer_settings,
-    class_name_problem,
-    explain_parse_error,
-    import_class,
-    input_shape_of,
-    read_arguments,
-    with_default_classes,
-)
+from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings, class_name_problem,  # noqa: E402
+                               explain_parse_error, import_class, input_shape_of, read_arguments, with_default_classes)
 from tcx.cli.experiments import describe_experiments  # noqa: E402
 from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
-from tcx.models import CorExVAE  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
 from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
 from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
-from tcx.callbacks import run_dir  # noqa: E402
-from tcx.safe_io import checkpoint_exists  # noqa: E402
-from tcx.cli.run_safety import LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable, prepare_trainer  # noqa: E402
+from tcx.cli.run_safety import (LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable,  # noqa: E402
+                                prepare_trainer)
 from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
 from tcx.cli.summary import fit_summary, written_checkpoint  # noqa: E402
-from tcx.errors import TcxError  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
-from tcx.cli.wandb_setup import (  # noqa: E402
-    configure_wandb_mode,
-    finish_runs,
-    quiet_wandb_footer,
-    resume_wandb_run,
-    settle_wandb_mode,
-    start_runs,
-    wandb_loggers,
-)
+from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, quiet_wandb_footer,  # noqa: E402
+                                 resume_wandb_run, settle_wandb_mode, start_runs, wandb_loggers)
+from tcx.errors import TcxError  # noqa: E402
+from tcx.models import CorExVAE  # noqa: E402
+from tcx.safe_io import checkpoint_exists  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "default_config.yaml"
 
-__all__ = ["TcxCLI", "main", "DEFAULT_CONFIG"]
-
-
 class ParseError(Exception):
-    """A parse error, as one line (tcx/cli/arguments.py ``explain_parse_error``)."""
+    """A parse error, as one line (``tcx.cli.arguments.explain_parse_error``)."""
 
 
 class TcxCLI(LightningCLI):
-    """LightningCLI with tcx's wiring: the model's ``input_shape`` comes from the datamodule, a
-    ``--ckpt_path`` is reconciled with what the user gave (tcx/checkpoint_run.py), and ``fit``,
-    ``validate`` and ``test`` end with a summary of the objective's terms and the metrics."""
+    """LightningCLI with tcx's wiring: ``input_shape`` from the datamodule, a ``--ckpt_path``
+    reconciled with what the user gave, and a summary at the end of every command."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.init_args.input_shape", compute_fn=input_shape_of, apply_on="instantiate")
@@ -136,8 +103,7 @@ class TcxCLI(LightningCLI):
         self.data_record = checkpoint_run.plain_config(config.get("data"))
 
     def _with_recorded_model(self, recorded: dict):
-        """The subcommand's config with the checkpoint's model class and arguments applied over it,
-        as LightningCLI does for a local ``--ckpt_path``."""
+        """The config with the checkpoint's model applied, as LightningCLI does for a local file."""
         args = dict(recorded.get("model_args") or {})
         model = {"class_path": recorded["model_class"], "dict_kwargs": args} if recorded.get("model_class") else args
         if args or recorded.get("model_class"):
@@ -161,8 +127,7 @@ class TcxCLI(LightningCLI):
         return trainer
 
     def _start(self) -> None:
-        """Before every subcommand: the checks, the W&B runs started (bounded) and the run's record
-        (tcx/cli/run_record.py) into their config."""
+        """Before every subcommand: the checks, the W&B runs started and the run's record."""
         self._started = time.perf_counter()
         if self.subcommand in ("test", "predict"):
             check_loader(self.datamodule, self.subcommand)
@@ -197,8 +162,7 @@ class TcxCLI(LightningCLI):
         self._end("predict")
 
     def _end(self, stage: str) -> None:
-        """The summary (not after predict), summary.json in the run's folder, and the run's
-        config.yaml among its W&B files (rank 0)."""
+        """The summary (not after predict), summary.json, and config.yaml among the W&B files."""
         if not self.trainer.is_global_zero:
             return
         seconds = time.perf_counter() - self._started
@@ -218,15 +182,13 @@ class TcxCLI(LightningCLI):
 
 
 def _wandb_runs(trainer) -> list[dict]:
-    """The W&B runs of ``trainer``: id, group, job_type, tags and the local folder of each."""
     return [{"id": run.id, "group": run.group, "job_type": run.job_type, "tags": list(run.tags or ()),
              "dir": str(Path(run.dir).parent) if getattr(run, "dir", None) else None}
             for run in (logger.experiment for logger in wandb_loggers(trainer))]
 
 
 def _evaluation_missing(trainer, datamodule) -> bool:
-    """Whether a fit that trained ends without its validation terms although it has validation
-    data (a resume from a checkpoint written before its evaluation)."""
+    """Whether a fit that trained, with validation data, ends without its validation terms."""
     if trainer.global_step == 0 or trainer.limit_val_batches == 0 or LAST_INTERRUPT["reason"]:
         return False
     if datamodule is None or not is_overridden("val_dataloader", datamodule, pl.LightningDataModule):
@@ -241,15 +203,10 @@ def _say(notes) -> None:
 
 
 def main(args=None) -> None:
-    """Entry point of the ``tcx`` console script.
-
-    A user's error (a :class:`tcx.errors.UserError`: a bad value, a missing file, a bad config, a
-    refused checkpoint, a diverged run; or a full disk) is printed as one paragraph and exits 2,
-    as does a parse error (one line, with the closest valid keys). Any other exception is a bug and
-    keeps its traceback, after a line naming the user's own file and line when it comes from their
-    code. ``--debug`` or ``TCX_DEBUG=1`` shows every traceback. SIGINT exits 130, SIGTERM 143
-    (after ``interrupted.ckpt``, ``tcx.cli.run_safety.RunGuard``).
-    """
+    """The ``tcx`` console script. A user's error (:class:`tcx.errors.UserError`, a full disk) or a
+    parse error is one paragraph and exit 2; a bug keeps its traceback, after a line naming the
+    user's own file and line; ``--debug`` or ``TCX_DEBUG=1`` shows every traceback. SIGINT exits
+    130, SIGTERM 143."""
     argv = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in argv or os.environ.get("TCX_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
@@ -298,13 +255,11 @@ def main(args=None) -> None:
 
 def _main(argv: list[str]) -> None:
     if argv and argv[0] == "traverse":
-        # pictures from a checkpoint, without training (tcx/traverse.py)
         raise SystemExit(traverse_main(argv[1:]))
     if argv and argv[0] == "configs":
         print(describe_experiments())
         raise SystemExit(0)
     if argv and argv[0] == "compare":
-        # one table of mean +- sd over seeds from the runs' summary.json (tcx/compare.py)
         from tcx.compare import compare_main
 
         raise SystemExit(compare_main(argv[1:]))
@@ -346,30 +301,16 @@ tcx's own commands (not LightningCLI's):
 
 
 def _run_cli(given, argv: list[str]) -> None:
+    # parse errors raise (exit_on_error False) so that main() says them in one line; no
+    # abbreviations: --trainer.max_epoch is a typo, not --trainer.max_epochs
+    strict = {"exit_on_error": False, "allow_abbrev": False}
     failed = True
     try:
-        _build_cli(given, argv)
+        TcxCLI(given, model_class=CorExVAE, datamodule_class=pl.LightningDataModule, subclass_mode_model=True,
+               subclass_mode_data=True, save_config_callback=RunConfig,
+               save_config_kwargs={"overwrite": True, "save_to_log_dir": False}, args=argv,
+               parser_kwargs={**strict, **{sub: {"default_config_files": [str(DEFAULT_CONFIG)], **strict}
+                                           for sub in SUBCOMMANDS}})
         failed = False
     finally:
         finish_runs(failed)  # the command's W&B run ends with the command
-
-
-def _build_cli(given, argv: list[str]) -> None:
-    TcxCLI(
-        given,
-        model_class=CorExVAE,
-        datamodule_class=pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        # parse errors raise (exit_on_error False) so that main() reports them in one line
-        # and no abbreviations: --trainer.max_epoch is a typo, not --trainer.max_epochs
-        parser_kwargs={"exit_on_error": False, "allow_abbrev": False,
-                       **{sub: {"default_config_files": [str(DEFAULT_CONFIG)], "exit_on_error": False,
-                                "allow_abbrev": False} for sub in SUBCOMMANDS}},
-        save_config_callback=RunConfig,
-        save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
-        args=argv,
-    )
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
