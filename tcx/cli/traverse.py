@@ -1,22 +1,17 @@
 """``tcx traverse``: the pictures of a trained model, from its checkpoint, without training.
 
-    tcx traverse --ckpt_path runs/tcx/<run>/checkpoints/last.ckpt --out pictures/
-                 [--num_inputs 2] [--steps 9] [--seed 0] [--num_points 2000]
-                 [--quantile 0.05 | --limit 2.5] [--fps 4] [--scale 1] [--device cpu] [--trust]
+    tcx traverse --ckpt_path runs/tcx/<run>/checkpoints/last.ckpt --out pictures/ [--trust] ...
 
 The model and the datamodule are rebuilt from what the checkpoint records (read as data only);
 without the datamodule the traversals start from the prior and the pictures that need data are
-left out. It writes the pictures the callbacks log during training (``traversal.png``, a GIF per
-latent, samples, and with data reconstructions, the information chart and table).
-
-Exit status: 0 when every picture was written; 1 when some failed; 2 for bad input.
-
-Details (options, files, exit status): docs/running.md#tcxclitraversepy-tcx-traverse
+left out. Exit status: 0 when every picture was written; 1 when some failed; 2 for bad input.
+Details: docs/running.md#tcxclitraversepy-tcx-traverse
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -25,16 +20,9 @@ import torch
 from tcx.errors import TcxError
 from tcx.validation import check_int, check_real
 
-__all__ = ["traverse_main", "rebuild_datamodule"]
-
 #: the other spellings tcx traverse accepts, and the one it documents
 ALIASES = {"--ckpt": "--ckpt_path", "--num-inputs": "--num_inputs", "--num-points": "--num_points"}
-
 PROG = "tcx traverse"
-
-
-class _UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,52 +49,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args) -> None:
-    try:
-        check_int("--num_inputs", args.num_inputs, 0)
-        check_int("--steps", args.steps, 2)
-        check_int("--num_points", args.num_points, 2)
-        check_real("--quantile", args.quantile, 0, 0.5, high_open=True)
-        check_real("--limit", args.limit, 0, low_open=True, allow_none=True)
-        check_real("--fps", args.fps, 0, low_open=True)
-        check_int("--scale", args.scale, 1)
-    except TcxError as exc:
-        raise _UsageError(str(exc)) from None
+    """Refuse (:class:`TcxError`) a value out of range, a missing checkpoint, a file as ``--out``."""
     from tcx.safe_io import checkpoint_exists
 
-    if "://" in args.ckpt_path:  # an fsspec URL (file://, s3://, ...), read as the other commands read it
+    check_int("--num_inputs", args.num_inputs, 0)
+    check_int("--steps", args.steps, 2)
+    check_int("--num_points", args.num_points, 2)
+    check_real("--quantile", args.quantile, 0, 0.5, high_open=True)
+    check_real("--limit", args.limit, 0, low_open=True, allow_none=True)
+    check_real("--fps", args.fps, 0, low_open=True)
+    check_int("--scale", args.scale, 1)
+    ckpt = args.ckpt_path
+    if "://" in ckpt:  # an fsspec URL (file://, s3://, ...), read as the other commands read it
         try:
-            found = checkpoint_exists(args.ckpt_path)
+            found = checkpoint_exists(ckpt)
         except (ImportError, ValueError, OSError) as exc:
-            raise _UsageError(f"--ckpt_path {args.ckpt_path!r} cannot be read ({type(exc).__name__}: {exc})") from None
+            raise TcxError(f"--ckpt_path {ckpt!r} cannot be read ({type(exc).__name__}: {exc})") from None
         if not found:
-            raise _UsageError(f"--ckpt_path {args.ckpt_path!r} does not exist; give the URL of a .ckpt file written "
-                              "by `tcx fit`")
-        return _check_out(args)
-    ckpt = Path(args.ckpt_path)
-    if not ckpt.exists():
-        raise _UsageError(f"--ckpt_path {str(ckpt)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
-    if not ckpt.is_file():
-        raise _UsageError(f"--ckpt_path {str(ckpt)!r} is a directory; give the path of a .ckpt file inside it")
-    _check_out(args)
-
-
-def _check_out(args) -> None:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise _UsageError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
+            raise TcxError(f"--ckpt_path {ckpt!r} does not exist; give the URL of a .ckpt file written by `tcx fit`")
+    elif not Path(ckpt).exists():
+        raise TcxError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
+    elif not Path(ckpt).is_file():
+        raise TcxError(f"--ckpt_path {ckpt!r} is a directory; give the path of a .ckpt file inside it")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TcxError(f"--out {args.out!r} is a file; give a folder (it is created if missing)")
     try:
         torch.device(args.device)
     except (RuntimeError, TypeError) as exc:
-        raise _UsageError(f"--device {args.device!r} is not a torch device ({exc}); use e.g. cpu or cuda") from None
+        raise TcxError(f"--device {args.device!r} is not a torch device ({exc}); use e.g. cpu or cuda") from None
 
 
 def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
-    """The datamodule a checkpoint was trained with, or ``(None, reason)``: the data its run
-    recorded (``tcx.cli.checkpoint_run.run_of``). The class path is data from a file: it is built only when it is one
-    of ``known`` (the datamodules a user could name with ``--data``; ``tcx traverse`` passes tcx's
-    registered ones), or, with ``trust`` (``tcx traverse --trust``), any importable
-    ``LightningDataModule`` subclass. Returns ``(datamodule, None)`` or ``(None, why not)``.
-    """
+    """``(datamodule, None)``: the data the checkpoint's run recorded, set up for validation, or
+    ``(None, why not)``. Its class is built only when it is one of ``known`` (the datamodules a user
+    could name), or with ``trust`` any ``LightningDataModule``."""
     import lightning.pytorch as pl
 
     from tcx.cli.checkpoint_run import run_of
@@ -118,28 +94,27 @@ def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
         return None, str(exc)
     if not recorded:
         return None, "the checkpoint names no datamodule"
-    class_path = recorded["class_path"]
     try:
-        cls = resolve_class(class_path, known, pl.LightningDataModule, what="datamodule", source="the checkpoint",
-                            trust=trust)
+        cls = resolve_class(recorded["class_path"], known, pl.LightningDataModule, what="datamodule",
+                            source="the checkpoint", trust=trust)
     except CheckpointRefused as exc:
         return None, str(exc)
-    hparams = _init_arguments(cls, dict(recorded.get("init_args") or {}))
+    hparams = {k: v for k, v in dict(recorded.get("init_args") or {}).items() if not str(k).startswith("_")}
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        hparams = {k: v for k, v in hparams.items() if k in params}  # only the arguments it declares
     try:
         dm = cls(**hparams)
         dm.setup("validate")
     except Exception as exc:
-        return None, (f"its datamodule {shown(class_path)} could not be built ({type(exc).__name__}: "
+        return None, (f"its datamodule {shown(recorded['class_path'])} could not be built ({type(exc).__name__}: "
                       f"{shown(str(exc), 300)})")
     return dm, None
 
 
 def load_traversable(ckpt_path: str, known, trust: bool = False):
-    """The model of the checkpoint at ``ckpt_path`` (a path or an fsspec URL) in eval mode, and the
-    checkpoint read as data. Its family must be one of ``known`` (the model families a user could
-    name, ``tcx.cli.arguments.nameable_classes("--model")``), or any :class:`CorExVAE` subclass with
-    ``trust``; refused (:class:`tcx.safe_io.CheckpointRefused`) before anything is imported."""
-    from tcx.errors import TcxError
+    """The checkpoint's model in eval mode, and the checkpoint read as data. Its family must be one
+    of ``known``, or with ``trust`` any :class:`CorExVAE`; refused before anything is imported."""
     from tcx.models import CorExVAE
     from tcx.models.checkpoints import CLASS_KEY
     from tcx.safe_io import load_checkpoint, resolve_class
@@ -153,77 +128,47 @@ def load_traversable(ckpt_path: str, known, trust: bool = False):
                        "written by a tcx model")
     cls = resolve_class(class_path, known, CorExVAE, what="model family", source=f"checkpoint {ckpt_path!r}",
                         trust=trust)
-    model = cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    model.eval()
-    return model, checkpoint
-
-
-def _init_arguments(cls, hparams: dict) -> dict:
-    """The saved hyperparameters ``cls.__init__`` takes: LightningCLI's bookkeeping entries
-    (``_class_path``, ``_instantiator``) dropped, and, unless it takes ``**kwargs``, only the names
-    it declares."""
-    import inspect
-
-    hparams = {k: v for k, v in hparams.items() if not str(k).startswith("_")}
-    try:
-        params = inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return hparams
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return hparams
-    return {k: v for k, v in hparams.items() if k in params}
+    return cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).eval(), checkpoint
 
 
 def traverse_main(argv: list[str], datamodules=None) -> int:
-    """Entry point of ``tcx traverse`` (dispatched by :func:`main`); returns the exit status.
-    ``datamodules``: the datamodule classes a checkpoint may name without ``--trust`` (by default
-    the one list of the ``tcx`` command, ``tcx.cli.arguments.nameable_classes``)."""
+    """Entry point of ``tcx traverse``; returns the exit status. ``datamodules``: the classes a
+    checkpoint may name without ``--trust`` (by default ``nameable_classes("--data")``)."""
+    from tcx.callbacks.export import export_pictures
     from tcx.cli.arguments import nameable_classes
+    from tcx.safe_io import shown
 
-    if datamodules is None:
-        datamodules = nameable_classes("--data")
-    argv = [ALIASES.get(a.partition("=")[0], a.partition("=")[0]) + a.partition("=")[1] + a.partition("=")[2]
-            for a in argv]
-    parser = build_parser()
+    argv = [ALIASES.get(flag, flag) + sep + value for flag, sep, value in (a.partition("=") for a in argv)]
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage and the error (2), or the help (0)
         return int(exc.code) if isinstance(exc.code, int) else 2
     try:
         _check_args(args)
-    except _UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-
-    from tcx.callbacks.export import export_pictures
-    from tcx.safe_io import shown
-
-    try:
-        model, checkpoint = load_traversable(args.ckpt_path, nameable_classes("--model"), trust=args.trust)
+        try:
+            model, checkpoint = load_traversable(args.ckpt_path, nameable_classes("--model"), trust=args.trust)
+        except (FileNotFoundError, ValueError, OSError):
+            raise
+        except Exception as exc:  # a checkpoint whose model cannot be rebuilt
+            raise TcxError(f"{args.ckpt_path!r} could not be loaded as a tcx model ({type(exc).__name__}: "
+                           f"{shown(str(exc), 300)})") from None
+        try:
+            model = model.to(args.device)
+        except Exception as exc:
+            raise TcxError(f"cannot move the model to --device {args.device!r} ({type(exc).__name__}: {exc})") from None
+        out = Path(args.out)
+        known = nameable_classes("--data") if datamodules is None else datamodules
+        datamodule, why = rebuild_datamodule(checkpoint, known=known, trust=args.trust)
+        del checkpoint
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TcxError(f"cannot create --out {str(out)!r}: {exc}") from None
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a checkpoint whose model cannot be rebuilt
-        print(f"{PROG}: error: {args.ckpt_path!r} could not be loaded as a tcx model ({type(exc).__name__}: "
-              f"{shown(str(exc), 300)})", file=sys.stderr)
-        return 2
-    try:
-        model = model.to(args.device)
-    except Exception as exc:
-        print(f"{PROG}: error: cannot move the model to --device {args.device!r} ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 2
-
-    datamodule, why = rebuild_datamodule(checkpoint, known=datamodules, trust=args.trust)
     if getattr(datamodule, "dataset_size", None) is not None:
-        # the dataset size N the information estimates need, by the model's one route
-        model.attach_data(dataset_size=datamodule.dataset_size)
-    del checkpoint
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"{PROG}: error: cannot create --out {str(out)!r}: {exc}", file=sys.stderr)
-        return 2
+        model.attach_data(dataset_size=datamodule.dataset_size)  # the N of the information estimates
     files, failures, notes = export_pictures(
         model, out, datamodule, num_inputs=args.num_inputs, steps=args.steps, seed=args.seed,
         num_points=args.num_points, quantile=args.quantile, limit=args.limit, fps=args.fps, scale=args.scale,
