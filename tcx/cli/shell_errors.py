@@ -1,12 +1,9 @@
 """How the ``tcx`` command reports a failure: one paragraph for a user's error, a traceback for a bug.
 
-- :func:`describe_error`: the one-paragraph message of a :class:`tcx.errors.UserError` found in an
-  exception's chain (tcx's own checks, a refused checkpoint, a missing data file, a full disk,
-  also when a DataLoader worker raised it), of running out of memory while building the model
-  or a batch (the size asked, what to lower), or ``None`` for anything else (a traceback).
-- :func:`user_code_frame`: for such a bug, the innermost frame in the user's own code (a Python
-  file of their datamodule or model, never tcx, Python, an installed package or a compiled
-  library's frame), also found in a DataLoader worker's traceback text.
+:func:`describe_error` gives the paragraph of a :class:`tcx.errors.UserError` in an exception's
+chain (a DataLoader worker's included), of a full disk, or of running out of memory while building
+the model or a batch; ``None`` for a bug, for which :func:`user_code_frame` finds the innermost
+frame in the user's own Python files (never tcx's, an installed package's or a compiled one's).
 """
 
 from __future__ import annotations
@@ -15,12 +12,13 @@ import os
 import re
 import sys
 import sysconfig
+import traceback
 from pathlib import Path
+
+import torch
 
 from tcx.errors import UserError
 from tcx.safe_io import is_disk_full
-
-__all__ = ["describe_error", "out_of_memory_message", "user_code_frame"]
 
 _TCX_ROOT = Path(__file__).resolve().parents[2]
 _NOT_USER = tuple(
@@ -35,40 +33,31 @@ def _chain(exc: BaseException):
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        if exc.__cause__ is not None:
-            exc = exc.__cause__
-        else:
-            exc = None if exc.__suppress_context__ else exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def describe_error(exc: BaseException) -> str | None:
-    """The one-paragraph message for a user's error in ``exc``'s chain (the innermost
-    :class:`UserError`, which names the value; or a full disk), ``None`` for anything else."""
-    found = None
-    for e in _chain(exc):
-        if isinstance(e, UserError):
-            found = e
-    if found is None:
-        oom = out_of_memory_message(exc)
-        if oom is not None:
-            return oom
-        if is_disk_full(exc):
-            e = next((e for e in _chain(exc) if isinstance(e, OSError)), exc)
-            where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
-            return (f"no space left on the disk{where} ({getattr(e, 'strerror', None) or e}); free space there or point the run "
-                    "elsewhere (--trainer.default_root_dir, or the logger's save_dir)")
-        return None
-    # an OSError built as (errno, message) prints "[Errno N] message": the message alone
-    text = found.strerror if isinstance(found, OSError) and len(found.args) >= 2 and found.strerror else str(found)
-    return " ".join(_worker_message(text).split())
+    """The paragraph for a user's error in ``exc``'s chain (the innermost), else ``None``."""
+    users = [e for e in _chain(exc) if isinstance(e, UserError)]
+    if users:
+        found = users[-1]
+        # an OSError built as (errno, message) prints "[Errno N] message": the message alone
+        text = found.strerror if isinstance(found, OSError) and len(found.args) >= 2 and found.strerror else str(found)
+        return " ".join(_worker_message(text).split())
+    oom = out_of_memory_message(exc)
+    if oom is not None or not is_disk_full(exc):
+        return oom
+    e = next((e for e in _chain(exc) if isinstance(e, OSError)), exc)
+    where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
+    return (f"no space left on the disk{where} ({getattr(e, 'strerror', None) or e}); free space there or point the run "
+            "elsewhere (--trainer.default_root_dir, or the logger's save_dir)")
 
 
 _WORKER = "Original Traceback (most recent call last):"
 
 
 def _worker_message(text: str) -> str:
-    """A DataLoader worker's error (its message quotes the worker's traceback) as the worker
-    exception's own message, the traceback left out; any other text as it is."""
+    """A DataLoader worker's error (quoting its traceback) as the worker exception's message."""
     if _WORKER not in text:
         return text
     head, _, quoted = text.partition(_WORKER)
@@ -87,32 +76,14 @@ _ASKED_BYTES = re.compile(r"tried to allocate (\d+) bytes", re.IGNORECASE)
 _ASKED_UNITS = re.compile(r"tried to allocate ([\d.]+ [KMGT]i?B)", re.IGNORECASE)
 
 
-def _memory_error(exc: BaseException) -> BaseException | None:
-    torch = sys.modules.get("torch")
-    kinds = (MemoryError,) + ((torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ())
-    for e in _chain(exc):
-        if isinstance(e, kinds) or (isinstance(e, RuntimeError) and _ALLOCATION_FAILED.search(str(e))):
-            return e
-    return None
-
-
-def _frames(exc: BaseException):
-    tb = exc.__traceback__
-    while tb is not None:
-        yield tb.tb_frame
-        tb = tb.tb_next
-
-
 def out_of_memory_message(exc: BaseException) -> str | None:
-    """The one paragraph for running out of memory while building the model (a model's
-    ``__init__``, its networks) or a batch (a datamodule, a DataLoader, a model's step on a
-    batch): the size asked and what to lower. ``None`` for any other error, and for memory
-    that ran out anywhere else, which keeps its traceback (it may be a bug)."""
-    error = _memory_error(exc)
+    """The paragraph for running out of memory while building the model or a batch: the size asked
+    and what to lower. ``None`` otherwise: memory that ran out elsewhere may be a bug."""
+    error = next((e for e in _chain(exc) if isinstance(e, (MemoryError, torch.OutOfMemoryError))
+                  or (isinstance(e, RuntimeError) and _ALLOCATION_FAILED.search(str(e)))), None)
     if error is None:
         return None
-    frames = list(_frames(error))
-    ours = [(f, str(Path(f.f_code.co_filename).resolve())) for f in frames]
+    ours = [(f, str(Path(f.f_code.co_filename).resolve())) for f, _ in traceback.walk_tb(error.__traceback__)]
     text = str(error)
     found = _ASKED_BYTES.search(text)
     asked = (f"{int(found.group(1)) / 2**30:.1f} GiB" if found else
@@ -162,19 +133,12 @@ _TRACEBACK_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
 def user_code_frame(exc: BaseException) -> tuple[str, int, str] | None:
-    """``(file, line, function)`` of the innermost frame of ``exc`` (or of its chain, or of a
-    worker's traceback quoted in its message) that is in the user's own code; ``None`` if none."""
-    found = None
+    """``(file, line, function)`` of the innermost frame of ``exc``'s chain (or of a worker's
+    traceback quoted in its message) in the user's own code, else ``None``."""
     for e in _chain(exc):
-        tb = e.__traceback__
-        while tb is not None:
-            code = tb.tb_frame.f_code
-            if _is_user_file(code.co_filename):
-                found = (code.co_filename, tb.tb_lineno, code.co_name)
-            tb = tb.tb_next
-        for filename, line, func in _TRACEBACK_LINE.findall(str(e)):
-            if _is_user_file(filename):
-                found = (filename, int(line), func)
-        if found is not None:
-            return found
-    return found
+        found = [(f.f_code.co_filename, line, f.f_code.co_name) for f, line in traceback.walk_tb(e.__traceback__)]
+        found += [(file, int(line), func) for file, line, func in _TRACEBACK_LINE.findall(str(e))]
+        found = [where for where in found if _is_user_file(where[0])]
+        if found:
+            return found[-1]
+    return None
