@@ -1,12 +1,8 @@
 """One table across runs: ``tcx compare RUN_DIRS...`` and :func:`compare` from Python.
 
-Reads the ``summary.json`` each run leaves in its folder (``tcx.cli.run_record``; a folder is searched
-recursively, a ``summary.json`` path taken as is), groups the runs by their configuration minus
-the seed (the command, the model and data classes and arguments, the Trainer's length and
-precision, the optimizer; ``seed_everything`` and every ``seed`` argument left out) and gives each
-group's mean +- sd (sample standard deviation, n - 1) over its runs, with n, as markdown or CSV.
+Reads each run's ``summary.json`` (folders searched recursively), groups the runs by their
+configuration less the seeds, and gives each group's mean +- sd (n - 1) over its runs, with n.
 
-    tcx compare runs/tcx                      # every run under runs/tcx, the default values
     tcx compare runs/tcx --values val/elbo metrics/mig --format csv
 """
 
@@ -22,20 +18,16 @@ from pathlib import Path
 
 from tcx.errors import TcxError
 
-__all__ = ["load_summaries", "group_key", "compare", "format_table", "compare_main", "DEFAULT_VALUES"]
-
 #: the values a table shows unless asked for others (those that no run has are left out)
 DEFAULT_VALUES = ("val/elbo", "val/reconstruction", "val/rate", "val/corex_bound", "metrics/mig",
                   "metrics/dci_disentanglement", "metrics/sap", "test/elbo")
-#: the Trainer settings that make two runs different experiments (others, such as folders,
-#: loggers and progress bars, do not)
+#: the Trainer settings that make two runs different experiments (folders, loggers, bars do not)
 TRAINER_KEYS = ("max_epochs", "max_steps", "min_epochs", "min_steps", "precision", "accumulate_grad_batches",
                 "gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "deterministic")
 
 
 def load_summaries(paths) -> list[dict]:
-    """The ``summary.json`` of each of ``paths`` (a file, or every one under a folder), each with
-    its ``path``; a path with none is a :class:`tcx.errors.TcxError` naming it."""
+    """The ``summary.json`` of each of ``paths`` (a file, or every one under a folder), with its ``path``."""
     out = []
     for given in paths:
         path = Path(given)
@@ -54,18 +46,13 @@ def load_summaries(paths) -> list[dict]:
     return out
 
 
-def _without_seeds(args) -> dict:
-    return {k: v for k, v in sorted(dict(args or {}).items()) if k != "seed"}
-
-
 def group_key(summary: dict) -> dict:
     """What makes runs the same experiment: the configuration less its seeds."""
     trainer = summary.get("trainer") or {}
     return {
-        "command": summary.get("command"), "model": summary.get("model_class"),
-        **{f"model.{k}": v for k, v in _without_seeds(summary.get("model_args")).items()},
-        "data": summary.get("data_class"),
-        **{f"data.{k}": v for k, v in _without_seeds(summary.get("data_args")).items()},
+        "command": summary.get("command"), "model": summary.get("model_class"), "data": summary.get("data_class"),
+        **{f"{group}.{k}": v for group in ("model", "data")
+           for k, v in sorted(dict(summary.get(f"{group}_args") or {}).items()) if k != "seed"},
         **{f"trainer.{k}": trainer.get(k) for k in TRAINER_KEYS if k in trainer},
         "precision": summary.get("precision"), "optimizer": summary.get("optimizer"),
         "lr_scheduler": summary.get("lr_scheduler"),
@@ -77,11 +64,9 @@ def _canonical(value) -> str:
 
 
 def compare(summaries, values=None) -> list[dict]:
-    """Rows of mean +- sd per group of ``summaries`` (dicts as :func:`load_summaries` gives):
-    ``{"setting": {key: value that differs between groups}, "n": runs, "seeds": [...],
-    "values": {name: (mean, sd, count)}}``, in the order the groups first appear. ``sd`` is the
-    sample standard deviation (``nan`` for one run); a value only some runs have is averaged over
-    those (``count``). ``values`` (default :data:`DEFAULT_VALUES`) names what to average."""
+    """A row per group, in order of appearance: ``{"setting": {key: value where groups differ}, "n",
+    "seeds", "values": {name: (mean, sd, count)}}``; sd is ``nan`` for one run, and a value only some
+    runs have is averaged over those (``count``). ``values``: what to average (:data:`DEFAULT_VALUES`)."""
     summaries = list(summaries)
     if not summaries:
         raise TcxError("no runs to compare")
@@ -121,8 +106,8 @@ def _number(mean: float, sd: float) -> str:
 
 
 def format_table(rows: list[dict], fmt: str = "markdown") -> str:
-    """``rows`` of :func:`compare` as a markdown table (``mean +- sd``; ``(k)`` after a value
-    only ``k`` of a group's runs have) or CSV (a ``_mean``, ``_sd`` and ``_n`` column per value)."""
+    """``rows`` of :func:`compare` as markdown (``mean +- sd``, ``(k)`` after a value only ``k`` runs
+    have) or CSV (a ``_mean``, ``_sd`` and ``_n`` column per value)."""
     settings = list(dict.fromkeys(k for row in rows for k in row["setting"]))
     values = list(dict.fromkeys(v for row in rows for v in row["values"]))
     if fmt == "csv":
