@@ -13,6 +13,8 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +24,6 @@ import tcx.datamodules
 import tcx.models
 from tcx.errors import MissingFileError, TcxError
 from tcx.models import CorExVAE
-
-__all__ = ["SUBCOMMANDS", "DEFAULT_CLASSES", "Given", "read_arguments", "check_given", "explain_parse_error",
-           "class_name_problem",
-           "check_trainer_settings", "nameable_classes", "import_class", "input_shape_of", "class_arguments"]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_CLASSES = {"--model": "tcx.models.AnchorVAE", "--data": "tcx.datamodules.DSprites"}
@@ -47,10 +45,8 @@ def input_shape_of(datamodule) -> tuple[int, ...]:
 
 
 def nameable_classes(group: str) -> dict[str, type]:
-    """THE list of classes a user may name with ``group`` (``--model`` or ``--data``): every
-    spelling to its class, the short name (``MNIST``), the public path (``tcx.datamodules.MNIST``)
-    and the defining path (``tcx.datamodules.mnist.MNIST``). A class path recorded in a checkpoint
-    is built without ``--trust`` only when it is one of these (or in a module the user names)."""
+    """THE classes a user may name with ``group`` (``--model``, ``--data``), by each spelling: the
+    short name, the public and the defining path. A checkpoint may name only these without ``--trust``."""
     module, base = GROUPS[group]
     out: dict[str, type] = {}
     for name in getattr(module, "__all__", ()):
@@ -73,10 +69,10 @@ def import_class(class_path):
         return None
 
 
-def class_arguments(cls) -> list[tuple[str, str]]:
-    """``(name, default)`` of every ``__init__`` argument of ``cls``, following ``**kwargs`` up
-    the MRO (tcx's families pass them to their base); defaults shown as written in YAML."""
-    seen: dict[str, str] = {}
+def _parameters(cls) -> dict[str, tuple[object, object]]:
+    """``name: (default, type)`` of every ``__init__`` argument of ``cls``, following ``**kwargs`` up
+    the MRO (tcx's families pass them to their base)."""
+    seen: dict[str, tuple[object, object]] = {}
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -85,12 +81,18 @@ def class_arguments(cls) -> list[tuple[str, str]]:
             params = inspect.signature(init).parameters
         except (TypeError, ValueError):
             break
+        hints = _hints(init)
         for name, p in params.items():
-            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name not in seen:
-                seen[name] = "(required)" if p.default is p.empty else _yaml(p.default)
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                seen.setdefault(name, (p.default, hints.get(name)))
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             break
-    return list(seen.items())
+    return seen
+
+
+def class_arguments(cls) -> list[tuple[str, str]]:
+    """``(name, default as YAML)`` of every ``__init__`` argument of ``cls``."""
+    return [(k, "(required)" if d is inspect.Parameter.empty else _yaml(d)) for k, (d, _) in _parameters(cls).items()]
 
 
 def _yaml(value) -> str:
@@ -101,15 +103,14 @@ def _yaml(value) -> str:
 
 @dataclass
 class Given:
-    """What the user gave: ``argv`` (to parse), every ``(flag, value)`` in order, and every ``-c``
-    file's content (read once)."""
+    """What the user gave: ``argv`` (to parse), every ``(flag, value)`` in order, every ``-c`` file's
+    content, and what the checkpoint of ``ckpt_path`` records (``checkpoint_run.recorded_run``)."""
 
     command: str | None
     argv: list[str]
     flags: list[tuple[str, str]] = field(default_factory=list)
     files: list[tuple[str, dict]] = field(default_factory=list)
     trust: bool = False
-    #: what the checkpoint of ``ckpt_path`` records (``tcx.cli.checkpoint_run.recorded_run``), once read
     recorded: dict | None = None
 
     def values(self, flag: str) -> list[str]:
@@ -122,16 +123,10 @@ class Given:
             if isinstance(content.get(self.command), dict):
                 yield path, f"{self.command}.", content[self.command]
 
-    def sections(self):
-        """``(file, key, section)`` of every file's ``model`` and ``data`` section."""
-        for path, prefix, scope in self.scopes():
-            for group in ("model", "data"):
-                if group in scope:
-                    yield path, prefix + group, scope[group]
-
     def file_classes(self):
         """``(file, key, class path)`` of every class a file's model or data section names."""
-        for path, key, section in self.sections():
+        for path, key, section in ((path, prefix + g, scope[g]) for path, prefix, scope in self.scopes()
+                                   for g in ("model", "data") if g in scope):
             if isinstance(section, str):
                 yield path, key, section
             elif isinstance(section, dict) and isinstance(section.get("class_path"), str):
@@ -154,8 +149,7 @@ class Given:
         return found[-1] if found else None
 
     def model_keys(self) -> set[str]:
-        """The model arguments set explicitly: ``--model.X`` flags, ``--optimizer`` and
-        ``--lr_scheduler``, and the files' model sections."""
+        """The model arguments set explicitly, by flag (``--optimizer`` included) or in a file."""
         keys = {f[2:].split(".")[0] for f, _ in self.flags if f[2:].split(".")[0] in LINKED_GROUPS}
         keys |= {_argument(f[len("--model."):]) for f, _ in self.flags if f.startswith("--model.")}
         for _, _, scope in self.scopes():
@@ -167,17 +161,13 @@ class Given:
         return keys
 
     def user_modules(self) -> set[str]:
-        """The modules of the user's own classes named here: a checkpoint may name classes of
-        these without ``--trust``, since the command imports them anyway."""
+        """The modules of the user's own classes named here (imported anyway: no ``--trust`` needed)."""
         values = [v for g in GROUPS for v in self.values(g)] + [v for _, _, v in self.file_classes()]
         return {v.rpartition(".")[0] for v in values if "." in v and not v.startswith(("{", "[")) and not _names_tcx(v)}
 
 
 def _class_of(value: str) -> str | None:
-    """The class a ``--model``/``--data`` value names: a class path, or the ``class_path`` of a
-    JSON spec (as the checkpoint's data is given)."""
-    import json
-
+    """The class a ``--model``/``--data`` value names: a class path, or a JSON spec's ``class_path``."""
     if not value.lstrip().startswith("{"):
         return value
     try:
@@ -196,9 +186,8 @@ def _group_of(key: str) -> str:
 
 
 def read_arguments(argv: list[str]) -> Given:
-    """THE pass over argv before parsing. ``-c NAME`` of a packaged experiment becomes its path;
-    every ``-c`` file is read once (a missing file or a YAML error is one line with its line and
-    column); ``--trust`` is taken out. The rest of the shell asks the returned :class:`Given`."""
+    """THE pass over argv before parsing: ``-c NAME`` of a packaged experiment becomes its path,
+    every ``-c`` file is read once (a YAML error is one line with its place), ``--trust`` taken out."""
     import yaml
 
     from tcx.cli.experiments import experiment_path
@@ -236,11 +225,9 @@ def read_arguments(argv: list[str]) -> Given:
 
 
 def with_default_classes(given: Given) -> None:
-    """Name the default model (AnchorVAE) and datamodule (DSprites) on the command line when the
-    user names none. They are not in the default config on purpose: jsonargparse keeps the
-    init_args of a class when ``--model`` switches to another that shares their names, so defaults
-    set there would leak (``--model BetaVAE`` would get AnchorVAE's ``beta``). Inserted right
-    after the subcommand, they come before the user's own ``--model.x`` flags."""
+    """Name the default model and data right after the subcommand when the user names none. Not in
+    the default config: jsonargparse keeps a class's init_args when ``--model`` switches to another
+    that shares their names (``--model BetaVAE`` would get AnchorVAE's ``beta``)."""
     if given.command:
         missing = [(flag, cls) for flag, cls in DEFAULT_CLASSES.items() if not given.names(flag)]
         given.argv[1:1] = [f"{flag}={cls}" for flag, cls in missing]
@@ -248,9 +235,8 @@ def with_default_classes(given: Given) -> None:
 
 
 def _names_tcx(value: str) -> bool:
-    """Whether a dotted class path points into tcx's own packages, where only
-    :func:`nameable_classes` exist: ``tcx.models.X``, or ``models.X``/``datamodules.X`` when no such
-    top-level module exists or it is tcx's own source folder. Looks modules up; imports nothing."""
+    """Whether a class path points into tcx's own packages: ``tcx.X``, or ``models.X``/``datamodules.X``
+    when no such top-level module exists or it is tcx's own source folder. Imports nothing."""
     module = value.rpartition(".")[0]
     top = module.split(".")[0]
     if module == "tcx" or module.startswith("tcx."):
@@ -266,8 +252,7 @@ def _names_tcx(value: str) -> bool:
 
 
 def class_name_problem(given: Given) -> str | None:
-    """The line for the first class named for ``--model``/``--data`` (flag or file) that is
-    neither one of tcx's nor the user's own import path, with the closest name; else ``None``."""
+    """The line for the first class named (flag or file) that does not exist, with the closest name."""
     named = [(v, g, f"{g} {v!r}") for g in GROUPS for v in given.values(g)
              if not v.startswith(("{", "[")) and not v.endswith((".yaml", ".yml", ".json"))]
     named += [(v, _group_of(key), f"config file {path!r}, key {key}: {v!r}") for path, key, v in given.file_classes()]
@@ -311,8 +296,7 @@ def _class_paths(node, key=""):
 
 
 def _foreign_argument(cls, name: str, group: str, where: str) -> str | None:
-    """``--model VAE --model.anchor_beta 0.1`` is an argument of AnchorVAE, not a typo: the line
-    naming the classes that take it, or ``None`` (a typo: "did you mean")."""
+    """The line for an argument of another class (``--model VAE --model.anchor_beta 0.1``), or ``None``."""
     takers = sorted({c.__name__ for c in nameable_classes(group).values() if name in dict(class_arguments(c))})
     if not takers or cls is None:
         return None
@@ -323,8 +307,7 @@ def _foreign_argument(cls, name: str, group: str, where: str) -> str | None:
 
 
 def check_given(given: Given) -> None:
-    """Refuse ``--data.X ... --data NAME`` (and ``--model``): a class flag starts that class's
-    arguments afresh, so its own must come after it; jsonargparse would drop them without a word."""
+    """Refuse ``--data.X ... --data NAME``: jsonargparse would drop the arguments without a word."""
     for group in GROUPS:
         flags = [f for f, _ in given.flags if f == group or f.startswith(group + ".")]
         if group in flags and flags.index(group) > 0:
@@ -336,9 +319,8 @@ def check_given(given: Given) -> None:
 
 
 def check_trainer_settings(config) -> None:
-    """Refuse, in one line, Trainer settings Lightning would refuse with a traceback: a negative
-    ``max_epochs`` or ``max_steps`` other than -1 (its "no limit"), and a local
-    ``default_root_dir`` that is a file or lies under one."""
+    """Refuse in one line what Lightning refuses with a traceback: ``max_epochs``/``max_steps``
+    below -1, a local ``default_root_dir`` that is a file or lies under one."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
     if trainer is None:
         return
@@ -360,8 +342,6 @@ def check_trainer_settings(config) -> None:
 
 
 def _hints(function) -> dict:
-    import typing
-
     try:
         return typing.get_type_hints(function)
     except Exception:  # noqa: BLE001  (an annotation that does not resolve: its type is unknown)
@@ -369,23 +349,17 @@ def _hints(function) -> dict:
 
 
 def _option_keys(given: Given) -> dict[str, object]:
-    """Every option key the parser takes for ``given``'s model, data and Trainer, with its type."""
-    hints = _hints(pl.Trainer.__init__)
-    keys = {f"trainer.{k}": hints.get(k) for k in inspect.signature(pl.Trainer.__init__).parameters if k != "self"}
+    """Every option key the parser takes for ``given``'s model, data and Trainer, to its type."""
+    keys = {f"trainer.{k}": t for k, (_, t) in _parameters(pl.Trainer).items()}
     for group in GROUPS:
         cls = nameable_classes(group).get(given.chosen(group)) or import_class(given.chosen(group))
         if cls is not None:
-            hints = {}
-            for klass in reversed(cls.__mro__):
-                if "__init__" in klass.__dict__:
-                    hints.update(_hints(klass.__init__))
-            keys.update({f"{group[2:]}.{k}": hints.get(k) for k, _ in class_arguments(cls)})
+            keys.update({f"{group[2:]}.{k}": t for k, (_, t) in _parameters(cls).items()})
     return keys | dict.fromkeys(["ckpt_path", "seed_everything", "optimizer", "lr_scheduler", "config", "print_config"])
 
 
 def _given_options(given: Given):
-    """``(where, key, value)`` of every option the user set directly on the model, the data or
-    the Trainer (a nested one, ``--trainer.logger.init_args.x``, is left to the parser)."""
+    """``(where, key, value)`` of every option set directly on the model, data or Trainer."""
     for flag, value in given.flags:
         group, _, rest = flag[2:].partition(".")
         rest = rest[len("init_args."):] if rest.startswith("init_args.") else rest
@@ -411,15 +385,13 @@ def _fits(annotation, value) -> bool:
     try:
         parser = ArgumentParser(exit_on_error=False)
         parser.add_argument("--v", type=annotation)
-        parser.parse_args(["--v", value if isinstance(value, str) else __import__("json").dumps(value)])
+        parser.parse_args(["--v", value if isinstance(value, str) else json.dumps(value)])
     except Exception:  # noqa: BLE001  (any refusal: the value does not fit)
         return False
     return True
 
 
 def _type_words(annotation) -> str:
-    import typing
-
     literals = [a for a in typing.get_args(annotation) for a in (typing.get_args(a) or [a]) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Literal, typing.Union) and all(not isinstance(a, type) for a in literals):
         return "one of " + ", ".join(str(a) for a in literals)
@@ -427,9 +399,8 @@ def _type_words(annotation) -> str:
 
 
 def explain_parse_error(given: Given, message: str) -> str:
-    """A parse error as one line from what the user gave and the options the parser takes: the
-    first option that is no option (with the closest ones: "did you mean"), else the first value
-    its type refuses; jsonargparse's own first line where tcx finds neither."""
+    """A parse error as one line: the first unknown option (with "did you mean"), else the first
+    value its type refuses, else jsonargparse's own first line."""
     problem = class_name_problem(given)
     if problem:
         return problem
