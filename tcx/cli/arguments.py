@@ -406,16 +406,16 @@ def explain_parse_error(given: Given, message: str) -> str:
         return problem
     keys = _option_keys(given)
     for where, key, _ in _given_options(given):
+        if key in keys:
+            continue
         group, _, name = key.partition(".")
-        chosen = given.chosen(f"--{group}") if group != "trainer" else None
-        foreign = chosen and key not in keys and _foreign_argument(
-            nameable_classes(f"--{group}").get(chosen), name, f"--{group}", where)
+        flag = f"--{group}"
+        foreign = group != "trainer" and _foreign_argument(nameable_classes(flag).get(given.chosen(flag)), name, flag, where)
         if foreign:
             return foreign
-        if key not in keys:
-            close = difflib.get_close_matches(key, list(keys), n=2, cutoff=0.7)
-            hint = f"; did you mean {' or '.join('--' + c for c in close)}?" if close else ""
-            return f"unknown option {where if where.startswith('--') else f'--{key} ({where})'}{hint}"
+        close = difflib.get_close_matches(key, list(keys), n=2, cutoff=0.7)
+        hint = f"; did you mean {' or '.join('--' + c for c in close)}?" if close else ""
+        return f"unknown option {where if where.startswith('--') else f'--{key} ({where})'}{hint}"
     for where, key, value in _given_options(given):
         if isinstance(value, (str, int, float, bool)) and not _fits(keys[key], value):
             return f"{where if where.startswith('--') else where + ','} expects {_type_words(keys[key])}, got {value!r}"

@@ -67,8 +67,7 @@ class TcxCLI(LightningCLI):
             super().parse_arguments(parser, args)
         except ArgumentError as exc:
             raise ParseError(explain_parse_error(self.given, str(exc))) from None
-        # the model config as the user's arguments give it, before Lightning applies a
-        # checkpoint's hyperparameters over it (reconciled in before_instantiate_classes)
+        # the config before Lightning applies a checkpoint's hyperparameters over it
         self.config_as_given = self.config.clone()
 
     def before_instantiate_classes(self) -> None:
@@ -86,8 +85,6 @@ class TcxCLI(LightningCLI):
                 # Lightning applies a checkpoint's hyperparameters over the config for a local
                 # file only; a URL's (s3://, file://) the same way, from the record read above
                 config = self._with_recorded_model(self.recorded)
-        # no precision given (the default config has none): the checkpoint's, else the hardware's
-        # choice (tcx.hardware)
         self.precision_note = resolve_precision(config, self.recorded)
         give_run_a_folder(config.get("trainer"), self.subcommand or "run")
         if self.recorded is not None:
@@ -98,7 +95,6 @@ class TcxCLI(LightningCLI):
             _say(notes)
         if self.subcommand == "fit":
             resume_wandb_run(config, self.recorded)  # a resumed fit continues its checkpoint's W&B run
-        # job_type, and a group shared with the run that wrote --ckpt_path (tcx/run_record.py)
         label_wandb_run(config, self.subcommand, self.recorded)
         self.data_record = checkpoint_run.plain_config(config.get("data"))
 

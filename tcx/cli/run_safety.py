@@ -82,7 +82,6 @@ class RunGuard(pl.Callback):
         self.interrupted_path: Path | None = None
         self.interrupt_reason: str | None = None
 
-    # ---- state in every checkpoint
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint[RNG_KEY] = _collect_rng()
         if self.data_config:
@@ -96,9 +95,8 @@ class RunGuard(pl.Callback):
                 checkpoint[WANDB_GROUP_KEY] = group  # an evaluation of the checkpoint joins it
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        # the RNG goes back to where the interrupted run was when it wrote the checkpoint, before
-        # the first epoch's data order is drawn (Lightning creates that iterator before
-        # on_train_start); again after a sanity check, whose sampling the interrupted run did not do
+        # the RNG as the interrupted run left it, before the first epoch's data order is drawn;
+        # again after a sanity check, whose sampling the interrupted run did not do
         self._pending_rng = checkpoint.get(RNG_KEY)
         if self._pending_rng is not None:
             _restore_rng(self._pending_rng)
@@ -114,7 +112,6 @@ class RunGuard(pl.Callback):
         # after every callback's setup (the ModelCheckpoint's dirpath is known), before any step
         check_checkpoint_folders(trainer)
 
-    # ---- nothing lost
     def _dirpath(self, trainer) -> str:
         # a string, not a Path: the folder may be an fsspec URL (memory://, s3://)
         ckpt = trainer.checkpoint_callback
@@ -133,14 +130,12 @@ class RunGuard(pl.Callback):
             path = ckpt.format_checkpoint_name(candidates, ckpt.CHECKPOINT_NAME_LAST)
         except Exception:  # another ModelCheckpoint's naming: its own last checkpoint will do
             return
-        # a save, not a load: Lightning's save-side weights_only=False writes the optimizer and loop
-        # state too, which resuming needs; every load in tcx stays weights_only=True (tcx.safe_io)
+        # a save (weights_only=False keeps the optimizer and loop state a resume needs)
         trainer.save_checkpoint(path, weights_only=False)
-        # internal: ModelCheckpoint's own state, written: its public last_model_path is how it knows
-        # that the last.ckpt on disk is its own, so that it overwrites this file after the
-        # evaluation rather than writing last-v1.ckpt beside it; Lightning offers no other way to
-        # hand it a last checkpoint written early (save_last="link" or enable_version_counter
-        # would change the user's checkpoint files)
+        # internal: ModelCheckpoint's own state, written: through its public last_model_path it
+        # knows the last.ckpt on disk as its own and overwrites it after the evaluation rather than
+        # writing last-v1.ckpt beside it; Lightning offers no other way (save_last="link" or
+        # enable_version_counter would change the user's checkpoint files)
         ckpt.last_model_path = str(path)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
@@ -164,9 +159,7 @@ class RunGuard(pl.Callback):
             return
         path = f"{self._dirpath(trainer).rstrip('/')}/interrupted.ckpt"
         try:
-            # Lightning's public save, as its OnExceptionCheckpoint does: every rank that got the
-            # signal calls it, rank 0 writes. A save, not a load: weights_only=False keeps the
-            # optimizer and loop state for the resume
+            # Lightning's public save, as its OnExceptionCheckpoint does (every rank calls, rank 0 writes)
             trainer.save_checkpoint(path, weights_only=False)
         except Exception as exc:
             print(f"tcx: {reason}: could not write {path}: {exc}", file=sys.stderr)
@@ -177,7 +170,6 @@ class RunGuard(pl.Callback):
         print(f"tcx: stopped by {reason} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
               f"checkpoint {path}; resume with --ckpt_path {path}", file=sys.stderr)
 
-    # ---- no silent empty run
     def on_fit_end(self, trainer, pl_module) -> None:
         if trainer.global_step == 0 and trainer.num_training_batches == 0:
             dm = getattr(trainer, "datamodule", None)
