@@ -1,10 +1,6 @@
-"""``tcx fit --help`` (and validate, test, predict): one screen a person can read.
-
-LightningCLI's own help lists every Trainer argument with the callbacks' defaults as one blob; it
-stays available as ``--help-all``. This one shows the model and data of the command (the
-defaults, or the ``--model``/``--data`` given) with each argument and default on its own line, the
-default callbacks one per line, the options most runs change, and where to find the rest.
-"""
+"""``tcx fit --help`` (and validate, test, predict): one screen a person can read, the command's
+model and data with an argument per line, the default callbacks, the options most runs change.
+LightningCLI's own help (every Trainer argument as one blob) stays available as ``--help-all``."""
 
 from __future__ import annotations
 
@@ -13,10 +9,7 @@ from pathlib import Path
 
 from tcx.cli.arguments import DEFAULT_CLASSES, _yaml, class_arguments, import_class, nameable_classes, short_names
 
-__all__ = ["command_help"]
-
-#: model arguments the CLI fills itself: input_shape from the data, optimizer and lr_scheduler
-#: from --optimizer and --lr_scheduler
+#: model arguments the CLI fills itself (from the data, --optimizer and --lr_scheduler)
 LINKED = ("input_shape", "optimizer", "lr_scheduler")
 
 WHAT = {
@@ -70,9 +63,8 @@ def _default_callbacks(default_config: Path) -> list[tuple[str, str]]:
     config = yaml.safe_load(default_config.read_text()) or {}
     rows = []
     for cb in (config.get("trainer") or {}).get("callbacks") or []:
-        name = str(cb.get("class_path", "")).rpartition(".")[2]
-        args = cb.get("init_args") or {}
-        rows.append((name, ", ".join(f"{k} {_yaml(v)}" for k, v in args.items()) or "(its defaults)"))
+        args = ", ".join(f"{k} {_yaml(v)}" for k, v in (cb.get("init_args") or {}).items())
+        rows.append((str(cb.get("class_path", "")).rpartition(".")[2], args or "(its defaults)"))
     return rows
 
 
