@@ -39,9 +39,22 @@ def records(path):
             yield record
 
 
-def offline_run(run_folder) -> dict:
+def offline_run(run_folder, wait_s: float = 30.0) -> dict:
     """``{"id", "group", "job_type", "tags", "config", "files"}`` of the offline W&B run in
-    ``run_folder`` (``.../wandb/offline-run-*``)."""
+    ``run_folder`` (``.../wandb/offline-run-*``). W&B's service process writes the file on its own
+    time: on a loaded machine the run record can land after ``wandb.finish`` has returned, so the
+    file is read again until it holds one (at most ``wait_s`` seconds)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        run = _read_run(run_folder)
+        if "id" in run or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def _read_run(run_folder) -> dict:
     (path,) = Path(run_folder).glob("*.wandb")
     run = {"config": {}, "files": []}
     for record in records(path):
