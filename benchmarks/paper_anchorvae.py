@@ -242,8 +242,10 @@ def run_job(job: dict) -> dict:
         model.eval()
         x_te, y_te = dm.split_data("test", max_items=budget["num_points"])
         x_tr, y_tr = dm.split_data("train", max_items=budget["num_fit"])
-        m_te, _ = q._encode(model, x_te)
-        m_tr, _ = q._encode(model, x_tr)
+        from tcx.callbacks.encoding import encode_posteriors
+
+        m_te = torch.cat([encode_posteriors(model, xb)[0] for xb in x_te.split(500)])
+        m_tr = torch.cat([encode_posteriors(model, xb)[0] for xb in x_tr.split(500)])
     folder = Path(job["runs_dir"])
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / f"{run_name(job)}.npz", train_codes=m_tr.numpy(), train_labels=y_tr.numpy(),
