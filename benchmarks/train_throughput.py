@@ -7,7 +7,7 @@ limit the training reaches), the CPU flags and the precision tcx.hardware picks.
 run's median step (robust to a stray slow step on shared cores), runs are interleaved (bare,
 trainer, ...) and the figure is the median over the repeats; page faults per step are recorded.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_throughput.py [--steps 30] [--repeats 2]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/train_throughput.py [--steps 30] [--repeats 3]
         [--threads 2] [--precisions 32-true bf16-mixed] [--compile] [--out benchmarks/results/train_throughput.md]
 
 Adds its record at the top of benchmarks/results/train_throughput.md (or --out), earlier ones kept.
@@ -75,18 +75,18 @@ def in_memory_batches(n: int) -> list[torch.Tensor]:
     return [x for x, _ in dm.train_dataloader()]
 
 
-def tick() -> tuple[float, int]:
-    """The clock and the process's minor page faults so far, at the start of a step."""
-    return time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def tick() -> tuple[float, int, float]:
+    """The clock, the process's minor page faults and this thread's CPU seconds, at the start of a step."""
+    return time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.thread_time()
 
 
-def median_step(ticks: list[tuple[float, int]], warmup: int) -> tuple[float, float]:
-    """Images/s at the median step and the median minor page faults per step, from the ticks at
-    the start of each step (the first ``warmup`` steps left out; the last tick ends the last step)."""
+def median_step(ticks: list[tuple[float, int, float]], warmup: int) -> tuple[float, float, float]:
+    """Images/s at the median step, the median minor page faults per step and the median CPU ms of
+    the training thread per step (what waiting for a shared core does not inflate), from the ticks
+    at the start of each step (the first ``warmup`` steps left out; the last tick ends the last step)."""
     timed = ticks[warmup:]
-    steps = [b[0] - a[0] for a, b in zip(timed, timed[1:])]
-    faults = [b[1] - a[1] for a, b in zip(timed, timed[1:])]
-    return BATCH / statistics.median(steps), statistics.median(faults)
+    med = [statistics.median(b[i] - a[i] for a, b in zip(timed, timed[1:])) for i in range(3)]
+    return BATCH / med[0], med[1], 1000 * med[2]
 
 
 def _timed(step, batches, warmup: int) -> tuple[float, float]:
@@ -211,7 +211,7 @@ class Clock(pl.Callback):
 
 def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: str) -> tuple[float, float, float]:
     """Images/s of `tcx fit`'s Trainer path at its median step (after warmup steps), the mean
-    loss, and the median minor page faults per step."""
+    loss, and the median minor page faults and training-thread CPU ms per step."""
     dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup))
     model = make_model(compile)
     clock = Clock(warmup)
@@ -229,8 +229,8 @@ def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: s
     )
     trainer.fit(model, datamodule=dm)
     logger.experiment.finish()
-    rate, faults = median_step(clock.ticks, warmup)
-    return rate, statistics.fmean(clock.losses), faults
+    rate, faults, cpu_ms = median_step(clock.ticks, warmup)
+    return rate, statistics.fmean(clock.losses), (faults, cpu_ms)
 
 
 def main() -> None:
@@ -252,7 +252,7 @@ def main() -> None:
     chosen, reason = default_precision("cpu")
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "f16c")))
     caps_env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-                                           "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ}
+                                           "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ}
     gflops = {"32-true": matmul_gflops(torch.float32), "bf16-mixed": matmul_gflops(torch.bfloat16)}
     fpi = flop_per_image()
     print(f"precision tcx picks here: {chosen} ({reason})")
@@ -276,21 +276,22 @@ def main() -> None:
                 b, lb, w = bare_loop(precision, steps, warmup, compile, ticks=ticks)
                 warm.append(w)
                 t, lt, ft = trainer_path(precision, steps, warmup, compile, root)
-                faults.append((median_step(ticks, warmup)[1], ft))
+                faults.append((median_step(ticks, warmup)[1:], ft))
                 bare.append(b), trainer.append(t), ratios.append(t / b), loss_b.append(lb), loss_t.append(lt)
                 if not compile:
                     m, _ = minimal_loop(precision, batches, warmup)
                     i, _ = tcx_in_memory(precision, batches, warmup)
                     mins.append(m), mems.append(i)
                 print(f"{precision:>11} compile={compile}: bare {b:7.0f} img/s  trainer {t:7.0f} img/s  "
-                      f"ratio {t / b:.3f}  loss {lb:.1f} / {lt:.1f}  faults/step {faults[-1][0]:.0f} / {ft:.0f}"
+                      f"ratio {t / b:.3f}  loss {lb:.1f} / {lt:.1f}  faults/step {faults[-1][0][0]:.0f} / {ft[0]:.0f}  "
+                      f"CPU ms/step {faults[-1][0][1]:.0f} / {ft[1]:.0f}"
                       + (f"  | minimal {m:7.0f}  tcx in memory {i:7.0f}" if not compile else ""), flush=True)
             med = statistics.median
             # the ratio of the medians over the rounds, as benchmarks/trainer_variants.py takes it; the
             # rounds' own ratios are listed beside it
             rows.append((precision, compile, med(bare), med(trainer), med(trainer) / med(bare), statistics.fmean(loss_b),
                          statistics.fmean(loss_t), med(warm), warmup, ratios,
-                         (med(f[0] for f in faults), med(f[1] for f in faults))))
+                         [med(f[i][j] for f in faults) for i in (0, 1) for j in (0, 1)]))
             if mins:
                 extra.append((precision, med(mins), med(mems), med(bare), med(trainer)))
     render = render_rate(args.steps)
@@ -313,19 +314,19 @@ def main() -> None:
         f"- default AnchorVAE (conv, 10 latents), batch {BATCH}, {args.steps} timed steps after {args.warmup} "
         f"warm-up steps; img/s = {BATCH} / a run's median step, the median of {args.repeats} interleaved repeats; "
         "Trainer / bare = the ratio of those medians (each repeat's own ratio listed); loss = mean training "
-        "loss (nats) over the timed steps (same seed and data in both paths); page faults = the median "
-        f"minor faults per step (bare / Trainer); bf16 where it is emulated: {args.emulated_steps} timed steps "
-        "after 1",
+        "loss (nats) over the timed steps (same seed and data in both paths); page faults and CPU ms = the "
+        "median minor faults and training-thread CPU ms per step (bare / Trainer; the CPU ms are not inflated "
+        f"by waiting for a shared core); bf16 where it is emulated: {args.emulated_steps} timed steps after 1",
         f"- matmul 1024^3: fp32 **{gflops['32-true']:.1f}** GFLOP/s, bf16 **{gflops['bf16-mixed']:.1f}** GFLOP/s; "
         f"training FLOP per image (fp32 forward + backward, counted): {fpi / 1e6:.1f} MFLOP",
         f"- the loader alone (procedural rendering): {render:.0f} img/s",
         "",
         "| precision | compile | bare loop img/s | Trainer img/s | Trainer / bare | each repeat | loss bare "
-        "| loss Trainer | page faults per step | warm-up s (bare) | compile pays after |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| loss Trainer | page faults per step | CPU ms per step | warm-up s (bare) | compile pays after |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     plain = {p: (b, w, n) for p, c, b, t, r, lb, lt, w, n, *_ in rows if not c}
-    for p, c, b, t, r, lb, lt, w, n, each, (fb, ft) in rows:
+    for p, c, b, t, r, lb, lt, w, n, each, (fb, cb, ft, ct) in rows:
         pays = ""
         if c and p in plain:
             b0, w0, n0 = plain[p]
@@ -334,7 +335,7 @@ def main() -> None:
             saved = BATCH / b0 - BATCH / b
             pays = f"{extra_s / saved:,.0f} steps" if saved > 0 else "never (not faster)"
         lines.append(f"| {p} | {c} | {b:.0f} | {t:.0f} | {r:.3f} | {' '.join(f'{v:.3f}' for v in each)} | {lb:.1f} "
-                     f"| {lt:.1f} | {fb:.0f} / {ft:.0f} | {w:.1f} | {pays} |")
+                     f"| {lt:.1f} | {fb:.0f} / {ft:.0f} | {cb:.0f} / {ct:.0f} | {w:.1f} | {pays} |")
     lines += [
         "",
         "Where the time goes, and the fraction of the matmul limit (img/s x FLOP per image / matmul FLOP/s "

@@ -43,9 +43,9 @@ VARIANTS = {  # name: (progress bar, W&B logger, tcx's training step)
 }
 
 
-def _ms_and_faults(ticks, warmup: int) -> tuple[float, float]:
-    rate, faults = median_step(ticks, warmup)
-    return 1000 * BATCH / rate, faults
+def _ms_and_faults(ticks, warmup: int) -> tuple[float, tuple[float, float]]:
+    rate, faults, cpu_ms = median_step(ticks, warmup)
+    return 1000 * BATCH / rate, (faults, cpu_ms)
 
 
 def _plain_step(self, batch, batch_idx):
@@ -60,13 +60,13 @@ def bare(precision: str, steps: int, warmup: int) -> tuple[float, float]:
 
 
 def trainer(precision: str, steps: int, warmup: int, root: str, bar: bool, wandb_logger: bool,
-            tcx_step: bool) -> tuple[float, float]:
+            tcx_step: bool, extra_callbacks: tuple = ()) -> tuple[float, float]:
     dm = DSprites(batch_size=BATCH, epoch_size=BATCH * (steps + warmup))
     clock = Clock(warmup)
     logger = pl.loggers.WandbLogger(project="tcx-bench", save_dir=root) if wandb_logger else False
     fit = pl.Trainer(
         max_epochs=1, precision=precision, log_every_n_steps=25, num_sanity_val_steps=0,
-        limit_val_batches=0, logger=logger, callbacks=[pl.callbacks.ModelCheckpoint(save_last=True), clock],
+        limit_val_batches=0, logger=logger, callbacks=[pl.callbacks.ModelCheckpoint(save_last=True), clock, *extra_callbacks],
         default_root_dir=root, enable_progress_bar=bar, enable_model_summary=False,
     )
     model = make_model(False)
@@ -104,7 +104,8 @@ def main() -> None:
             print(f"round {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} ms" for k, v in runs.items()), flush=True)
 
     base = statistics.median(runs["bare loop"])
-    malloc = " ".join(f"{k}={os.environ[k]}" for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    base_cpu = statistics.median(f[1] for f in faults["bare loop"])
+    malloc = " ".join(f"{k}={os.environ[k]}" for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
                       if k in os.environ)
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
     lines = [
@@ -118,13 +119,15 @@ def main() -> None:
         ".venv/bin/python "
         f"{' '.join(['benchmarks/trainer_variants.py', *recorded_args(sys.argv[1:])])}`",
         "",
-        "| path | median step ms (median of rounds) | each round | bare / this | page faults per step |",
-        "|---|---:|---|---:|---:|",
+        "| path | median step ms (median of rounds) | each round | bare / this | page faults per step "
+        "| CPU ms per step (training thread) | bare / this, by CPU ms |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for name, values in runs.items():
         med = statistics.median(values)
+        cpu = statistics.median(f[1] for f in faults[name])
         lines.append(f"| {name} | {med:.1f} | {' '.join(f'{v:.1f}' for v in values)} | {base / med:.3f} "
-                     f"| {statistics.median(faults[name]):.0f} |")
+                     f"| {statistics.median(f[0] for f in faults[name]):.0f} | {cpu:.1f} | {base_cpu / cpu:.3f} |")
     add_record(args.out, "# The Trainer path's per-step time, part by part (benchmarks/trainer_variants.py)\n\n"
                "Median step of the bare loop and of the Trainer with and without its bar and W&B logger; "
                "each run appends a section.", lines, newest_first=False)
