@@ -144,7 +144,7 @@ def verdicts(by: dict, seeds: list[int], real: dict) -> list[dict]:
     return out
 
 
-def figures(study: dict, by: dict, seed: int, out: Path) -> list[str]:
+def figures(study: dict, by: dict, seed: int, out: Path, data_root: str = "data") -> list[str]:
     """Traversals of those 2 latents and prior / fitted-2 sample grids per arm from the kept
     checkpoints of ``seed``; the names of the pictures written (missing checkpoints are skipped)."""
     import numpy as np
@@ -152,9 +152,10 @@ def figures(study: dict, by: dict, seed: int, out: Path) -> list[str]:
 
     from tcx import visualize as viz
     from tcx.aggregate_density import AggregateDensity
+    from tcx.callbacks.encoding import encode_posteriors
     from tcx.models import load_model
 
-    written = []
+    written, train = [], None
     for arm in ARMS:
         r = by.get((arm, seed))
         if not r or not Path(r.get("checkpoint", "")).is_file():
@@ -165,7 +166,15 @@ def figures(study: dict, by: dict, seed: int, out: Path) -> list[str]:
         tag = arm.replace(" ", "_")
         model = load_model(r["checkpoint"])
         z = np.load(codes)
-        m_te, m_tr = torch.from_numpy(z["test_codes"]), torch.from_numpy(z["train_codes"])
+        m_te = torch.from_numpy(z["test_codes"])
+        if train is None:
+            from paper_anchorvae import make_datamodule
+
+            dm = make_datamodule("mnist", study["budget"], data_root)
+            train = dm.split_data("train", max_items=study["budget"]["num_fit"])[0]
+        with torch.no_grad():  # the posterior (means and variances) of the training images, as the run fitted it
+            parts = [encode_posteriors(model, xb) for xb in train.split(500)]
+        m_tr, v_tr = torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
         info = [float(v) for v in str(r["info_per_latent"]).split(",")]
         subset = [int(j) for j in str(r["subset"]).split(",")]
         # anchors: the anchors; other arms: their two most informative latents by I(Z_j;X)
@@ -181,7 +190,7 @@ def figures(study: dict, by: dict, seed: int, out: Path) -> list[str]:
             written.append(name)
             g = torch.Generator().manual_seed(0)
             prior = model.decode(torch.randn(32, model.latent_dim, generator=g)).float()
-            density = AggregateDensity.fit(m_tr, torch.zeros_like(m_tr), subset, 10, seed=0)
+            density = AggregateDensity.fit(m_tr, v_tr, subset, 10, seed=0)
             zf = torch.randn(32, model.latent_dim, generator=g)
             zf[:, list(density.indices)] = density.sample(32, generator=g)
             fitted = model.decode(zf).float()
