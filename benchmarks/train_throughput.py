@@ -234,7 +234,7 @@ def trainer_path(precision: str, steps: int, warmup: int, compile: bool, root: s
 
 
 def main() -> None:
-    from tcx.hardware import cpu_flags, default_precision
+    from tcx.hardware import cpu_flags, default_precision, keep_freed_memory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -246,8 +246,13 @@ def main() -> None:
     parser.add_argument("--emulated-steps", type=int, default=3,
                         help="timed steps (after 1 warm-up) for bf16 where the CPU has no native bf16 (~10x slower)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.md"))
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's allocator at its defaults (tcx fit keeps freed memory, as this does)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # both paths run with the allocator setting `tcx fit` makes at its start
+    allocator = "glibc defaults" if args.system_malloc else (keep_freed_memory() or "unchanged (see TCX_MALLOC)")
+    print(f"allocator: {allocator}", flush=True)
 
     chosen, reason = default_precision("cpu")
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "f16c")))
@@ -307,7 +312,7 @@ def main() -> None:
         f"- CPU: {platform.processor() or platform.machine()}; flags {' '.join(flags) or 'n/a'}; "
         f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}; ISA caps "
         f"{' '.join(f'{k}={v}' for k, v in caps_env.items()) or 'none'}",
-        f"- precision tcx picks here: **{chosen}** ({reason})",
+        f"- precision tcx picks here: **{chosen}** ({reason}); allocator: {allocator}",
         f"- command: `{' '.join(f'{k}={v}' for k, v in caps_env.items())} OMP_WAIT_POLICY="
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} .venv/bin/python "
         f"benchmarks/train_throughput.py {' '.join(recorded_args(sys.argv[1:]))}`".replace("` ", "`"),

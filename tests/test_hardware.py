@@ -128,3 +128,42 @@ def test_only_the_first_process_of_a_launch_prints():
     assert is_first_process({"LOCAL_RANK": "0", "NODE_RANK": "0"})
     assert not is_first_process({"LOCAL_RANK": "1"})
     assert not is_first_process({"LOCAL_RANK": "0", "NODE_RANK": "2"})
+
+
+def test_keep_freed_memory_respects_the_user_and_sets_glibc_otherwise():
+    import platform
+
+    from tcx.hardware import keep_freed_memory
+
+    assert keep_freed_memory({"TCX_MALLOC": "system"}) is None
+    assert keep_freed_memory({"MALLOC_MMAP_MAX_": "65536"}) is None  # the user's own glibc setting wins
+    said = keep_freed_memory({})
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        import json
+        import os
+        import subprocess
+        import sys
+
+        assert said is not None and "M_MMAP_MAX 0" in said
+        # a step's pattern, four 64 MiB activations made and freed (above the 32 MiB that glibc's mmap
+        # threshold can grow to), in a fresh process: with glibc's defaults every step faults all
+        # 65,536 pages in again; kept, the freed memory is reused
+        code = (
+            "import json, resource, torch\n"
+            "from tcx.hardware import keep_freed_memory\n"
+            "def steps():\n"
+            "    out = []\n"
+            "    for _ in range(8):\n"
+            "        b = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "        xs = [torch.ones(16 * 2**20) for _ in range(4)]\n"
+            "        out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - b)\n"
+            "        del xs\n"
+            "    return out\n"
+            "before = steps(); keep_freed_memory({}); print(json.dumps([before[-2:], steps()[-2:]]))\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        before, after = json.loads(run.stdout.strip().splitlines()[-1])
+        assert min(before) > 60000 and max(after) < 1000, run.stdout + run.stderr
+    else:
+        assert said is None

@@ -28,6 +28,7 @@ from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings,
 from tcx.cli.experiments import describe_experiments  # noqa: E402
 from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
+from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
 from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
 from tcx.cli.run_safety import (LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable,  # noqa: E402
@@ -207,6 +208,7 @@ def main(args=None) -> None:
     debug = "--debug" in argv or os.environ.get("TCX_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     LAST_INTERRUPT["reason"] = None
+    keep_freed_memory()  # before the first step allocates: steps reuse freed memory (TCX_MALLOC=system: glibc's defaults)
     try:
         _main(argv)
     except SIGTERMException:
