@@ -319,6 +319,10 @@ def write(folder: Path, runs_dir: Path, out: Path) -> None:
             L.append(f"| {label} | " + " | ".join(cells) + " |")
     # verdicts
     L += ["", "## Verdicts", ""]
+    if found and len(seeds) < n_planned:
+        L += [f"**Interim: {len(seeds)} of the {n_planned} paired seeds the power computation fixed.** The rule "
+              f"decides at {n_planned} seeds; what follows is where the comparisons stand now, not the study's "
+              "verdicts.", ""]
     if not found:
         L.append("Fewer than 2 paired seeds have finished: no verdict yet.")
     for v in found:
