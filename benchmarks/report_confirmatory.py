@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent  # checkpoint paths in the runs are relative to the project
 sys.path.insert(0, str(HERE))
 
 import paper_confirmatory_rule as rule  # noqa: E402
@@ -158,13 +159,13 @@ def figures(study: dict, by: dict, seed: int, out: Path, data_root: str = "data"
     written, train = [], None
     for arm in ARMS:
         r = by.get((arm, seed))
-        if not r or not Path(r.get("checkpoint", "")).is_file():
+        if not r or not (ROOT / r.get("checkpoint", "")).is_file():
             continue
-        codes = Path(r["checkpoint"]).with_suffix(".npz")
+        codes = (ROOT / r["checkpoint"]).with_suffix(".npz")
         if not codes.is_file():
             continue
         tag = arm.replace(" ", "_")
-        model = load_model(r["checkpoint"])
+        model = load_model(ROOT / r["checkpoint"])
         z = np.load(codes)
         m_te = torch.from_numpy(z["test_codes"])
         if train is None:
@@ -347,7 +348,7 @@ def write(folder: Path, runs_dir: Path, out: Path) -> None:
         if p:
             L.append(f"| {a} | {p['diff']:+.3f} | {p['se_seeds']:.3f} | {p['se_images']:.3f} | {p['n']} |")
     # figures
-    kept = [s for s in seeds if all(Path(by[(a, s)].get("checkpoint", "")).is_file() for a in ARMS)]
+    kept = [s for s in seeds if all((ROOT / by[(a, s)].get("checkpoint", "")).is_file() for a in ARMS)]
     if kept:
         names = figures(study, by, kept[0], out)
         if names:
