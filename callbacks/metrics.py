@@ -41,7 +41,8 @@ _INTERVENTION = ("factor_vae", "beta_vae")
 
 
 class DisentanglementMetrics(pl.Callback):
-    """Log disentanglement metrics of the posterior means every few epochs and at fit end.
+    """Log disentanglement metrics of the posterior means every few epochs, at fit end and at the
+    end of ``trainer.test``.
 
     Args:
         every_n_epochs: evaluate after every ``every_n_epochs``-th validation epoch; ``0`` for
@@ -131,6 +132,11 @@ class DisentanglementMetrics(pl.Callback):
         interventions = self._due(self.intervention_every_n_epochs, trainer.current_epoch)
         if codes or interventions:
             self.evaluate(trainer, pl_module, codes=codes, interventions=interventions)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # `trainer.test` scores what `trainer.validate` scores: the same fixed sample, so a test
+        # reports the metrics a validation of the same model reports
+        self.on_validation_epoch_end(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # the end of fit always has every metric; what was computed at this very step is kept

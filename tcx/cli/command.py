@@ -148,11 +148,6 @@ class TcxCLI(LightningCLI):
         self._end("val")
 
     def after_test(self) -> None:
-        # the disentanglement metrics run at the end of validation epochs: `tcx test` runs that
-        # same hook (on every process, as validate does), so its summary prints what validate's does
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, tcx.callbacks.DisentanglementMetrics):
-                callback.on_validation_epoch_end(self.trainer, self.model)
         self._end("test")
 
     def after_predict(self) -> None:
