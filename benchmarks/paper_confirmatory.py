@@ -286,7 +286,16 @@ def _pool_run(jobs: list[dict], workers: int, done: dict, folder: Path, start: f
         return
     folder.mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
-        for r in pool.imap(run_job, jobs):  # in order: a stop leaves whole seeds behind it
+        results = pool.imap(run_job, jobs)  # in order: a stop leaves whole seeds behind it
+        while True:
+            try:
+                r = results.next(timeout=60)
+            except mp.TimeoutError:  # a heartbeat: the wall time so far is on disk if the process is killed
+                if after is not None:
+                    after()
+                continue
+            except StopIteration:
+                break
             name = run_name(r["arm"], r["seed"], r["kwargs"])
             r["finished_after"] = time.time() - start
             (folder / f"{name}.json").write_text(json.dumps(r, sort_keys=True) + "\n")  # numbers first
