@@ -220,8 +220,10 @@ def write(folder: Path, runs_dir: Path, out: Path) -> None:
         "",
         f"Command: `python benchmarks/paper_confirmatory.py` (`--resume` goes on after a stop; after `make mnist`). "
         f"Finished: {len(seeds)} of {n_planned} paired seeds (all four arms), {len(runs)} of {4 * n_planned} "
-        f"confirmatory runs, {len(cal)} of {len(rule.CONTROL_BETAS)} calibration runs. Wall time so far "
-        f"{wall / 60:.0f} min over {len(study.get('invocations', []))} invocation(s), "
+        f"confirmatory runs, {len(cal)} of {len(rule.CONTROL_BETAS)} calibration runs. Wall time"
+        f"{' so far' if len(seeds) < n_planned else ''} {wall / 60:.0f} min over {len(study.get('invocations', []))} "
+        "invocation(s) (each counted to its last finished run, or its last minute since the runner's heartbeat: "
+        "a process killed before either adds minutes not in this figure), "
         f"{study['workers']} processes of {study['threads']} thread(s) at nice 19 on 2 shared cores; CPU flags: "
         f"{study['cpu_flags']}; code at {', '.join(commits)}. fp32 (`32-true`) throughout.",
         "",
