@@ -82,6 +82,17 @@ def test_tcx_configs_into_a_closed_pipe_is_quiet():
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def test_tcx_configs_answers_without_loading_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom tcx.cli import main\ntry:\n    main(['configs'])\nexcept SystemExit as e:\n"
+            "    print('exit', e.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "tcx fit -c NAME" in out and "anchorvae_dsprites" in out
+    assert out.strip().endswith("exit 0 False"), out
+
+
 def test_inline_yaml_given_to_c_is_passed_on(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "disabled")
