@@ -527,3 +527,18 @@ def test_an_interrupted_end_of_fit_evaluation_is_redone_on_resume(tmp_path, monk
     summary = out[out.index("tcx fit summary"):]
     elbo = next(line for line in summary.splitlines() if line.startswith("ELBO"))
     assert "(val set)" in summary and "nats" in elbo and "n/a" not in elbo, summary
+
+
+def test_the_checkpoint_before_the_evaluation_is_overwritten_after_it(tmp_path, monkeypatch):
+    """RunGuard's last.ckpt before each evaluation is the ModelCheckpoint's own: after two epochs
+    there is one last.ckpt, of the last step, and no last-v1.ckpt beside it."""
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in TINY]
+    args[args.index("--trainer.max_epochs") + 1], args[args.index("--trainer.max_steps") + 1] = "2", "-1"
+    callbacks = '[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": true}}]'
+    main(["fit", *args, "--data.epoch_size", "64", "--trainer.logger", "false",
+          "--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks", callbacks])
+    names = sorted(p.name for p in tmp_path.rglob("last*.ckpt"))
+    assert names == ["last.ckpt"], names
+    last = next(tmp_path.rglob("last.ckpt"))
+    assert torch.load(last, weights_only=True)["epoch"] == 1

@@ -132,11 +132,10 @@ class RunGuard(pl.Callback):
             return
         # a save (weights_only=False keeps the optimizer and loop state a resume needs)
         trainer.save_checkpoint(path, weights_only=False)
-        # internal: ModelCheckpoint's own state, written: through its public last_model_path it
-        # knows the last.ckpt on disk as its own and overwrites it after the evaluation rather than
-        # writing last-v1.ckpt beside it; Lightning offers no other way (save_last="link" or
-        # enable_version_counter would change the user's checkpoint files)
-        ckpt.last_model_path = str(path)
+        # the ModelCheckpoint is told that this last.ckpt is its own, through the callback state
+        # protocol Lightning uses on resume (state_dict / load_state_dict): it then overwrites the
+        # file after the evaluation rather than writing last-v1.ckpt beside it
+        ckpt.load_state_dict({**ckpt.state_dict(), "last_model_path": str(path)})
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, UserError) and trainer.world_size > 1:
