@@ -1,5 +1,5 @@
 """``python -m tcx.cli`` runs the ``tcx`` command."""
 
-from tcx.cli.command import main
+from tcx.cli.launch import main
 
 main()

@@ -25,10 +25,9 @@ from tcx.callbacks import run_dir  # noqa: E402
 from tcx.cli import checkpoint_run  # noqa: E402
 from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings, class_name_problem,  # noqa: E402
                                explain_parse_error, import_class, input_shape_of, read_arguments, with_default_classes)
-from tcx.cli.experiments import describe_experiments  # noqa: E402
+from tcx.cli.pipe import stdout_closed  # noqa: E402
 from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
-from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
 from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
 from tcx.cli.run_safety import (LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable,  # noqa: E402
@@ -39,6 +38,7 @@ from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, quiet_wandb_footer,  # noqa: E402
                                  resume_wandb_run, settle_wandb_mode, start_runs, wandb_loggers)
 from tcx.errors import TcxError  # noqa: E402
+from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.models import CorExVAE  # noqa: E402
 from tcx.safe_io import checkpoint_exists  # noqa: E402
 
@@ -214,9 +214,7 @@ def main(args=None) -> None:
             raise SystemExit(130 if LAST_INTERRUPT["reason"].startswith("SIGINT") else 143) from None
         raise
     except BrokenPipeError:
-        # whoever read the output went away (`tcx configs | head`): nothing failed; keep Python's
-        # own flush at exit from raising again on the closed pipe
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_closed()
         raise SystemExit(0) from None
     except KeyboardInterrupt:
         if debug:
@@ -249,9 +247,6 @@ def main(args=None) -> None:
 def _main(argv: list[str]) -> None:
     if argv and argv[0] == "traverse":
         raise SystemExit(traverse_main(argv[1:]))
-    if argv and argv[0] == "configs":
-        print(describe_experiments())
-        raise SystemExit(0)
     if argv and argv[0] == "compare":
         from tcx.compare import compare_main
 
