@@ -6,7 +6,8 @@
 - ``LatentTraversal``, ``Reconstructions``, ``Samples`` (``media``): traversals, reconstructions, samples.
 - ``QualityMetrics`` (``quality``): information, interpretability, sample quality, likelihood.
 - ``PosteriorWriter`` (``predictions``): ``tcx predict`` writes the posteriors to ``predictions.npz``.
-- ``ModelSummary`` (``model_summary``): Lightning's model summary without a FLOPs column of zeros.
+- ``ModelSummary`` (``model_summary``): Lightning's model summary without FLOPs zeros.
+- ``RunGuard``, ``DiskFullMessageIO``, ``guard_trainer`` (``run_guard``): nothing lost, exact resume.
 - ``media_files(trainer)``: the latest picture file of every key, after fit.
 
 One module per job: ``media_logging``, ``encoding`` and ``pictures`` serve the callbacks' modules.
@@ -18,10 +19,11 @@ from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.explanation import InputExplanation
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
-from tcx.callbacks.media_logging import log_media, media_dir, run_dir
+from tcx.callbacks.media_logging import log_media, media_dir, run_dir, wandb_loggers
 from tcx.callbacks.model_summary import ModelSummary
 from tcx.callbacks.predictions import PosteriorWriter
 from tcx.callbacks.quality import QualityMetrics
+from tcx.callbacks.run_guard import DiskFullMessageIO, RunGuard, guard_trainer
 
 __all__ = [
     "DisentanglementMetrics",
@@ -38,4 +40,8 @@ __all__ = [
     "media_dir",
     "run_dir",
     "media_files",
+    "wandb_loggers",
+    "RunGuard",
+    "DiskFullMessageIO",
+    "guard_trainer",
 ]

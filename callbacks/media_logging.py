@@ -176,6 +176,13 @@ def log_scalars(trainer, scalars: dict[str, Any], step: int | None = None, modul
 # where things go
 
 
+def wandb_loggers(trainer) -> list:
+    """The ``WandbLogger``s of ``trainer``."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+
 def run_dir(trainer) -> Path | str:
     """The run's own folder: for W&B ``<save_dir>/<project>/<run id>`` (the folder that also holds
     the run's ``checkpoints``), for TensorBoard and CSV their ``log_dir``, for other loggers their

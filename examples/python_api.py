@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import torch
 
 import tcx.metrics
+from tcx.callbacks import guard_trainer
 from tcx.datamodules import DSprites
 from tcx.models import AnchorVAE, load_model
 
@@ -25,6 +26,7 @@ def main(out: Path) -> dict:
     model = AnchorVAE(latent_dim=6, anchors=2, anchor_beta=0.2)
     trainer = pl.Trainer(max_epochs=1, logger=False, default_root_dir=out, enable_progress_bar=False,
                          enable_model_summary=False, precision="32-true")
+    guard_trainer(trainer)  # as `tcx fit` does: RNG states in the checkpoint, every save written whole and read back
     trainer.fit(model, datamodule=data)  # fitting with the datamodule also gives the model H(X_i) and N
     ckpt = out / "anchorvae.ckpt"
     trainer.save_checkpoint(ckpt, weights_only=False)  # with the optimizer state, to resume from

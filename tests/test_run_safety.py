@@ -16,7 +16,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from tcx import safe_io
-from tcx.cli import checkpoint_run, run_safety, shell_errors, wandb_setup
+from tcx.callbacks import run_guard
+from tcx.cli import shell_errors, wandb_setup
 from tcx.errors import TcxError
 from tcx.cli.traverse import rebuild_datamodule, traverse_main
 from tcx.cli import main
@@ -83,7 +84,7 @@ def trainer_for(root, **kw):
                 default_root_dir=root, num_sanity_val_steps=0, precision="32-true")
     args.update(kw)
     trainer = pl.Trainer(**args)
-    run_safety.prepare_trainer(trainer)
+    run_guard.guard_trainer(trainer)
     return trainer
 
 
@@ -385,7 +386,7 @@ def test_torchs_zip_writer_failing_on_a_full_disk_is_the_same_one_line(tmp_path,
     target = tmp_path / "last.ckpt"
     with pytest.raises(safe_io.DiskFullError, match="last.ckpt was not written .nothing partial was left.; "
                        "free space there or point the checkpoints elsewhere"):
-        run_safety.DiskFullMessageIO().save_checkpoint({"a": 1}, str(target))
+        run_guard.DiskFullMessageIO().save_checkpoint({"a": 1}, str(target))
     with pytest.raises(safe_io.DiskFullError, match="last.ckpt was not written .nothing partial was left.; "
                        "free space there or write elsewhere"):
         safe_io.atomic_save(lambda f: torch.save({"a": 1}, f), target, advice="write elsewhere")
@@ -404,7 +405,7 @@ def test_checkpoints_are_atomic_and_a_full_disk_is_one_line(tmp_path, monkeypatc
     monkeypatch.setattr(torch, "save", full_disk)
     # Lightning's CheckpointIO (through tcx's one-line message): the old file intact, nothing partial
     with pytest.raises(safe_io.DiskFullError, match="no space left on the disk of .*last.ckpt was not written"):
-        run_safety.DiskFullMessageIO().save_checkpoint({"a": 1}, str(target))
+        run_guard.DiskFullMessageIO().save_checkpoint({"a": 1}, str(target))
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"], "a partial file was left"
 
@@ -438,7 +439,7 @@ def test_one_epoch_and_a_resumed_one_equal_two_epochs_bit_for_bit(tmp_path):
     first = tiny_vae()
     trainer(tmp_path / "b", 1).fit(first, Vectors())
     ckpt = tmp_path / "b" / "ck" / "last.ckpt"
-    assert run_safety.RNG_KEY in torch.load(ckpt, weights_only=True)
+    assert run_guard.RNG_KEY in torch.load(ckpt, weights_only=True)
     pl.seed_everything(123)  # whatever the state of the new process, the checkpoint's RNG wins
     resumed = tiny_vae()
     trainer(tmp_path / "c", 2).fit(resumed, Vectors(), ckpt_path=ckpt)
@@ -482,7 +483,7 @@ def test_a_fit_with_online_wandb_unreachable_runs_offline_and_resume_continues_t
     assert first.returncode == 0, first.stderr[-3000:]
     assert "not reachable" in first.stderr and "W&B run (offline)" in first.stdout
     ckpt = next(tmp_path.glob("runs/tcx/*/checkpoints/last.ckpt"))
-    run_id = torch.load(ckpt, weights_only=True)[checkpoint_run.WANDB_ID_KEY]
+    run_id = torch.load(ckpt, weights_only=True)[run_guard.WANDB_ID_KEY]
     cmd = [_tcx(), "fit", *TINY, "--trainer.callbacks", cbs, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt)]
     second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -23,7 +23,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from tcx import safe_io
-from tcx.cli import run_safety
+from tcx.callbacks import run_guard
 from tcx.callbacks import Samples
 from tcx.cli import main
 from tcx.models import VAE
@@ -249,17 +249,17 @@ def test_a_url_save_that_lightning_swallows_is_caught_by_reading_it_back():
     assert not safe_io.checkpoint_exists(url)
     with pytest.raises(safe_io.WriteError, match=r"checkpoint 'tcxfaulty://bucket/checkpoints/last.ckpt' was not "
                        r"written \(the file is not there after the save\); the run stops here at epoch None, step 3"):
-        run_safety.DiskFullMessageIO().save_checkpoint({"global_step": 3}, url)
+        run_guard.DiskFullMessageIO().save_checkpoint({"global_step": 3}, url)
 
 
 def test_a_checkpoint_is_read_back_by_its_zip_directory(tmp_path):
     good = tmp_path / "good.ckpt"
     torch.save({"global_step": 1, "w": torch.zeros(1000)}, good)
-    assert run_safety.checkpoint_file_problem(good) is None
+    assert run_guard.checkpoint_file_problem(good) is None
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    assert "does not read back as a checkpoint" in run_safety.checkpoint_file_problem(cut)
-    assert run_safety.checkpoint_file_problem(tmp_path / "none.ckpt") == "the file is not there after the save"
+    assert "does not read back as a checkpoint" in run_guard.checkpoint_file_problem(cut)
+    assert run_guard.checkpoint_file_problem(tmp_path / "none.ckpt") == "the file is not there after the save"
 
 
 # --------------------------------------------------------------------------------------------

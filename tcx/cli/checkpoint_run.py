@@ -13,14 +13,9 @@ import json
 import os
 from typing import Any
 
+from tcx.callbacks.run_guard import DATA_CONFIG_KEY, WANDB_GROUP_KEY, WANDB_ID_KEY
 from tcx.errors import MissingFileError, TcxError
 
-#: the ``--data`` config (class_path and init_args) a CLI run was built with
-DATA_CONFIG_KEY = "tcx_data_config"
-#: the W&B run a checkpoint was logged to (so that a resumed fit continues it)
-WANDB_ID_KEY = "tcx_wandb_run_id"
-#: the group of the W&B run that wrote it (an evaluation of the checkpoint joins it)
-WANDB_GROUP_KEY = "tcx_wandb_group"
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
                             "lr_scheduler"})

@@ -21,7 +21,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden  # noqa: E40
 
 import tcx.callbacks  # noqa: E402  (registers the classes for short names in configs and --model/--data NAME)
 import tcx.datamodules  # noqa: F401, E402
-from tcx.callbacks import run_dir  # noqa: E402
+from tcx.callbacks import run_dir, wandb_loggers  # noqa: E402
+from tcx.callbacks.run_guard import LAST_INTERRUPT, SIGTERMException, check_writable, guard_trainer  # noqa: E402
 from tcx.cli import checkpoint_run  # noqa: E402
 from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings, class_name_problem,  # noqa: E402
                                explain_parse_error, import_class, input_shape_of, read_arguments, with_default_classes)
@@ -30,13 +31,11 @@ from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
 from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
 from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
-from tcx.cli.run_safety import (LAST_INTERRUPT, SIGTERMException, check_loader, check_loggers_writable,  # noqa: E402
-                                prepare_trainer)
 from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
 from tcx.cli.summary import fit_summary, written_checkpoint  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, quiet_wandb_footer,  # noqa: E402
-                                 resume_wandb_run, settle_wandb_mode, start_runs, wandb_loggers)
+                                 resume_wandb_run, settle_wandb_mode, start_runs)
 from tcx.errors import TcxError  # noqa: E402
 from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.models import CorExVAE  # noqa: E402
@@ -120,7 +119,7 @@ class TcxCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
-        prepare_trainer(trainer, data_config=getattr(self, "data_record", None))
+        guard_trainer(trainer, data_config=getattr(self, "data_record", None))
         return trainer
 
     def _start(self) -> None:
@@ -177,6 +176,22 @@ def _wandb_runs(trainer) -> list[dict]:
     return [{"id": run.id, "group": run.group, "job_type": run.job_type, "tags": list(run.tags or ()),
              "dir": str(Path(run.dir).parent) if getattr(run, "dir", None) else None}
             for run in (logger.experiment for logger in wandb_loggers(trainer))]
+
+
+def check_loggers_writable(trainer) -> None:
+    """Refuse a logger folder that cannot be written (W&B would fall back to /tmp without a word)."""
+    for logger in trainer.loggers:
+        if getattr(logger, "save_dir", None):
+            check_writable(logger.save_dir, f"the {type(logger).__name__}'s save_dir (--trainer.logger.init_args.save_dir)")
+
+
+def check_loader(datamodule, stage: str) -> None:
+    """Refuse ``tcx test``/``predict`` on a datamodule without that split's loader, naming it."""
+    if datamodule is not None and not is_overridden(f"{stage}_dataloader", datamodule, pl.LightningDataModule):
+        raise TcxError(
+            f"the datamodule {type(datamodule).__name__} has no {stage}_dataloader(): `tcx {stage}` runs on "
+            f"what it yields; give the class a {stage}_dataloader() (e.g. returning the validation loader) "
+            "or run `tcx validate`")
 
 
 def _evaluation_missing(trainer, datamodule) -> bool:

@@ -62,7 +62,7 @@ class RunConfig(SaveConfigCallback):
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         from tcx.callbacks import run_dir
-        from tcx.cli.run_safety import check_writable
+        from tcx.callbacks.run_guard import check_writable
 
         folder = run_dir(trainer)
         check_writable(folder, "the run's folder")

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from tcx.cli.checkpoint_run import plain_config
-from tcx.cli.wandb_setup import wandb_logger_args, wandb_loggers
+from tcx.callbacks import wandb_loggers
+from tcx.cli.wandb_setup import wandb_logger_args
 
 
 def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-from tcx.callbacks import media_files
+from tcx.callbacks import media_files, wandb_loggers
 from tcx.cli.collapse import collapse_warning
-from tcx.cli.wandb_setup import wandb_loggers
 from tcx.models import CorExVAE
 from tcx.safe_io import checkpoint_exists, path_exists
 

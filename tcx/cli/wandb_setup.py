@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tcx.callbacks.media_logging import wandb_loggers
 from tcx.cli.checkpoint_run import recorded_run
 
 #: seconds to wait for the W&B server to accept a connection before logging offline
@@ -28,13 +29,6 @@ RESUME_CHOICES = ("allow", "must", "never")
 #: W&B console warnings with nothing to act on: Lightning's WandbLogger always passes
 #: ``anonymous``, and the git lookup of the run folder reports a folder W&B has not made yet
 KNOWN_UNACTIONABLE_WANDB = (r"The anonymous setting has no effect", r"git root .* does not exist")
-
-
-def wandb_loggers(trainer) -> list:
-    """The ``WandbLogger``s of ``trainer``: the shell's one lookup of them."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
 
 
 def wandb_logger_args(config) -> list:

@@ -1,13 +1,12 @@
-"""What keeps a ``tcx`` run from losing work or failing silently.
+"""What keeps a Lightning run of a tcx model from losing work or failing silently, for any Trainer
+(the ``tcx`` command adds both to every run; a Python script adds them with :func:`guard_trainer`).
 
-- :class:`RunGuard`, on every run: ``last.ckpt`` before the end-of-epoch evaluation,
-  ``interrupted.ckpt`` on SIGINT and SIGTERM, the RNG states (1 epoch + resume 1 epoch equals 2
-  epochs), the W&B run and the data config in every checkpoint; an empty training loader and an
-  unwritable checkpoint folder refused before the first step.
+- :class:`RunGuard`: ``last.ckpt`` before the end-of-epoch evaluation, ``interrupted.ckpt`` on
+  SIGINT and SIGTERM, the RNG states (1 epoch + resume 1 epoch equals 2 epochs), the W&B run and
+  the data config in every checkpoint; an empty training loader and an unwritable checkpoint
+  folder refused before the first step.
 - :class:`DiskFullMessageIO`: every checkpoint written atomically and read back; a failed save
   stops the run at once, in one paragraph.
-- :func:`check_loggers_writable`, :func:`check_loader`: a logger folder that cannot be written, or
-  ``test``/``predict`` on a datamodule without that loader, refused in one line.
 """
 
 from __future__ import annotations
@@ -23,15 +22,18 @@ import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from tcx.cli.checkpoint_run import DATA_CONFIG_KEY, WANDB_GROUP_KEY, WANDB_ID_KEY
+from tcx.callbacks.media_logging import run_dir, wandb_loggers
 from tcx.errors import TcxError, UserError
-from tcx.callbacks import run_dir
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, join_path, storage_path
-from tcx.cli.wandb_setup import wandb_loggers
 
+#: what a run records in its checkpoints beside the weights (tcx.models.checkpoint_keys has the
+#: model's own): the RNG states, the ``--data`` config (class_path and init_args), the W&B run
+#: the checkpoint was logged to (a resumed fit continues it) and its group (an evaluation joins it)
 RNG_KEY = "tcx_rng_states"
+DATA_CONFIG_KEY = "tcx_data_config"
+WANDB_ID_KEY = "tcx_wandb_run_id"
+WANDB_GROUP_KEY = "tcx_wandb_group"
 #: the signal that stopped the last run in this process ("SIGINT (Ctrl-C)", "SIGTERM"), for the
 #: command's exit status (Lightning itself exits 1 after a Ctrl-C)
 LAST_INTERRUPT: dict = {"reason": None}
@@ -206,24 +208,6 @@ def check_checkpoint_folders(trainer) -> None:
             check_writable(dirpath, "the checkpoint folder (ModelCheckpoint's dirpath)")
 
 
-def check_loggers_writable(trainer) -> None:
-    """Refuse a logger folder that cannot be written (W&B would fall back to /tmp without a word)."""
-    for logger in trainer.loggers:
-        save_dir = getattr(logger, "save_dir", None)
-        if save_dir:
-            name = type(logger).__name__
-            check_writable(save_dir, f"the {name}'s save_dir (--trainer.logger.init_args.save_dir)")
-
-
-def check_loader(datamodule, stage: str) -> None:
-    """Refuse ``tcx test``/``predict`` on a datamodule without that split's loader, naming it."""
-    if datamodule is not None and not is_overridden(f"{stage}_dataloader", datamodule, pl.LightningDataModule):
-        raise TcxError(
-            f"the datamodule {type(datamodule).__name__} has no {stage}_dataloader(): `tcx {stage}` runs on "
-            f"what it yields; give the class a {stage}_dataloader() (e.g. returning the validation loader) "
-            "or run `tcx validate`")
-
-
 CHECKPOINT_ADVICE = "point the checkpoints elsewhere (--trainer.default_root_dir or ModelCheckpoint's dirpath)"
 
 
@@ -280,7 +264,7 @@ def _not_written(target, checkpoint: dict, why: str) -> WriteError:
                                  f"and resume from the newest checkpoint that is there (--ckpt_path)")
 
 
-def prepare_trainer(trainer, data_config: dict | None = None) -> None:
+def guard_trainer(trainer, data_config: dict | None = None) -> None:
     """A :class:`RunGuard` first among the callbacks, and :class:`DiskFullMessageIO` unless the user
     chose another CheckpointIO."""
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
