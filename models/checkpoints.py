@@ -9,8 +9,6 @@ Details: docs/models.md#modelscheckpointspy-checkpoints
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tcx.errors import TcxError
 from tcx.models.base import CorExVAE
 from tcx.models.checkpoint_keys import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
@@ -41,17 +39,17 @@ def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
     """
     from tcx.safe_io import load_checkpoint, resolve_class
 
-    p = Path(path)
+    p = str(path)  # a local path or an fsspec URL (file://, s3://), read as tcx reads every checkpoint
     checkpoint = load_checkpoint(p, map_location=map_location)
     if "state_dict" not in checkpoint:
-        raise TcxError(f"{str(p)!r} is not a Lightning checkpoint (no 'state_dict')")
+        raise TcxError(f"{p!r} is not a Lightning checkpoint (no 'state_dict')")
     class_path = checkpoint.get(CLASS_KEY)
     if not class_path:
         raise TcxError(
-            f"{str(p)!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
+            f"{p!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
             "written by a tcx model; load it with YourModel.load_from_checkpoint instead"
         )
-    cls = resolve_class(class_path, tcx_families(), CorExVAE, what="model family", source=f"checkpoint {str(p)!r}",
+    cls = resolve_class(class_path, tcx_families(), CorExVAE, what="model family", source=f"checkpoint {p!r}",
                         trust=trust)
     del checkpoint
     model = cls.load_from_checkpoint(p, map_location=map_location, weights_only=True)

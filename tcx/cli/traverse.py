@@ -112,31 +112,13 @@ def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
     return dm, None
 
 
-def load_traversable(ckpt_path: str, known, trust: bool = False):
-    """The checkpoint's model in eval mode, and the checkpoint read as data. Its family must be one
-    of ``known``, or with ``trust`` any :class:`CorExVAE`; refused before anything is imported."""
-    from tcx.models import CorExVAE
-    from tcx.models.checkpoints import CLASS_KEY
-    from tcx.safe_io import load_checkpoint, resolve_class
-
-    checkpoint = load_checkpoint(ckpt_path, map_location="cpu")
-    if "state_dict" not in checkpoint:
-        raise TcxError(f"{ckpt_path!r} is not a Lightning checkpoint (no 'state_dict')")
-    class_path = checkpoint.get(CLASS_KEY)
-    if not class_path:
-        raise TcxError(f"{ckpt_path!r} does not name its tcx model family ({CLASS_KEY!r} is missing): it was not "
-                       "written by a tcx model")
-    cls = resolve_class(class_path, known, CorExVAE, what="model family", source=f"checkpoint {ckpt_path!r}",
-                        trust=trust)
-    return cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).eval(), checkpoint
-
-
 def traverse_main(argv: list[str], datamodules=None) -> int:
     """Entry point of ``tcx traverse``; returns the exit status. ``datamodules``: the classes a
     checkpoint may name without ``--trust`` (by default ``nameable_classes("--data")``)."""
     from tcx.callbacks.export import export_pictures
     from tcx.cli.arguments import nameable_classes
-    from tcx.safe_io import shown
+    from tcx.models import load_model
+    from tcx.safe_io import load_checkpoint, shown
 
     argv = [ALIASES.get(flag, flag) + sep + value for flag, sep, value in (a.partition("=") for a in argv)]
     try:
@@ -146,7 +128,8 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
     try:
         _check_args(args)
         try:
-            model, checkpoint = load_traversable(args.ckpt_path, nameable_classes("--model"), trust=args.trust)
+            model = load_model(args.ckpt_path, trust=args.trust)  # the family checked before anything is imported
+            checkpoint = load_checkpoint(args.ckpt_path, map_location="cpu")  # read as data: the recorded datamodule
         except (FileNotFoundError, ValueError, OSError):
             raise
         except Exception as exc:  # a checkpoint whose model cannot be rebuilt
