@@ -48,12 +48,15 @@ def nameable_classes(group: str) -> dict[str, type]:
     """THE classes a user may name with ``group`` (``--model``, ``--data``), by each spelling: the
     short name, the public and the defining path. A checkpoint may name only these without ``--trust``."""
     module, base = GROUPS[group]
+    if group == "--model":  # the families load_model accepts without trust: the same list
+        classes = tcx.models.tcx_families()
+    else:
+        classes = [c for c in (getattr(module, n) for n in module.__all__) if isinstance(c, type) and issubclass(c, base)]
     out: dict[str, type] = {}
-    for name in getattr(module, "__all__", ()):
-        cls = getattr(module, name)
-        if isinstance(cls, type) and issubclass(cls, base):
-            for spelling in (name, f"{module.__name__}.{name}", f"{cls.__module__}.{cls.__qualname__}"):
-                out[spelling] = cls
+    for cls in classes:
+        public = (cls.__name__, f"{module.__name__}.{cls.__name__}") if getattr(module, cls.__name__, None) is cls else ()
+        for spelling in (*public, f"{cls.__module__}.{cls.__qualname__}"):
+            out[spelling] = cls
     return out
 
 
