@@ -28,7 +28,7 @@ def tcx_families() -> list[type]:
     return found
 
 
-def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
+def load_model(path, map_location="cpu", trust: bool = False, checkpoint: dict | None = None) -> CorExVAE:
     """Load a tcx checkpoint of any model family, in eval mode.
 
     The file is read as data (``torch.load(weights_only=True)``, :func:`tcx.safe_io.load_checkpoint`):
@@ -36,11 +36,12 @@ def load_model(path, map_location="cpu", trust: bool = False) -> CorExVAE:
     (written by ``RecordsClasses.on_save_checkpoint``, models/checkpoint_keys.py) and must be one of ``tcx.models``'
     families; ``trust=True`` also accepts any importable :class:`CorExVAE` subclass (a user's own family).
     A missing, truncated or foreign file gets an error that says which and what to do.
+    ``checkpoint``: the file as :func:`tcx.safe_io.load_checkpoint` already read it (not read again).
     """
     from tcx.safe_io import load_checkpoint, resolve_class
 
     p = str(path)  # a local path or an fsspec URL (file://, s3://), read as tcx reads every checkpoint
-    checkpoint = load_checkpoint(p, map_location=map_location)
+    checkpoint = load_checkpoint(p, map_location=map_location) if checkpoint is None else checkpoint
     if "state_dict" not in checkpoint:
         raise TcxError(f"{p!r} is not a Lightning checkpoint (no 'state_dict')")
     class_path = checkpoint.get(CLASS_KEY)

@@ -23,12 +23,20 @@ import lightning.pytorch as pl
 import tcx.datamodules
 import tcx.models
 from tcx.errors import MissingFileError, TcxError
-from tcx.models import CorExVAE
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_CLASSES = {"--model": "tcx.models.AnchorVAE", "--data": "tcx.datamodules.DSprites"}
-#: the class groups a user names: the package whose ``__all__`` lists them and their base class
-GROUPS = {"--model": (tcx.models, CorExVAE), "--data": (tcx.datamodules, pl.LightningDataModule)}
+
+
+def _datamodules() -> list[type]:
+    """The LightningDataModules ``tcx.datamodules`` exports."""
+    found = (getattr(tcx.datamodules, name) for name in tcx.datamodules.__all__)
+    return [c for c in found if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
+
+
+#: the class groups a user names: the package that exports them and the function that lists them
+#: (the model families are the list load_model checks a checkpoint against)
+GROUPS = {"--model": (tcx.models, tcx.models.tcx_families), "--data": (tcx.datamodules, _datamodules)}
 #: top-level groups that are model arguments (linked to CorExVAE's ``optimizer``, ``lr_scheduler``)
 LINKED_GROUPS = ("optimizer", "lr_scheduler")
 TRUST_FLAG = "--trust"
@@ -47,13 +55,9 @@ def input_shape_of(datamodule) -> tuple[int, ...]:
 def nameable_classes(group: str) -> dict[str, type]:
     """THE classes a user may name with ``group`` (``--model``, ``--data``), by each spelling: the
     short name, the public and the defining path. A checkpoint may name only these without ``--trust``."""
-    module, base = GROUPS[group]
-    if group == "--model":  # the families load_model accepts without trust: the same list
-        classes = tcx.models.tcx_families()
-    else:
-        classes = [c for c in (getattr(module, n) for n in module.__all__) if isinstance(c, type) and issubclass(c, base)]
+    module, classes = GROUPS[group]
     out: dict[str, type] = {}
-    for cls in classes:
+    for cls in classes():
         public = (cls.__name__, f"{module.__name__}.{cls.__name__}") if getattr(module, cls.__name__, None) is cls else ()
         for spelling in (*public, f"{cls.__module__}.{cls.__qualname__}"):
             out[spelling] = cls

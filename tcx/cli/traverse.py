@@ -128,8 +128,8 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
     try:
         _check_args(args)
         try:
-            model = load_model(args.ckpt_path, trust=args.trust)  # the family checked before anything is imported
-            checkpoint = load_checkpoint(args.ckpt_path, map_location="cpu")  # read as data: the recorded datamodule
+            checkpoint = load_checkpoint(args.ckpt_path, map_location="cpu")  # read as data, once
+            model = load_model(args.ckpt_path, trust=args.trust, checkpoint=checkpoint)  # family checked first
         except (FileNotFoundError, ValueError, OSError):
             raise
         except Exception as exc:  # a checkpoint whose model cannot be rebuilt

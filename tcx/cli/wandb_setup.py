@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tcx.callbacks.media_logging import wandb_loggers
+from tcx.callbacks import wandb_loggers
 from tcx.cli.checkpoint_run import recorded_run
 
 #: seconds to wait for the W&B server to accept a connection before logging offline
