@@ -8,7 +8,7 @@
 - ``PosteriorWriter`` (``predictions``): ``tcx predict`` writes the posteriors to ``predictions.npz``.
 - ``ModelSummary`` (``model_summary``): Lightning's model summary without FLOPs zeros.
 - ``RunGuard``, ``DiskFullMessageIO``, ``guard_trainer`` (``run_guard``): nothing lost, exact resume.
-- ``media_files(trainer)``: the latest picture file of every key, after fit.
+- ``RunSummary`` (``run_summary``): the end-of-run table and ``summary.json``; ``media_files(trainer)``.
 
 One module per job: ``media_logging``, ``encoding`` and ``pictures`` serve the callbacks' modules.
 
@@ -19,11 +19,12 @@ from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.explanation import InputExplanation
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
-from tcx.callbacks.media_logging import log_media, media_dir, run_dir, wandb_loggers
+from tcx.callbacks.media_logging import log_media, media_dir, run_dir, start_wandb_runs, wandb_loggers
 from tcx.callbacks.model_summary import ModelSummary
 from tcx.callbacks.predictions import PosteriorWriter
 from tcx.callbacks.quality import QualityMetrics
 from tcx.callbacks.run_guard import DiskFullMessageIO, RunGuard, guard_trainer
+from tcx.callbacks.run_summary import RunSummary
 
 __all__ = [
     "DisentanglementMetrics",
@@ -44,4 +45,6 @@ __all__ = [
     "RunGuard",
     "DiskFullMessageIO",
     "guard_trainer",
+    "RunSummary",
+    "start_wandb_runs",
 ]

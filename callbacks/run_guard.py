@@ -1,5 +1,6 @@
 """What keeps a Lightning run of a tcx model from losing work or failing silently, for any Trainer
-(the ``tcx`` command adds both to every run; a Python script adds them with :func:`guard_trainer`).
+(the ``tcx`` command adds both to every run; a Python script adds them with :func:`guard_trainer`,
+with ``callbacks/run_summary.py``'s RunSummary).
 
 - :class:`RunGuard`: ``last.ckpt`` before the end-of-epoch evaluation, ``interrupted.ckpt`` on
   SIGINT and SIGTERM, the RNG states (1 epoch + resume 1 epoch equals 2 epochs), the W&B run and
@@ -23,17 +24,12 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from tcx.callbacks.media_logging import run_dir, wandb_loggers
+from tcx.callbacks.media_logging import run_dir, start_wandb_runs, wandb_loggers
+from tcx.callbacks.run_summary import RunSummary
+from tcx.checkpoint_record import DATA_CONFIG_KEY, RNG_KEY, WANDB_GROUP_KEY, WANDB_ID_KEY
 from tcx.errors import TcxError, UserError
 from tcx.safe_io import DiskFullError, WriteError, atomic_save, disk_full_error, is_disk_full, join_path, storage_path
 
-#: what a run records in its checkpoints beside the weights (tcx.models.checkpoint_keys has the
-#: model's own): the RNG states, the ``--data`` config (class_path and init_args), the W&B run
-#: the checkpoint was logged to (a resumed fit continues it) and its group (an evaluation joins it)
-RNG_KEY = "tcx_rng_states"
-DATA_CONFIG_KEY = "tcx_data_config"
-WANDB_ID_KEY = "tcx_wandb_run_id"
-WANDB_GROUP_KEY = "tcx_wandb_group"
 #: the signal that stopped the last run in this process ("SIGINT (Ctrl-C)", "SIGTERM"), for the
 #: command's exit status (Lightning itself exits 1 after a Ctrl-C)
 LAST_INTERRUPT: dict = {"reason": None}
@@ -264,10 +260,27 @@ def _not_written(target, checkpoint: dict, why: str) -> WriteError:
                                  f"and resume from the newest checkpoint that is there (--ckpt_path)")
 
 
-def guard_trainer(trainer, data_config: dict | None = None) -> None:
-    """A :class:`RunGuard` first among the callbacks, and :class:`DiskFullMessageIO` unless the user
-    chose another CheckpointIO."""
+def check_loggers_writable(trainer) -> None:
+    """Refuse a logger folder that cannot be written (W&B would fall back to /tmp without a word)."""
+    for logger in trainer.loggers:
+        if getattr(logger, "save_dir", None):
+            check_writable(logger.save_dir, f"the {type(logger).__name__}'s save_dir (--trainer.logger.init_args.save_dir)")
+
+
+def guard_trainer(trainer, data_config: dict | None = None, summary: RunSummary | None = None) -> RunSummary:
+    """What every ``tcx`` run has, for ``trainer``: :class:`RunGuard` first among the callbacks,
+    :class:`DiskFullMessageIO` unless the user chose another CheckpointIO, a :class:`RunSummary`
+    (``summary``, or one with its defaults), the loggers' folders checked, and the W&B runs
+    started, bounded (``start_wandb_runs``). Returns the Trainer's RunSummary."""
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = DiskFullMessageIO()
     if not any(isinstance(cb, RunGuard) for cb in trainer.callbacks):
         trainer.callbacks.insert(0, RunGuard(data_config=data_config))
+    present = next((cb for cb in trainer.callbacks if isinstance(cb, RunSummary)), None)
+    if present is None:
+        present = summary or RunSummary()
+        trainer.callbacks.append(present)
+    summary = present
+    check_loggers_writable(trainer)
+    start_wandb_runs(trainer)
+    return summary

@@ -6,6 +6,7 @@ lacks: ``tcx.datamodules.protocol``.
 
 from tcx.datamodules.arrays import Arrays
 from tcx.datamodules.celeba import CelebA
+from tcx.datamodules.checkpoints import load_datamodule, tcx_datamodules
 from tcx.datamodules.dsprites import (
     DSprites,
     DSpritesDataset,
@@ -41,5 +42,7 @@ __all__ = [
     "factor_values",
     "factors_to_index",
     "index_to_factors",
+    "load_datamodule",
     "render_dsprites",
+    "tcx_datamodules",
 ]

@@ -2,9 +2,10 @@
 
     python examples/python_api.py [--out DIR]
 
-A small AnchorVAE on procedural dSprites (about a minute on 2 CPU cores), then
-``tcx.models.load_model`` on its checkpoint, the posterior means of the validation split, and
-two disentanglement metrics of them. CI runs this script (``make examples``).
+A small AnchorVAE on procedural dSprites (about a minute on 2 CPU cores), ending with the table
+and ``summary.json`` of every ``tcx`` run; then ``tcx.models.load_model`` and
+``tcx.datamodules.load_datamodule`` on its checkpoint, the posterior means of the validation
+split, and two disentanglement metrics of them. CI runs this script (``make examples``).
 """
 
 import argparse
@@ -16,7 +17,7 @@ import torch
 
 import tcx.metrics
 from tcx.callbacks import guard_trainer
-from tcx.datamodules import DSprites
+from tcx.datamodules import DSprites, load_datamodule
 from tcx.models import AnchorVAE, load_model
 
 
@@ -26,13 +27,18 @@ def main(out: Path) -> dict:
     model = AnchorVAE(latent_dim=6, anchors=2, anchor_beta=0.2)
     trainer = pl.Trainer(max_epochs=1, logger=False, default_root_dir=out, enable_progress_bar=False,
                          enable_model_summary=False, precision="32-true")
-    guard_trainer(trainer)  # as `tcx fit` does: RNG states in the checkpoint, every save written whole and read back
+    # as `tcx fit` does: RNG states in the checkpoint, every save written whole and read back, and
+    # at the end the summary table and summary.json (which `tcx compare` reads)
+    summary = guard_trainer(trainer)
     trainer.fit(model, datamodule=data)  # fitting with the datamodule also gives the model H(X_i) and N
+    assert Path(summary.path).is_file(), f"{summary.path} was not written"
     ckpt = out / "anchorvae.ckpt"
     trainer.save_checkpoint(ckpt, weights_only=False)  # with the optimizer state, to resume from
 
-    # any tcx checkpoint, any family: read as data (weights_only), rebuilt, in eval mode
+    # any tcx checkpoint, any family: read as data (weights_only), rebuilt, in eval mode; and the
+    # data it was trained on, rebuilt from what the checkpoint records
     model = load_model(ckpt)
+    data = load_datamodule(ckpt)
     x, factors = data.split_data("val")
     with torch.no_grad():
         codes = model.encode(x).mean

@@ -1,4 +1,4 @@
-"""What a tcx checkpoint records beside the weights: the keys, and the hook that writes them.
+"""What a tcx model records in its checkpoints beside the weights (the keys: ``tcx.checkpoint_record``).
 
 :class:`RecordsClasses` (``on_save_checkpoint``) writes the family's and the datamodule's class
 paths and the Trainer's precision into every checkpoint, so that ``load_model``
@@ -8,14 +8,10 @@ from it keeps its precision.
 
 from __future__ import annotations
 
+from tcx.checkpoint_record import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
 from tcx.models.data import attached_trainer
 
 __all__ = ["CLASS_KEY", "DATAMODULE_CLASS_KEY", "PRECISION_KEY", "RecordsClasses"]
-
-CLASS_KEY = "tcx_model_class"
-DATAMODULE_CLASS_KEY = "tcx_datamodule_class"
-#: the Trainer precision the checkpoint's run trained in (a resumed run keeps it unless told otherwise)
-PRECISION_KEY = "tcx_precision"
 
 
 class RecordsClasses:

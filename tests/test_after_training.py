@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tcx.cli.arguments import read_arguments
-from tcx.callbacks.run_guard import DATA_CONFIG_KEY
-from tcx.cli.checkpoint_run import plain_config
+from tcx.checkpoint_record import DATA_CONFIG_KEY
+from tcx.callbacks.run_summary import plain_config
 from tcx.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -374,7 +374,7 @@ def test_a_resumed_fit_with_a_bad_wandb_id_logs_to_a_new_run(fit_ckpt, tmp_path,
 
 def test_the_recorded_classes_of_a_checkpoint_are_every_class_path_it_holds(fit_ckpt, tmp_path):
     edited = _edited(fit_ckpt, tmp_path, hyper_parameters={"optimizer": {"class_path": "os.system"}})
-    run = checkpoint_run.recorded_run(edited)
+    run = checkpoint_run.read_recorded_run(edited)
     assert ("--optimizer", "os.system") in run["classes"] and ("--model", "tcx.models.VAE") in run["classes"]
     with pytest.raises(CheckpointRefused, match="'os.system', which is not one of torch"):
         checkpoint_run.check_recorded_classes(run, "checkpoint x")

@@ -45,7 +45,7 @@ def test_log_media_thins_each_picture_to_the_setting(tmp_path, monkeypatch):
 
 
 def test_a_collapsed_posterior_is_said_with_what_to_try():
-    from tcx.cli.collapse import collapse_warning
+    from tcx.callbacks.run_summary import collapse_warning
 
     # anchorvae_mnist_full after one epoch: a total rate of 0.031 nats
     said = collapse_warning(0.031, [0.01] * 10, reconstruction=-200.0, input_entropy=210.0)
@@ -62,7 +62,7 @@ def test_a_collapsed_posterior_is_said_with_what_to_try():
 def test_the_summary_ends_with_the_collapse_warning():
     import torch
 
-    from tcx.cli.summary import fit_summary
+    from tcx.callbacks.run_summary import summary_table
 
     def summary(rates, reconstruction):
         metrics = {"val/elbo": reconstruction - sum(rates), "val/reconstruction": reconstruction, "val/rate": sum(rates),
@@ -71,7 +71,7 @@ def test_the_summary_ends_with_the_collapse_warning():
                                         checkpoint_callback=None, callbacks=[], loggers=[], precision="32-true",
                                         current_epoch=1, global_step=10)
         model = types.SimpleNamespace(latent_dim=len(rates), anchor_indices=(), input_entropy=torch.full((100,), 0.5))
-        return fit_summary(trainer, model, 1.0)
+        return summary_table(trainer, model, 1.0)
 
     assert summary([0.01, 0.02], -49.0).splitlines()[-1].startswith("warning: the posterior has collapsed: the total rate is 0.030")
     assert "warning" not in summary([10.0, 8.0], -20.0)
@@ -262,7 +262,7 @@ def test_the_seed_loop_example_runs_and_compare_gathers_it(tmp_path):
 def test_the_git_commit_is_tcxs_own_or_none(tmp_path):
     import subprocess
 
-    from tcx.cli.run_record import git_commit
+    from tcx.callbacks.run_summary import git_commit
 
     # another project's checkout, with a commit: not tcx's
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
@@ -273,3 +273,40 @@ def test_the_git_commit_is_tcxs_own_or_none(tmp_path):
     if (root / ".git").exists():
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
         assert git_commit().removesuffix("-dirty") == head.strip()
+
+
+def test_a_plain_trainer_gets_the_summary_and_summary_json_from_guard_trainer(tmp_path, capsys):
+    """RunSummary for a Trainer built in Python: the table after fit and after validate, and a
+    summary.json whose record is the model's and datamodule's classes and hyperparameters."""
+    import lightning.pytorch as pl
+
+    from tcx.callbacks import RunSummary, guard_trainer
+    from tcx.datamodules import SyntheticCorEx
+    from tcx.models import VAE
+
+    dm = SyntheticCorEx(num_points=200, val_size=50, batch_size=50)
+    model = VAE(latent_dim=2, input_shape=dm.input_shape, network="mlp", hidden_dims=[8], input_entropy_samples=0)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
+                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, precision="32-true", callbacks=[])
+    summary = guard_trainer(trainer)
+    assert isinstance(summary, RunSummary) and guard_trainer(trainer) is summary  # added once
+    trainer.fit(model, datamodule=dm)
+    out = capsys.readouterr().out
+    assert "tcx fit summary: VAE (val set)" in out and f"summary.json  {tmp_path / 'summary.json'}" in out
+    fit = json.loads((tmp_path / "summary.json").read_text())
+    assert (fit["command"], fit["stage"], fit["steps"]) == ("fit", "val", 2)
+    assert fit["model_class"] == "tcx.models.vae.VAE" and fit["model_args"]["latent_dim"] == 2
+    assert fit["data_class"] == "tcx.datamodules.synthetic.SyntheticCorEx" and fit["data_args"]["num_points"] == 200
+    assert fit["precision"] == "32-true" and fit["values"]["val/elbo"] == pytest.approx(
+        float(trainer.callback_metrics["val/elbo"]))
+    trainer.validate(model, datamodule=dm, verbose=False)
+    assert "tcx validate summary: VAE (val set)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "summary.json").read_text())["command"] == "validate"
+    # a fit stopped within its epoch has no validation terms: its training values, said as such
+    short = pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                       enable_model_summary=False, default_root_dir=tmp_path / "short", precision="32-true")
+    guard_trainer(short)
+    short.fit(model, datamodule=dm)
+    assert "tcx fit summary: VAE (train set)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "short" / "summary.json").read_text())["steps"] == 1

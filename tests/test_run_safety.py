@@ -19,7 +19,8 @@ from tcx import safe_io
 from tcx.callbacks import run_guard
 from tcx.cli import shell_errors, wandb_setup
 from tcx.errors import TcxError
-from tcx.cli.traverse import rebuild_datamodule, traverse_main
+from tcx.cli.traverse import traverse_main
+from tcx.datamodules import load_datamodule
 from tcx.cli import main
 from tcx.datamodules import DSprites
 from tcx.models import VAE, load_model
@@ -135,10 +136,8 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, 
     ckpt["datamodule_hyper_parameters"] = {"args": ["touch", str(marker)]}
     evil = tmp_path / "edited.ckpt"
     torch.save(ckpt, evil)
-    from tcx.cli.arguments import nameable_classes
-
-    dm, why = rebuild_datamodule(torch.load(evil, weights_only=True), known=nameable_classes("--data"))
-    assert dm is None and "'subprocess.Popen', which is not one of tcx's" in why and "--trust" in why
+    with pytest.raises(safe_io.CheckpointRefused, match=r"'subprocess.Popen', which is not one of tcx's.*--trust"):
+        load_datamodule(evil)
     with pytest.raises(SystemExit) as info:
         main(["traverse", "--ckpt_path", str(evil), "--out", str(tmp_path / "pics"), "--num_points", "8", "--steps", "2"])
     assert info.value.code == 0
@@ -146,8 +145,8 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, 
     time.sleep(0.2)
     assert not marker.exists(), "the checkpoint's command ran"
     # even --trust refuses a class that is not a LightningDataModule
-    dm, why = rebuild_datamodule(ckpt, trust=True)
-    assert dm is None and "not a subclass of lightning.pytorch" in why
+    with pytest.raises(safe_io.CheckpointRefused, match="not a subclass of lightning.pytorch"):
+        load_datamodule(evil, trust=True, checkpoint=ckpt)
     # the model family is checked the same way
     ckpt["tcx_model_class"] = "os.system"
     torch.save(ckpt, evil)
@@ -155,6 +154,7 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused(genuine_ckpt, tmp_path, 
         load_model(evil)
     # and the genuine checkpoint still loads, its datamodule rebuilt
     assert load_model(genuine_ckpt).latent_dim == 3
+    assert type(load_datamodule(genuine_ckpt)).__name__ == "DSprites"
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from tcx.callbacks import Samples
 from tcx.cli import main
 from tcx.models import VAE
 from tcx.cli.run_folder import RUN_DIR_ENV
-from tcx.cli.summary import fit_summary
+from tcx.callbacks.run_summary import summary_table
 
 TINY = ["--model", "VAE", "--model.network", "mlp", "--model.hidden_dims", "[16]", "--model.latent_dim", "3",
         "--model.input_entropy_samples", "0", "--data.batch_size", "16", "--data.epoch_size", "32",
@@ -384,10 +384,10 @@ def test_the_summary_names_only_files_that_exist(tmp_path):
     (tmp_path / "media" / "traversal_step1.png").write_bytes(b"png")
     samples.files = {"media/samples": tmp_path / "media" / "samples_step1.png",
                      "media/traversal": tmp_path / "media" / "traversal_step1.png"}
-    text = fit_summary(trainer, VAE(latent_dim=2, network="mlp", hidden_dims=[4], input_shape=(4,)), 1.0)
+    text = summary_table(trainer, VAE(latent_dim=2, network="mlp", hidden_dims=[4], input_shape=(4,)), 1.0)
     assert "gone.ckpt" not in text and re.search(rf"checkpoint\s+{there}\n", text), text
     assert re.search(r"media/traversal\s+traversal_step1.png", text) and "samples_step1" not in text, text
     samples.files = {"media/samples": tmp_path / "media" / "samples_step1.png"}
     trainer.checkpoint_callback.best_model_path = ""
-    text = fit_summary(trainer, VAE(latent_dim=2, network="mlp", hidden_dims=[4], input_shape=(4,)), 1.0)
+    text = summary_table(trainer, VAE(latent_dim=2, network="mlp", hidden_dims=[4], input_shape=(4,)), 1.0)
     assert "checkpoint " not in text and "pictures" not in text, text

@@ -28,15 +28,9 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_CLASSES = {"--model": "tcx.models.AnchorVAE", "--data": "tcx.datamodules.DSprites"}
 
 
-def _datamodules() -> list[type]:
-    """The LightningDataModules ``tcx.datamodules`` exports."""
-    found = (getattr(tcx.datamodules, name) for name in tcx.datamodules.__all__)
-    return [c for c in found if isinstance(c, type) and issubclass(c, pl.LightningDataModule)]
-
-
 #: the class groups a user names: the package that exports them and the function that lists them
 #: (the model families are the list load_model checks a checkpoint against)
-GROUPS = {"--model": (tcx.models, tcx.models.tcx_families), "--data": (tcx.datamodules, _datamodules)}
+GROUPS = {"--model": (tcx.models, tcx.models.tcx_families), "--data": (tcx.datamodules, tcx.datamodules.tcx_datamodules)}
 #: top-level groups that are model arguments (linked to CorExVAE's ``optimizer``, ``lr_scheduler``)
 LINKED_GROUPS = ("optimizer", "lr_scheduler")
 TRUST_FLAG = "--trust"
@@ -111,7 +105,7 @@ def _yaml(value) -> str:
 @dataclass
 class Given:
     """What the user gave: ``argv`` (to parse), every ``(flag, value)`` in order, every ``-c`` file's
-    content, and what the checkpoint of ``ckpt_path`` records (``checkpoint_run.recorded_run``)."""
+    content, and what the checkpoint of ``ckpt_path`` records (``tcx.checkpoint_record.recorded_run``)."""
 
     command: str | None
     argv: list[str]

@@ -10,103 +10,22 @@ records; what the user gives is reconciled with it by :func:`reconcile_model`. T
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from tcx.callbacks.run_guard import DATA_CONFIG_KEY, WANDB_GROUP_KEY, WANDB_ID_KEY
-from tcx.errors import MissingFileError, TcxError
+from tcx.callbacks.run_summary import plain_config
+from tcx.checkpoint_record import CheckpointMismatch, recorded_run
+from tcx.errors import MissingFileError
 
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
                             "lr_scheduler"})
 
 
-class CheckpointMismatch(TcxError):
-    """A command's model or data cannot be used with its ``--ckpt_path``."""
-
-
-class _NoPlainForm(Exception):
-    pass
-
-
-def plain_config(value: Any, other=None) -> Any:
-    """A parsed config as plain dicts, lists, strings and numbers (loadable with ``weights_only=True``);
-    an object with no plain form becomes ``other(object)``, or without ``other`` the whole is ``None``."""
-    def plain(v):
-        v = v.as_dict() if hasattr(v, "as_dict") else v
-        if isinstance(v, dict):  # jsonargparse's bookkeeping (__path__) left out
-            return {str(k): plain(x) for k, x in v.items() if not str(k).startswith("__")}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, os.PathLike):
-            return os.fspath(v)
-        if v is None or isinstance(v, (bool, int, float, str)):
-            return v
-        if other is None:
-            raise _NoPlainForm
-        return other(v)
-
-    try:
-        return plain(value)
-    except _NoPlainForm:
-        return None
-
-
-def recorded_run(ckpt_path) -> dict:
-    """What the checkpoint at ``ckpt_path`` (read as data) records of its run: :func:`run_of`."""
+def read_recorded_run(ckpt_path) -> dict:
+    """What the checkpoint at ``ckpt_path`` (read as data) records of its run (``tcx.checkpoint_record``)."""
     from tcx.safe_io import load_checkpoint
 
-    return run_of(load_checkpoint(ckpt_path), ckpt_path)
-
-
-def run_of(checkpoint: dict, ckpt_path="the checkpoint") -> dict:
-    """``model_class``, ``model_args`` (its hyperparameters), ``data`` (``{"class_path", "init_args"}``
-    or ``None``), ``wandb_id``, ``wandb_group``, ``precision`` and ``classes`` (every class path in it)."""
-    from tcx.models.checkpoints import CLASS_KEY, DATAMODULE_CLASS_KEY, PRECISION_KEY
-
-    if "state_dict" not in checkpoint or "pytorch-lightning_version" not in checkpoint:
-        raise CheckpointMismatch(
-            f"checkpoint {str(ckpt_path)!r} is not a Lightning checkpoint (it has no "
-            f"{'state_dict' if 'state_dict' not in checkpoint else 'pytorch-lightning_version'}); give a .ckpt "
-            "written by `tcx fit` (runs/.../checkpoints/last.ckpt)")
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    model_class = hparams.pop("_class_path", None) or checkpoint.get(CLASS_KEY)
-    # the rest of LightningCLI's bookkeeping (underscored keys) is no model argument
-    hparams = {k: v for k, v in hparams.items() if not str(k).startswith("_")}
-    data = checkpoint.get(DATA_CONFIG_KEY)
-    if not data and checkpoint.get(DATAMODULE_CLASS_KEY):
-        # a checkpoint written outside the CLI: the class, and Lightning's copy of the
-        # datamodule's arguments when it saved its hyperparameters
-        init = {k: v for k, v in dict(checkpoint.get("datamodule_hyper_parameters") or {}).items()
-                if not str(k).startswith("_")}
-        data = {"class_path": checkpoint[DATAMODULE_CLASS_KEY], "init_args": init}
-    classes = [("--model", path) for path in (checkpoint.get(CLASS_KEY), model_class) if path is not None]
-    classes += [("--data", path) for path in ((data or {}).get("class_path") if isinstance(data, dict) else data,
-                                              checkpoint.get(DATAMODULE_CLASS_KEY)) if path is not None]
-    classes += [(group, path) for group, value in (("--optimizer", hparams.get("optimizer")),
-                                                   ("--lr_scheduler", hparams.get("lr_scheduler")))
-                for path in _class_paths(value)]
-    if not (isinstance(data, dict) and isinstance(data.get("class_path"), str)):
-        data = None  # nothing usable (refused above unless --trust: then the default data)
-    elif not isinstance(data.get("init_args") or {}, dict):
-        data = {"class_path": data["class_path"], "init_args": {}}
-    return {"model_class": model_class if isinstance(model_class, str) else None, "model_args": hparams,
-            "data": data or None,
-            "wandb_id": checkpoint.get(WANDB_ID_KEY), "wandb_group": checkpoint.get(WANDB_GROUP_KEY),
-            "precision": checkpoint.get(PRECISION_KEY),
-            "classes": classes}
-
-
-def _class_paths(value) -> list:
-    """Every ``class_path`` inside a recorded setting (a class spec, or a bare class path)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        found = [value["class_path"]] if "class_path" in value else []
-        return found + [p for k, v in value.items() if k != "class_path" for p in _class_paths(v)]
-    if isinstance(value, (list, tuple)):
-        return [p for v in value for p in _class_paths(v)]
-    return []
+    return recorded_run(load_checkpoint(ckpt_path), ckpt_path)
 
 
 def _allowed(group: str) -> dict:
@@ -159,7 +78,7 @@ def with_checkpoint_classes(given) -> list[str]:
     if not checkpoint_exists(ckpt):
         raise MissingFileError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by "
                                "`tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
-    run = given.recorded = recorded_run(ckpt)  # the command's one read of it
+    run = given.recorded = read_recorded_run(ckpt)  # the command's one read of it
     named = {g for g in ("--model", "--data") if given.names(g)}
     # the recorded model class is checked even when --model is given: Lightning reads the
     # checkpoint's hyperparameters, class included, into the model's config

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 # read by OpenMP once, when torch loads it: idle threads sleep instead of spinning on shared
@@ -21,8 +20,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden  # noqa: E40
 
 import tcx.callbacks  # noqa: E402  (registers the classes for short names in configs and --model/--data NAME)
 import tcx.datamodules  # noqa: F401, E402
-from tcx.callbacks import run_dir, wandb_loggers  # noqa: E402
-from tcx.callbacks.run_guard import LAST_INTERRUPT, SIGTERMException, check_writable, guard_trainer  # noqa: E402
+from tcx.callbacks.run_guard import LAST_INTERRUPT, SIGTERMException, guard_trainer  # noqa: E402
+from tcx.callbacks.run_summary import RunSummary, plain_config  # noqa: E402
 from tcx.cli import checkpoint_run  # noqa: E402
 from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings, class_name_problem,  # noqa: E402
                                explain_parse_error, import_class, input_shape_of, read_arguments, with_default_classes)
@@ -30,12 +29,10 @@ from tcx.cli.pipe import stdout_closed  # noqa: E402
 from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
 from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
-from tcx.cli.run_record import label_wandb_run, record_wandb_run, run_record, write_summary  # noqa: E402
 from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
-from tcx.cli.summary import fit_summary, written_checkpoint  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
-from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, quiet_wandb_footer,  # noqa: E402
-                                 resume_wandb_run, settle_wandb_mode, start_runs)
+from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, label_wandb_run, quiet_wandb_footer,  # noqa: E402
+                                 resume_wandb_run, settle_wandb_mode)
 from tcx.errors import TcxError  # noqa: E402
 from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.models import CorExVAE  # noqa: E402
@@ -78,7 +75,7 @@ class TcxCLI(LightningCLI):
         if ckpt and checkpoint_exists(ckpt):
             self.recorded = self.given.recorded if str(ckpt) == self.given.ckpt_path else None
             if self.recorded is None:  # a ckpt_path the pass over argv did not see: read and checked here
-                self.recorded = checkpoint_run.recorded_run(ckpt)
+                self.recorded = checkpoint_run.read_recorded_run(ckpt)
                 checkpoint_run.check_recorded_classes(self.recorded, f"checkpoint {str(ckpt)!r}",
                                                       self.given.user_modules(), self.given.trust)
             if not Path(str(config["ckpt_path"])).is_file():
@@ -96,7 +93,7 @@ class TcxCLI(LightningCLI):
         if self.subcommand == "fit":
             resume_wandb_run(config, self.recorded)  # a resumed fit continues its checkpoint's W&B run
         label_wandb_run(config, self.subcommand, self.recorded)
-        self.data_record = checkpoint_run.plain_config(config.get("data"))
+        self.data_record = plain_config(config.get("data"))
 
     def _with_recorded_model(self, recorded: dict):
         """The config with the checkpoint's model applied, as LightningCLI does for a local file."""
@@ -118,71 +115,32 @@ class TcxCLI(LightningCLI):
                 "checkpoint was trained on (drop --data to use the one it records)")
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
-        trainer = super().instantiate_trainer(**kwargs)
-        guard_trainer(trainer, data_config=getattr(self, "data_record", None))
-        return trainer
-
-    def _start(self) -> None:
-        """Before every subcommand: the checks, the W&B runs started and the run's record."""
-        self._started = time.perf_counter()
         if self.subcommand in ("test", "predict"):
             check_loader(self.datamodule, self.subcommand)
-        if self.subcommand == "fit":
-            check_loggers_writable(self.trainer)
-        start_runs(self.trainer)
-        self.record = run_record(self.config[self.subcommand], self.subcommand, self.trainer)
-        self.record["precision_note"] = self.precision_note
-        record_wandb_run(self.trainer, self.record)
-
-    before_fit = before_validate = before_test = before_predict = _start
+        trainer = super().instantiate_trainer(**kwargs)
+        self.summary = guard_trainer(trainer, data_config=getattr(self, "data_record", None), summary=RunSummary(
+            run_record(self.config[self.subcommand], self.subcommand), self.precision_note, wait_for_validate=True))
+        return trainer
 
     def after_fit(self) -> None:
-        if _evaluation_missing(self.trainer, self.datamodule):
+        if self.summary.pending:
             # resumed from a checkpoint written before its epoch's evaluation (an interrupted
             # end-of-fit evaluation): the validation it never finished, so the summary has its terms
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-        self._end("val")
-
-    def after_validate(self) -> None:
-        self._end("val")
-
-    def after_test(self) -> None:
-        self._end("test")
-
-    def after_predict(self) -> None:
-        self._end("predict")
-
-    def _end(self, stage: str) -> None:
-        """The summary (not after predict), summary.json, and config.yaml among the W&B files."""
-        if not self.trainer.is_global_zero:
-            return
-        seconds = time.perf_counter() - self._started
-        ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand != "fit" else None
-        text = "" if stage == "predict" else fit_summary(
-            self.trainer, self.model, seconds, precision_note=self.precision_note, command=self.subcommand,
-            stage=stage, ckpt_path=ckpt_path)
-        warned = [line.removeprefix("warning: ") for line in text.splitlines() if line.startswith("warning: ")]
-        folder = run_dir(self.trainer)
-        record_wandb_run(self.trainer, {}, folder / "config.yaml" if isinstance(folder, Path) else None)
-        extra = {"run_dir": str(folder), "epochs": self.trainer.current_epoch, "steps": self.trainer.global_step,
-                 "wandb": _wandb_runs(self.trainer)}
-        path = write_summary(folder, self.record, self.trainer.callback_metrics, stage=stage, seconds=seconds,
-                             checkpoint=written_checkpoint(self.trainer, ckpt_path), warnings=warned, extra=extra)
-        if text:
-            print(text + (f"\nsummary.json  {path}" if path else ""))
 
 
-def _wandb_runs(trainer) -> list[dict]:
-    return [{"id": run.id, "group": run.group, "job_type": run.job_type, "tags": list(run.tags or ()),
-             "dir": str(Path(run.dir).parent) if getattr(run, "dir", None) else None}
-            for run in (logger.experiment for logger in wandb_loggers(trainer))]
-
-
-def check_loggers_writable(trainer) -> None:
-    """Refuse a logger folder that cannot be written (W&B would fall back to /tmp without a word)."""
-    for logger in trainer.loggers:
-        if getattr(logger, "save_dir", None):
-            check_writable(logger.save_dir, f"the {type(logger).__name__}'s save_dir (--trainer.logger.init_args.save_dir)")
+def run_record(config, subcommand: str) -> dict:
+    """What a run is, as plain values for W&B's config and summary.json (``RunSummary`` adds the
+    version, commit, precision and device): the command, the classes and their arguments, the
+    Trainer's settings, the seed, the optimizer and scheduler, the checkpoint."""
+    plain = plain_config(config, other=str)
+    record = {"command": subcommand}
+    for key in ("model", "data"):
+        spec = plain.get(key) if isinstance(plain.get(key), dict) else {}
+        record[f"{key}_class"] = spec.get("class_path")
+        record[f"{key}_args"] = {**(spec.get("init_args") or {}), **(spec.get("dict_kwargs") or {})}
+    return {**record, "trainer": plain.get("trainer") or {},
+            **{k: plain.get(k) for k in ("seed_everything", "optimizer", "lr_scheduler", "ckpt_path")}}
 
 
 def check_loader(datamodule, stage: str) -> None:
@@ -192,15 +150,6 @@ def check_loader(datamodule, stage: str) -> None:
             f"the datamodule {type(datamodule).__name__} has no {stage}_dataloader(): `tcx {stage}` runs on "
             f"what it yields; give the class a {stage}_dataloader() (e.g. returning the validation loader) "
             "or run `tcx validate`")
-
-
-def _evaluation_missing(trainer, datamodule) -> bool:
-    """Whether a fit that trained, with validation data, ends without its validation terms."""
-    if trainer.global_step == 0 or trainer.limit_val_batches == 0 or LAST_INTERRUPT["reason"]:
-        return False
-    if datamodule is None or not is_overridden("val_dataloader", datamodule, pl.LightningDataModule):
-        return False
-    return not any(k.startswith("val/") for k in trainer.callback_metrics)
 
 
 def _say(notes) -> None:

@@ -18,7 +18,7 @@ def is_first_process(environ=os.environ) -> bool:
 
 def resolve_precision(config, recorded: dict | None = None) -> str:
     """Set an unset ``trainer.precision`` of a parsed config: the checkpoint's (``recorded``, from
-    ``tcx.cli.checkpoint_run.recorded_run``) when it records a valid one, else the hardware's
+    ``tcx.checkpoint_record.recorded_run``) when it records a valid one, else the hardware's
     choice. Prints the choice and why on the first process and returns it in words."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
     if trainer is None:

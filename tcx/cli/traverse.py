@@ -11,7 +11,6 @@ Details: docs/running.md#tcxclitraversepy-tcx-traverse
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -79,44 +78,10 @@ def _check_args(args) -> None:
         raise TcxError(f"--device {args.device!r} is not a torch device ({exc}); use e.g. cpu or cuda") from None
 
 
-def rebuild_datamodule(checkpoint: dict, known=(), trust: bool = False):
-    """``(datamodule, None)``: the data the checkpoint's run recorded, set up for validation, or
-    ``(None, why not)``. Its class is built only when it is one of ``known`` (the datamodules a user
-    could name), or with ``trust`` any ``LightningDataModule``."""
-    import lightning.pytorch as pl
-
-    from tcx.cli.checkpoint_run import run_of
-    from tcx.safe_io import CheckpointRefused, resolve_class, shown
-
-    try:
-        recorded = run_of(checkpoint)["data"]
-    except TcxError as exc:  # not a Lightning checkpoint: no data to rebuild
-        return None, str(exc)
-    if not recorded:
-        return None, "the checkpoint names no datamodule"
-    try:
-        cls = resolve_class(recorded["class_path"], known, pl.LightningDataModule, what="datamodule",
-                            source="the checkpoint", trust=trust)
-    except CheckpointRefused as exc:
-        return None, str(exc)
-    hparams = {k: v for k, v in dict(recorded.get("init_args") or {}).items() if not str(k).startswith("_")}
-    params = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        hparams = {k: v for k, v in hparams.items() if k in params}  # only the arguments it declares
-    try:
-        dm = cls(**hparams)
-        dm.setup("validate")
-    except Exception as exc:
-        return None, (f"its datamodule {shown(recorded['class_path'])} could not be built ({type(exc).__name__}: "
-                      f"{shown(str(exc), 300)})")
-    return dm, None
-
-
-def traverse_main(argv: list[str], datamodules=None) -> int:
-    """Entry point of ``tcx traverse``; returns the exit status. ``datamodules``: the classes a
-    checkpoint may name without ``--trust`` (by default ``nameable_classes("--data")``)."""
+def traverse_main(argv: list[str]) -> int:
+    """Entry point of ``tcx traverse``; returns the exit status."""
     from tcx.callbacks.export import export_pictures
-    from tcx.cli.arguments import nameable_classes
+    from tcx.datamodules import load_datamodule
     from tcx.models import load_model
     from tcx.safe_io import load_checkpoint, shown
 
@@ -140,8 +105,11 @@ def traverse_main(argv: list[str], datamodules=None) -> int:
         except Exception as exc:
             raise TcxError(f"cannot move the model to --device {args.device!r} ({type(exc).__name__}: {exc})") from None
         out = Path(args.out)
-        known = nameable_classes("--data") if datamodules is None else datamodules
-        datamodule, why = rebuild_datamodule(checkpoint, known=known, trust=args.trust)
+        datamodule, why = None, None
+        try:
+            datamodule = load_datamodule(args.ckpt_path, trust=args.trust, checkpoint=checkpoint)
+        except TcxError as exc:  # refused, or none recorded: the pictures that need no data
+            why = str(exc)
         del checkpoint
         try:
             out.mkdir(parents=True, exist_ok=True)

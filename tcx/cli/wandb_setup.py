@@ -1,5 +1,5 @@
 """W&B for the ``tcx`` command, bounded: online only when set up, offline when its server does not
-answer (:func:`settle_wandb_mode` probes it, :func:`start_runs` bounds ``wandb.init``); a resumed
+answer (:func:`settle_wandb_mode` probes it, ``tcx.callbacks.start_wandb_runs`` bounds ``wandb.init``); a resumed
 fit continues its checkpoint's run (:func:`resume_wandb_run`, the id checked as data); each
 command's run ends with it; W&B's closing history and unactionable warnings are kept quiet."""
 
@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
+import string
 import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tcx.callbacks import wandb_loggers
-from tcx.cli.checkpoint_run import recorded_run
+from tcx.cli.checkpoint_run import read_recorded_run
 
 #: seconds to wait for the W&B server to accept a connection before logging offline
 WANDB_TIMEOUT_S = 5.0
-#: seconds ``wandb.init`` may take (``WANDB_INIT_TIMEOUT`` set by the user wins; W&B's default is 90)
-INIT_TIMEOUT_S = 30
 #: a W&B run id tcx passes on from a checkpoint: W&B's own rule, narrowed to what is also safe as a
 #: folder name and in a terminal (W&B's own ids are 8 of ``[a-z0-9]``)
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -113,7 +112,7 @@ def resume_wandb_run(config, recorded: dict | None = None, environ=os.environ) -
     if not chosen or choice == "never":
         return None
     try:
-        run_id = (recorded or recorded_run(ckpt_path))["wandb_id"]
+        run_id = (recorded or read_recorded_run(ckpt_path))["wandb_id"]
     except (OSError, ValueError):
         return None  # Lightning reports an unreadable ckpt_path itself
     if valid_run_id(run_id):
@@ -149,29 +148,6 @@ def finish_runs(failed: bool) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
-def start_runs(trainer, environ=os.environ) -> None:
-    """Start every W&B run now, ``wandb.init`` bounded by ``WANDB_INIT_TIMEOUT``; an online init
-    that fails or times out is retried offline with one line, and training goes on."""
-    loggers = wandb_loggers(trainer)
-    if loggers:
-        environ.setdefault("WANDB_INIT_TIMEOUT", str(INIT_TIMEOUT_S))
-    for logger in loggers:
-        try:
-            logger.experiment  # noqa: B018  (the public property that calls wandb.init)
-        except Exception as exc:
-            if environ.get("WANDB_MODE") == "offline":
-                raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            print(f"tcx: W&B could not start an online run within {environ['WANDB_INIT_TIMEOUT']} s "
-                  f"({type(exc).__name__}: {first}): logging offline; upload the run later with "
-                  "`wandb sync <run dir>` (the summary at the end names it)", file=sys.stderr, flush=True)
-            environ["WANDB_MODE"] = "offline"
-            import wandb
-
-            wandb.teardown()  # W&B's process-wide settings were made online: made again, from the environment
-            logger.experiment  # noqa: B018
-
-
 def quiet_wandb_warnings() -> None:
     """Drop W&B's console warnings of ``KNOWN_UNACTIONABLE_WANDB``; all others still print.
 
@@ -190,3 +166,38 @@ def quiet_wandb_warnings() -> None:
 
     filtered_termwarn.tcx_filtered = True
     wandb.termwarn = filtered_termwarn
+
+
+def label_wandb_run(config, subcommand: str, recorded: dict | None) -> str | None:
+    """Give each W&B logger of a parsed subcommand config absolute folders, and ``job_type`` (the
+    command) and ``group`` unless the user set them: a fit's group is its own run id, a command
+    with a checkpoint (``recorded``) joins the group of the run that wrote it. Returns the group."""
+    chosen = [args for args in wandb_logger_args(config) if args]
+    if not chosen:
+        return None
+    recorded = recorded or {}
+    inherited = recorded.get("wandb_group") or recorded.get("wandb_id")
+    group = None
+    for args in chosen:
+        for key in ("save_dir", "dir"):
+            # W&B writes a run's records from its service process, which keeps the working folder
+            # of the process's first run: a relative folder would miss a later run's records
+            if args.get(key) and "://" not in str(args[key]):
+                args[key] = os.path.abspath(args[key])
+        if args.get("job_type") is None:
+            args["job_type"] = subcommand
+        if args.get("group") is None:
+            if inherited:
+                args["group"] = str(inherited)
+            elif subcommand == "fit":
+                if args.get("id") is None and args.get("version") is None:
+                    # a W&B sweep agent names the run it starts (WANDB_RUN_ID): keep its id
+                    args["id"] = os.environ.get("WANDB_RUN_ID") or new_run_id()
+                args["group"] = str(args.get("id") or args.get("version"))
+        group = args.get("group")
+    return group
+
+
+def new_run_id() -> str:
+    """A fresh W&B run id of W&B's own form: 8 characters of ``[a-z0-9]``."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
