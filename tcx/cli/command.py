@@ -124,8 +124,8 @@ class TcxCLI(LightningCLI):
 
     def after_fit(self) -> None:
         if self.summary.pending:
-            # resumed from a checkpoint written before its epoch's evaluation (an interrupted
-            # end-of-fit evaluation): the validation it never finished, so the summary has its terms
+            # a fit that ended without its validation terms (stopped by max_steps within an epoch,
+            # or resumed after its last epoch's evaluation began): validated, so the table has them
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
 
 
