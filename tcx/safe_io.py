@@ -28,7 +28,8 @@ import torch
 
 from tcx.errors import MissingFileError, TcxError, UserError
 
-__all__ = ["CheckpointRefused", "DiskFullError", "WriteError", "load_checkpoint", "checkpoint_exists", "resolve_class",
+__all__ = ["CheckpointRefused", "DiskFullError", "WriteError", "load_checkpoint", "checkpoint_exists",
+           "check_checkpoint_path", "resolve_class",
            "atomic_path", "atomic_save", "is_disk_full", "disk_full_error", "storage_path", "join_path", "path_exists"]
 
 
@@ -44,6 +45,21 @@ def checkpoint_exists(path) -> bool:
         fs, inner = fsspec.core.url_to_fs(str(path))
         return fs.isfile(inner)
     return Path(path).is_file()
+
+
+def check_checkpoint_path(path, name: str = "checkpoint") -> None:
+    """Refuse, calling it ``name`` (``--ckpt_path``), a ``path`` that is not a checkpoint file:
+    missing (:class:`MissingFileError`), a folder, or an fsspec URL that cannot be reached."""
+    where = f"{name} {str(path)!r}"
+    try:
+        if checkpoint_exists(path):
+            return
+    except (ImportError, ValueError, OSError) as exc:
+        raise TcxError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
+    if not _is_url(path) and Path(path).is_dir():
+        raise TcxError(f"{where} is a directory; give the path of a .ckpt file inside it")
+    raise MissingFileError(f"{where} does not exist; give the {'URL' if _is_url(path) else 'path'} of a .ckpt file "
+                           "written by `tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
 
 
 class CheckpointRefused(TcxError):
@@ -62,8 +78,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     run code), and ``ValueError`` for a truncated or foreign file.
     """
     p = str(path) if _is_url(path) else Path(path)
-    if not checkpoint_exists(p):
-        raise MissingFileError(f"checkpoint {str(p)!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
+    check_checkpoint_path(p)
     try:
         if _is_url(p):  # an fsspec URL, as Lightning reads it
             import fsspec

@@ -543,3 +543,18 @@ def test_the_checkpoint_before_the_evaluation_is_overwritten_after_it(tmp_path, 
     assert names == ["last.ckpt"], names
     last = next(tmp_path.rglob("last.ckpt"))
     assert torch.load(last, weights_only=True)["epoch"] == 1
+
+
+def test_a_checkpoint_path_that_is_no_file_is_said_the_same_way_everywhere(tmp_path, capsys):
+    """load_model, the commands and tcx traverse share one check: a folder, a missing file."""
+    from tcx.errors import MissingFileError
+
+    with pytest.raises(TcxError, match=r"checkpoint '.*' is a directory; give the path of a .ckpt file inside"):
+        load_model(tmp_path)
+    with pytest.raises(MissingFileError, match=r"checkpoint 'memory://none.ckpt' does not exist; give the URL"):
+        load_model("memory://none.ckpt")
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--ckpt_path", str(tmp_path)])
+    assert info.value.code == 2 and f"--ckpt_path '{tmp_path}' is a directory" in capsys.readouterr().err
+    assert traverse_main(["--ckpt_path", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert f"--ckpt_path '{tmp_path}' is a directory" in capsys.readouterr().err

@@ -14,7 +14,6 @@ from typing import Any
 
 from tcx.callbacks.run_summary import plain_config
 from tcx.checkpoint_record import CheckpointMismatch, recorded_run
-from tcx.errors import MissingFileError
 
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",
@@ -70,14 +69,12 @@ def with_checkpoint_classes(given) -> list[str]:
     returns the notes that say where the model and the data come from."""
     from lightning.pytorch import LightningDataModule
 
-    from tcx.safe_io import checkpoint_exists, resolve_class, shown
+    from tcx.safe_io import check_checkpoint_path, resolve_class, shown
 
     ckpt = given.ckpt_path if given.command else None
     if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
         return []  # no checkpoint, or one of Lightning's named ones (it finds those itself)
-    if not checkpoint_exists(ckpt):
-        raise MissingFileError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by "
-                               "`tcx fit` (e.g. runs/tcx/<run>/checkpoints/last.ckpt)")
+    check_checkpoint_path(ckpt, "--ckpt_path")
     run = given.recorded = read_recorded_run(ckpt)  # the command's one read of it
     named = {g for g in ("--model", "--data") if given.names(g)}
     # the recorded model class is checked even when --model is given: Lightning reads the

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(args) -> None:
     """Refuse (:class:`TcxError`) a value out of range, a missing checkpoint, a file as ``--out``."""
-    from tcx.safe_io import checkpoint_exists
+    from tcx.safe_io import check_checkpoint_path
 
     check_int("--num_inputs", args.num_inputs, 0)
     check_int("--steps", args.steps, 2)
@@ -58,18 +58,7 @@ def _check_args(args) -> None:
     check_real("--limit", args.limit, 0, low_open=True, allow_none=True)
     check_real("--fps", args.fps, 0, low_open=True)
     check_int("--scale", args.scale, 1)
-    ckpt = args.ckpt_path
-    if "://" in ckpt:  # an fsspec URL (file://, s3://, ...), read as the other commands read it
-        try:
-            found = checkpoint_exists(ckpt)
-        except (ImportError, ValueError, OSError) as exc:
-            raise TcxError(f"--ckpt_path {ckpt!r} cannot be read ({type(exc).__name__}: {exc})") from None
-        if not found:
-            raise TcxError(f"--ckpt_path {ckpt!r} does not exist; give the URL of a .ckpt file written by `tcx fit`")
-    elif not Path(ckpt).exists():
-        raise TcxError(f"--ckpt_path {ckpt!r} does not exist; give the path of a .ckpt file written by `tcx fit`")
-    elif not Path(ckpt).is_file():
-        raise TcxError(f"--ckpt_path {ckpt!r} is a directory; give the path of a .ckpt file inside it")
+    check_checkpoint_path(args.ckpt_path, "--ckpt_path")  # a path or an fsspec URL, read as every command reads it
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise TcxError(f"--out {args.out!r} is a file; give a folder (it is created if missing)")
     try:
