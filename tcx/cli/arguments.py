@@ -143,6 +143,10 @@ class Given:
         named = named or [v for _, key, v in self.file_classes() if _group_of(key) == group]
         return named[-1] if named else DEFAULT_CLASSES[group]
 
+    def chosen_class(self, group: str):
+        """The class :meth:`chosen` names (one of tcx's, or imported), or ``None``."""
+        return nameable_classes(group).get(self.chosen(group)) or import_class(self.chosen(group))
+
     @property
     def ckpt_path(self):
         found = self.values("--ckpt_path") or [s["ckpt_path"] for _, _, s in self.scopes()
@@ -353,7 +357,7 @@ def _option_keys(given: Given) -> dict[str, object]:
     """Every option key the parser takes for ``given``'s model, data and Trainer, to its type."""
     keys = {f"trainer.{k}": t for k, (_, t) in _parameters(pl.Trainer).items()}
     for group in GROUPS:
-        cls = nameable_classes(group).get(given.chosen(group)) or import_class(given.chosen(group))
+        cls = given.chosen_class(group)
         if cls is not None:
             keys.update({f"{group[2:]}.{k}": t for k, (_, t) in _parameters(cls).items()})
     return keys | dict.fromkeys(["ckpt_path", "seed_everything", "optimizer", "lr_scheduler", "config", "print_config"])
@@ -411,7 +415,7 @@ def explain_parse_error(given: Given, message: str) -> str:
             continue
         group, _, name = key.partition(".")
         flag = f"--{group}"
-        foreign = group != "trainer" and _foreign_argument(nameable_classes(flag).get(given.chosen(flag)), name, flag, where)
+        foreign = group != "trainer" and _foreign_argument(given.chosen_class(flag), name, flag, where)
         if foreign:
             return foreign
         close = difflib.get_close_matches(key, list(keys), n=2, cutoff=0.7)

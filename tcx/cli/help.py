@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from tcx.cli.arguments import DEFAULT_CLASSES, _yaml, class_arguments, import_class, nameable_classes, short_names
+from tcx.cli.arguments import DEFAULT_CLASSES, _yaml, class_arguments, import_class, short_names
 
 #: model arguments the CLI fills itself (from the data, --optimizer and --lr_scheduler)
 LINKED = ("input_shape", "optimizer", "lr_scheduler")
@@ -72,8 +72,7 @@ def command_help(given, default_config: Path) -> str:
     """The help text of ``tcx COMMAND`` for the model family and the datamodule ``given`` names
     (the defaults otherwise), listing the other families and datamodules by name."""
     command = given.command
-    model_cls, data_cls = (nameable_classes(g).get(given.chosen(g)) or import_class(given.chosen(g))
-                           or import_class(DEFAULT_CLASSES[g]) for g in ("--model", "--data"))
+    model_cls, data_cls = (given.chosen_class(g) or import_class(DEFAULT_CLASSES[g]) for g in ("--model", "--data"))
     models, datamodules = short_names("--model"), short_names("--data")
     lines = [
         f"usage: tcx {command} [-c CONFIG] [--model CLASS] [--model.ARG VALUE ...] [--data CLASS]",
