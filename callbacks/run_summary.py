@@ -221,10 +221,11 @@ class RunSummary(pl.Callback):
     the table (not after predict), ``summary.json`` in :func:`run_dir`, and ``record`` in each W&B
     run's config (with ``config.yaml`` of the run's folder among its files). ``record``: what the run
     is (the ``tcx`` command passes its parsed config); by default the model's and the datamodule's
-    classes and hyperparameters. A fit that ends without its validation terms (stopped by
-    ``max_steps`` within an epoch, or resumed after its last epoch's evaluation began) shows its
-    training values; with ``wait_for_validate`` it sets ``pending`` instead, and the table comes
-    after the ``trainer.validate`` the caller runs then (as the ``tcx`` command does)."""
+    classes and hyperparameters; ``show=False`` writes without printing. A fit that ends without
+    its validation terms (stopped by ``max_steps`` within an epoch, or resumed after its last
+    epoch's evaluation began) shows its training values; with ``wait_for_validate`` it sets
+    ``pending`` instead, and the table comes after the ``trainer.validate`` the caller runs then
+    (as the ``tcx`` command does)."""
 
     def __init__(self, record: dict | None = None, precision_note: str | None = None, show: bool = True,
                  wait_for_validate: bool = False) -> None:
