@@ -7,6 +7,7 @@ reads) and the same record in each W&B run's config.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -20,7 +21,8 @@ import lightning.pytorch as pl
 
 from tcx.callbacks.media import media_files
 from tcx.callbacks.media_logging import run_dir, wandb_loggers
-from tcx.safe_io import atomic_save, checkpoint_exists, join_path, path_exists
+from tcx.errors import UserError
+from tcx.safe_io import WriteError, atomic_save, checkpoint_exists, join_path, path_exists
 
 #: a total rate below this (nats) is a collapsed posterior whatever the reconstruction
 TOTAL_RATE_NATS = 0.1
@@ -295,8 +297,17 @@ class RunSummary(pl.Callback):
                 "warnings": [ln.removeprefix("warning: ") for ln in text.splitlines() if ln.startswith("warning: ")],
                 "run_dir": str(folder), "epochs": trainer.current_epoch, "steps": trainer.global_step, "wandb": runs}
         body = json.dumps(data, indent=1, default=str) + "\n"
-        self.path = join_path(folder, "summary.json")
-        atomic_save(lambda f: f.write(body.encode()), self.path,
-                    advice="point the run elsewhere (--trainer.default_root_dir)")
         if text and self.show:
-            print(text + f"\nsummary.json  {self.path}", flush=True)
+            print(text, flush=True)  # first: a summary.json that cannot be written does not take the table
+        path = join_path(folder, "summary.json")
+        advice = "point the run elsewhere (--trainer.default_root_dir)"
+        try:
+            atomic_save(lambda f: f.write(body.encode()), path, advice=advice)
+        except OSError as exc:
+            if isinstance(exc, UserError):
+                raise
+            raise WriteError(exc.errno or errno.EIO, f"{path} was not written ({exc.strerror or exc}); the run's "
+                             f"checkpoints and pictures are kept. Make {str(folder)!r} writable, or {advice}") from None
+        self.path = path
+        if text and self.show:
+            print(f"summary.json  {path}", flush=True)

@@ -8,6 +8,7 @@ is a local folder and `memory://` is refused from the shell; the summary names o
 exist."""
 
 import errno
+import json
 import os
 import re
 import subprocess
@@ -391,3 +392,26 @@ def test_the_summary_names_only_files_that_exist(tmp_path):
     trainer.checkpoint_callback.best_model_path = ""
     text = summary_table(trainer, VAE(latent_dim=2, network="mlp", hidden_dims=[4], input_shape=(4,)), 1.0)
     assert "checkpoint " not in text and "pictures" not in text, text
+
+
+def test_a_run_folder_that_turns_read_only_keeps_the_table_and_the_last_summary_json(tmp_path, capsys):
+    """RunSummary after a validate whose run folder cannot be written: the table is printed, the
+    error names summary.json and what to do, and the fit's summary.json is left whole."""
+    from tcx.callbacks import guard_trainer
+    from tcx.datamodules import SyntheticCorEx
+    from tcx.safe_io import WriteError
+
+    dm = SyntheticCorEx(num_points=100, val_size=50, batch_size=50)
+    model = VAE(latent_dim=2, input_shape=dm.input_shape, network="mlp", hidden_dims=[4], input_entropy_samples=0)
+    folder = tmp_path / "run"
+    trainer = pl.Trainer(max_epochs=1, limit_val_batches=1, logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False, default_root_dir=folder,
+                         precision="32-true")
+    guard_trainer(trainer)
+    trainer.fit(model, datamodule=dm)
+    fit = (folder / "summary.json").read_text()
+    capsys.readouterr()
+    with read_only(folder), pytest.raises(WriteError, match=r"summary.json.*point the run elsewhere"):
+        trainer.validate(model, datamodule=dm, verbose=False)
+    assert "tcx validate summary: VAE (val set)" in capsys.readouterr().out
+    assert (folder / "summary.json").read_text() == fit and json.loads(fit)["command"] == "fit"
