@@ -15,12 +15,13 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import lightning.pytorch as pl
 
 from tcx.callbacks.media import media_files
 from tcx.callbacks.media_logging import run_dir, wandb_loggers
+from tcx.checkpoint_record import plain_config
 from tcx.errors import UserError
 from tcx.safe_io import WriteError, atomic_save, checkpoint_exists, join_path, path_exists
 
@@ -133,33 +134,6 @@ def summary_table(trainer: pl.Trainer, model, seconds: float, precision_note: st
     collapsed = collapse_warning(get("rate"), rates, get("reconstruction"),
                                  float(entropy.sum()) if entropy is not None else None)
     return "\n".join(lines + ([f"warning: {collapsed}"] if collapsed else []))
-
-
-class _NoPlainForm(Exception):
-    pass
-
-
-def plain_config(value: Any, other=None) -> Any:
-    """A config as plain dicts, lists, strings and numbers (loadable with ``weights_only=True``);
-    an object with no plain form becomes ``other(object)``, or without ``other`` the whole is ``None``."""
-    def plain(v):
-        v = v.as_dict() if hasattr(v, "as_dict") else v
-        if isinstance(v, dict):  # jsonargparse's bookkeeping (__path__) left out
-            return {str(k): plain(x) for k, x in v.items() if not str(k).startswith("__")}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, os.PathLike):
-            return os.fspath(v)
-        if v is None or isinstance(v, (bool, int, float, str)):
-            return v
-        if other is None:
-            raise _NoPlainForm
-        return other(v)
-
-    try:
-        return plain(value)
-    except _NoPlainForm:
-        return None
 
 
 def git_commit(folder: str | os.PathLike | None = None) -> str | None:

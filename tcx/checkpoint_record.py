@@ -3,10 +3,14 @@
 A tcx model writes its family's and its datamodule's class paths and the Trainer's precision into
 every checkpoint (``models/checkpoint_keys.py``); ``RunGuard`` adds the RNG states, the run's data
 config and its W&B run (``callbacks/run_guard.py``). The keys live here, in the core, so that the
-models, the callbacks, ``tcx.datamodules.load_datamodule`` and the ``tcx`` command read one list.
+models, the callbacks, ``tcx.datamodules.load_datamodule`` and the ``tcx`` command read one list;
+:func:`plain_config` makes a config plain enough to record (and for ``summary.json``).
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 from tcx.errors import TcxError
 
@@ -20,6 +24,33 @@ RNG_KEY = "tcx_rng_states"
 DATA_CONFIG_KEY = "tcx_data_config"
 WANDB_ID_KEY = "tcx_wandb_run_id"
 WANDB_GROUP_KEY = "tcx_wandb_group"
+
+
+class _NoPlainForm(Exception):
+    pass
+
+
+def plain_config(value: Any, other=None) -> Any:
+    """A config as plain dicts, lists, strings and numbers (loadable with ``weights_only=True``);
+    an object with no plain form becomes ``other(object)``, or without ``other`` the whole is ``None``."""
+    def plain(v):
+        v = v.as_dict() if hasattr(v, "as_dict") else v
+        if isinstance(v, dict):  # jsonargparse's bookkeeping (__path__) left out
+            return {str(k): plain(x) for k, x in v.items() if not str(k).startswith("__")}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if other is None:
+            raise _NoPlainForm
+        return other(v)
+
+    try:
+        return plain(value)
+    except _NoPlainForm:
+        return None
 
 
 class CheckpointMismatch(TcxError):

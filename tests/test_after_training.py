@@ -11,7 +11,7 @@ import torch
 
 from tcx.cli.arguments import read_arguments
 from tcx.checkpoint_record import DATA_CONFIG_KEY
-from tcx.callbacks.run_summary import plain_config
+from tcx.checkpoint_record import plain_config
 from tcx.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tcx.callbacks.run_summary import plain_config
-from tcx.checkpoint_record import CheckpointMismatch, recorded_run
+from tcx.checkpoint_record import CheckpointMismatch, plain_config, recorded_run
 
 #: settings restored with the optimizer's state on resume: a change cannot be honoured
 OPTIMIZER_KEYS = frozenset({"lr", "weight_decay", "discriminator_lr", "discriminator_betas", "optimizer",

@@ -21,7 +21,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden  # noqa: E40
 import tcx.callbacks  # noqa: E402  (registers the classes for short names in configs and --model/--data NAME)
 import tcx.datamodules  # noqa: F401, E402
 from tcx.callbacks.run_guard import LAST_INTERRUPT, SIGTERMException, guard_trainer  # noqa: E402
-from tcx.callbacks.run_summary import RunSummary, plain_config  # noqa: E402
+from tcx.callbacks.run_summary import RunSummary  # noqa: E402
+from tcx.checkpoint_record import plain_config  # noqa: E402
 from tcx.cli import checkpoint_run  # noqa: E402
 from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings, class_name_problem,  # noqa: E402
                                explain_parse_error, import_class, input_shape_of, read_arguments, with_default_classes)
