@@ -276,11 +276,10 @@ def guard_trainer(trainer, data_config: dict | None = None, summary: RunSummary 
         trainer.strategy.checkpoint_io = DiskFullMessageIO()
     if not any(isinstance(cb, RunGuard) for cb in trainer.callbacks):
         trainer.callbacks.insert(0, RunGuard(data_config=data_config))
-    present = next((cb for cb in trainer.callbacks if isinstance(cb, RunSummary)), None)
-    if present is None:
-        present = summary or RunSummary()
-        trainer.callbacks.append(present)
-    summary = present
+    found = next((cb for cb in trainer.callbacks if isinstance(cb, RunSummary)), None)
+    if found is None:
+        found = summary or RunSummary()
+        trainer.callbacks.append(found)
     check_loggers_writable(trainer)
     start_wandb_runs(trainer)
-    return summary
+    return found

@@ -210,6 +210,7 @@ class RunSummary(pl.Callback):
         self.pending = False
         self.path = None  # where summary.json was written last
         self._started = time.perf_counter()
+        self._machine: dict | None = None  # version, commit and device: the same for every stage
 
     def _record(self, trainer, pl_module, stage: str) -> dict:
         from importlib.metadata import PackageNotFoundError, version
@@ -220,12 +221,14 @@ class RunSummary(pl.Callback):
             for key, obj in (("model", pl_module), ("data", datamodule)):
                 record[f"{key}_class"] = f"{type(obj).__module__}.{type(obj).__qualname__}" if obj is not None else None
                 record[f"{key}_args"] = plain_config(dict(getattr(obj, "hparams", {}) or {}), other=str)
-        try:
-            tcx_version = version("tcx")
-        except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
-            tcx_version = None
-        return {**record, "tcx_version": tcx_version, "git_commit": git_commit(), "precision": str(trainer.precision),
-                "device": device_kind(trainer), "precision_note": self.precision_note or str(trainer.precision)}
+        if self._machine is None:
+            try:
+                tcx_version = version("tcx")
+            except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
+                tcx_version = None
+            self._machine = {"tcx_version": tcx_version, "git_commit": git_commit(), "device": device_kind(trainer)}
+        return {**record, **self._machine, "precision": str(trainer.precision),
+                "precision_note": self.precision_note or str(trainer.precision)}
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if not self.pending or stage != "validate":
@@ -253,10 +256,10 @@ class RunSummary(pl.Callback):
             trainer, pl_module, seconds, precision_note=self._run["precision_note"], command=command, stage=split,
             ckpt_path=ckpt_path)
         folder = run_dir(trainer)
+        config = folder / "config.yaml" if isinstance(folder, Path) else None
         runs = []
         for logger in wandb_loggers(trainer):
             run = logger.experiment
-            config = folder / "config.yaml" if isinstance(folder, Path) else None
             if config is not None and config.is_file() and getattr(run, "dir", None):
                 target = Path(run.dir) / "tcx" / "config.yaml"  # W&B's own config.yaml keeps its name
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -119,7 +119,7 @@ class TcxCLI(LightningCLI):
         if self.subcommand in ("test", "predict"):
             check_loader(self.datamodule, self.subcommand)
         trainer = super().instantiate_trainer(**kwargs)
-        self.summary = guard_trainer(trainer, data_config=getattr(self, "data_record", None), summary=RunSummary(
+        self.summary = guard_trainer(trainer, data_config=self.data_record, summary=RunSummary(
             run_record(self.config[self.subcommand], self.subcommand), self.precision_note, wait_for_validate=True))
         return trainer
 
