@@ -10,7 +10,7 @@
 - ``RunGuard``, ``DiskFullMessageIO``, ``guard_trainer`` (``run_guard``): nothing lost, exact resume.
 - ``RunSummary`` (``run_summary``): the end-of-run table and ``summary.json``; ``media_files(trainer)``.
 
-One module per job: ``media_logging``, ``encoding`` and ``pictures`` serve the callbacks' modules.
+``media_logging``, ``encoding``, ``pictures`` and ``wandb_runs`` (bounded W&B starts) serve them.
 
 Details: docs/callbacks.md#callbacks__init__py-the-tcxcallbacks-package
 """
@@ -19,7 +19,8 @@ from tcx.callbacks.diagnostics import InformationDiagnostics
 from tcx.callbacks.explanation import InputExplanation
 from tcx.callbacks.metrics import DisentanglementMetrics
 from tcx.callbacks.media import LatentTraversal, MediaCallback, Reconstructions, Samples, media_files
-from tcx.callbacks.media_logging import log_media, media_dir, run_dir, start_wandb_runs, wandb_loggers
+from tcx.callbacks.media_logging import log_media, media_dir, run_dir
+from tcx.callbacks.wandb_runs import settle_wandb_mode, start_wandb_runs, wandb_loggers
 from tcx.callbacks.model_summary import ModelSummary
 from tcx.callbacks.predictions import PosteriorWriter
 from tcx.callbacks.quality import QualityMetrics
@@ -47,4 +48,5 @@ __all__ = [
     "guard_trainer",
     "RunSummary",
     "start_wandb_runs",
+    "settle_wandb_mode",
 ]

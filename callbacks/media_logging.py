@@ -17,7 +17,6 @@ import io
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +29,7 @@ from tcx.safe_io import atomic_save, join_path, storage_path
 from tcx.validation import check_choice, check_int
 
 __all__ = ["Media", "log_media", "log_scalars", "write_media_files", "media_dir", "run_dir", "report", "step_suffix",
-           "thin_files", "kept_steps", "wandb_loggers", "start_wandb_runs", "KEEP_PICTURES_ENV", "KEEP_PICTURES"]
+           "thin_files", "kept_steps", "KEEP_PICTURES_ENV", "KEEP_PICTURES"]
 
 #: how many files of each picture a run keeps (the latest, the first and evenly spaced ones between;
 #: 0 keeps all): the environment variable, and its default
@@ -175,40 +174,6 @@ def log_scalars(trainer, scalars: dict[str, Any], step: int | None = None, modul
 
 # --------------------------------------------------------------------------------------------
 # where things go
-
-
-def wandb_loggers(trainer) -> list:
-    """The ``WandbLogger``s of ``trainer``."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
-
-
-#: seconds ``wandb.init`` may take (``WANDB_INIT_TIMEOUT`` set by the user wins; W&B's default is 90)
-INIT_TIMEOUT_S = 30
-
-
-def start_wandb_runs(trainer, environ=os.environ) -> None:
-    """Start every W&B run now, ``wandb.init`` bounded by ``WANDB_INIT_TIMEOUT``; an online init
-    that fails or times out is retried offline with one line, and training goes on."""
-    loggers = wandb_loggers(trainer)
-    if loggers:
-        environ.setdefault("WANDB_INIT_TIMEOUT", str(INIT_TIMEOUT_S))
-    for logger in loggers:
-        try:
-            logger.experiment  # noqa: B018  (the public property that calls wandb.init)
-        except Exception as exc:
-            if environ.get("WANDB_MODE") == "offline":
-                raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            print(f"tcx: W&B could not start an online run within {environ['WANDB_INIT_TIMEOUT']} s "
-                  f"({type(exc).__name__}: {first}): logging offline; upload the run later with "
-                  "`wandb sync <run dir>` (the summary at the end names it)", file=sys.stderr, flush=True)
-            environ["WANDB_MODE"] = "offline"
-            import wandb
-
-            wandb.teardown()  # W&B's process-wide settings were made online: made again, from the environment
-            logger.experiment  # noqa: B018
 
 
 def run_dir(trainer) -> Path | str:

@@ -24,7 +24,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from tcx.callbacks.media_logging import run_dir, start_wandb_runs, wandb_loggers
+from tcx.callbacks.media_logging import run_dir
+from tcx.callbacks.wandb_runs import start_wandb_runs, wandb_loggers
 from tcx.callbacks.run_summary import RunSummary
 from tcx.checkpoint_record import DATA_CONFIG_KEY, RNG_KEY, WANDB_GROUP_KEY, WANDB_ID_KEY
 from tcx.errors import TcxError, UserError

@@ -20,7 +20,8 @@ from typing import Sequence
 import lightning.pytorch as pl
 
 from tcx.callbacks.media import media_files
-from tcx.callbacks.media_logging import run_dir, wandb_loggers
+from tcx.callbacks.media_logging import run_dir
+from tcx.callbacks.wandb_runs import wandb_loggers
 from tcx.checkpoint_record import plain_config
 from tcx.errors import UserError
 from tcx.safe_io import WriteError, atomic_save, checkpoint_exists, join_path, path_exists

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tcx import safe_io
 from tcx.callbacks import run_guard
-from tcx.cli import shell_errors, wandb_setup
+from tcx.callbacks import settle_wandb_mode
+from tcx.cli import shell_errors
 from tcx.errors import TcxError
 from tcx.cli.traverse import traverse_main
 from tcx.datamodules import load_datamodule
@@ -450,13 +451,35 @@ def test_one_epoch_and_a_resumed_one_equal_two_epochs_bit_for_bit(tmp_path):
 def test_unreachable_wandb_server_goes_offline_with_a_notice(capsys):
     env = {"WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:9"}  # a closed loopback port
     start = time.perf_counter()
-    assert wandb_setup.settle_wandb_mode(env, timeout=2.0) == "offline"
+    assert settle_wandb_mode(env, timeout=2.0) == "offline"
     assert time.perf_counter() - start < 3.0
     assert env["WANDB_MODE"] == "offline"
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not reachable" in err[0] and "wandb sync" in err[0]
-    assert wandb_setup.settle_wandb_mode({"WANDB_MODE": "offline"}) == "offline"
+    assert settle_wandb_mode({"WANDB_MODE": "offline"}) == "offline"
     assert capsys.readouterr().err == ""
+
+
+def test_guard_trainer_starts_a_python_runs_wandb_offline_when_the_server_does_not_answer(tmp_path, monkeypatch,
+                                                                                          capsys):
+    # the same bound as the tcx command's, for a Trainer built in Python
+    from lightning.pytorch.loggers import WandbLogger
+
+    for key, value in {"WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9",
+                       "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(key, value)
+    trainer = pl.Trainer(logger=WandbLogger(save_dir=str(tmp_path), project="p"), enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    start = time.perf_counter()
+    run_guard.guard_trainer(trainer)
+    try:
+        assert time.perf_counter() - start < 20 and os.environ["WANDB_MODE"] == "offline"
+        assert trainer.logger.experiment.settings.mode == "offline"
+        assert "not reachable within 5 s" in capsys.readouterr().err
+    finally:
+        import wandb
+
+        wandb.finish()
 
 
 def test_unwritable_logger_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):

@@ -33,7 +33,7 @@ from tcx.cli.run_folder import RunConfig, give_run_a_folder  # noqa: E402
 from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, label_wandb_run, quiet_wandb_footer,  # noqa: E402
-                                 resume_wandb_run, settle_wandb_mode)
+                                 resume_wandb_run)
 from tcx.errors import TcxError  # noqa: E402
 from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.models import CorExVAE  # noqa: E402
@@ -219,7 +219,6 @@ def _main(argv: list[str]) -> None:
     given = read_arguments(argv)  # THE pass over argv and the -c files (an unknown name: one paragraph)
     configure_wandb_mode()
     quiet_wandb_footer()
-    settle_wandb_mode()
     quiet_known_warnings()
     notes = checkpoint_run.with_checkpoint_classes(given)
     if notes and is_first_process():  # the first line: which model and data run, and from where

@@ -1,24 +1,19 @@
-"""W&B for the ``tcx`` command, bounded: online only when set up, offline when its server does not
-answer (:func:`settle_wandb_mode` probes it, ``tcx.callbacks.start_wandb_runs`` bounds ``wandb.init``); a resumed
-fit continues its checkpoint's run (:func:`resume_wandb_run`, the id checked as data); each
-command's run ends with it; W&B's closing history and unactionable warnings are kept quiet."""
+"""W&B for the ``tcx`` command: online only when set up (:func:`configure_wandb_mode`; the runs
+start bounded, ``tcx.callbacks.start_wandb_runs``); a resumed fit continues its checkpoint's run
+(:func:`resume_wandb_run`, the id checked as data); each command's run ends with it; W&B's closing
+history and unactionable warnings are kept quiet."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
-import socket
 import string
 import sys
-import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 from tcx.cli.checkpoint_run import read_recorded_run
 
-#: seconds to wait for the W&B server to accept a connection before logging offline
-WANDB_TIMEOUT_S = 5.0
 #: a W&B run id tcx passes on from a checkpoint: W&B's own rule, narrowed to what is also safe as a
 #: folder name and in a terminal (W&B's own ids are 8 of ``[a-z0-9]``)
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -52,40 +47,6 @@ def configure_wandb_mode(environ=os.environ) -> str:
             has_key = False
     environ["WANDB_MODE"] = "online" if has_key else "offline"
     return environ["WANDB_MODE"]
-
-
-def _reachable(url: str, timeout: float) -> bool:
-    parsed = urlparse(url)
-    if not parsed.hostname:
-        return False
-    result = {"ok": False}
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)),
-                                          timeout=timeout):
-                result["ok"] = True
-        except OSError:
-            pass
-
-    # the name lookup itself has no timeout: bound the whole probe by a daemon thread
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout)
-    return result["ok"]
-
-
-def settle_wandb_mode(environ=os.environ, timeout: float = WANDB_TIMEOUT_S) -> str:
-    """Online W&B whose server does not accept a connection within ``timeout`` s goes offline,
-    with one line on how to upload later; returns the mode."""
-    mode = environ.get("WANDB_MODE", "")
-    url = environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
-    if mode != "online" or _reachable(url, timeout):
-        return mode
-    environ["WANDB_MODE"] = "offline"
-    print(f"tcx: W&B server {url} not reachable within {timeout:g} s: logging offline; upload the run "
-          "later with `wandb sync <run dir>` (the summary at the end names it)", file=sys.stderr)
-    return "offline"
 
 
 def valid_run_id(value) -> bool:
