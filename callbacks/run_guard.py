@@ -180,10 +180,16 @@ class RunGuard(pl.Callback):
 
 
 def check_writable(path, what: str) -> None:
-    """Refuse, naming it, a folder (local or an fsspec URL) where a probe file cannot be written."""
+    """Refuse, naming it, a folder (local or an fsspec URL) where a probe file cannot be written,
+    or a local one that is a file or lies under one."""
     import fsspec
 
     target = storage_path(path)
+    if isinstance(target, Path):
+        blocker = next((p for p in (target, *target.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            where = "is a file" if blocker == target else f"lies under {str(blocker)!r}, which is a file"
+            raise TcxError(f"{what} {str(target)!r} {where}; give a folder (it is created if missing)")
     try:
         fs, inner = fsspec.core.url_to_fs(str(target))
         probe = f"{inner.rstrip('/')}/.tcx-write-test-{os.getpid()}"

@@ -292,7 +292,7 @@ def test_a_misspelt_class_in_a_config_file_names_the_file_key_and_the_closest_cl
     (["--data.epoch_size", "32", "--data.val_size", "32", "--data.batch_size", "16", "--trainer.max_epochs", "-5"],
      "--trainer.max_epochs -5 is not a number of epochs: give one >= 0, or -1"),
     (["--trainer.max_steps", "-2"], "--trainer.max_steps -2 is not a number of optimizer steps"),
-    (["--trainer.default_root_dir", "afile"], "--trainer.default_root_dir 'afile' is a file; give a folder"),
+    (["--trainer.default_root_dir", "afile"], "the run's folder 'afile' is a file; give a folder"),
     (["--trainer.default_root_dir", "afile/run"], "'afile/run' lies under 'afile', which is a file"),
 ])
 def test_user_mistakes_are_one_paragraph(tmp_path, capsys, argv, message):

@@ -489,7 +489,7 @@ def test_unwritable_logger_folder_is_refused_before_training(tmp_path, monkeypat
     save_dir = blocker / "runs"
     line = _cli_error(capsys, ["fit", *TINY, "--trainer.callbacks", "[]",
                                "--trainer.logger.init_args.save_dir", str(save_dir)])
-    assert f"save_dir (--trainer.logger.init_args.save_dir) '{save_dir}' is not writable" in line
+    assert f"save_dir (--trainer.logger.init_args.save_dir) '{save_dir}' lies under '{blocker}', which is a file" in line
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
@@ -581,3 +581,15 @@ def test_a_checkpoint_path_that_is_no_file_is_said_the_same_way_everywhere(tmp_p
     assert info.value.code == 2 and f"--ckpt_path '{tmp_path}' is a directory" in capsys.readouterr().err
     assert traverse_main(["--ckpt_path", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert f"--ckpt_path '{tmp_path}' is a directory" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_a_file_or_lies_under_one_is_refused_naming_the_file(tmp_path):
+    # the one check of a folder a run writes to, for the tcx command and a Trainer built in Python
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder\n")
+    with pytest.raises(TcxError, match=r"the checkpoint folder '.*afile' is a file; give a folder"):
+        run_guard.check_writable(blocker, "the checkpoint folder")
+    with pytest.raises(TcxError, match=r"'.*afile/a/b' lies under '.*afile', which is a file"):
+        run_guard.check_writable(blocker / "a" / "b", "the checkpoint folder")
+    run_guard.check_writable(tmp_path / "new" / "folder", "the checkpoint folder")  # created, and writable
+    assert (tmp_path / "new" / "folder").is_dir() and not list((tmp_path / "new" / "folder").iterdir())

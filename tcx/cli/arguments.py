@@ -324,26 +324,13 @@ def check_given(given: Given) -> None:
 
 
 def check_trainer_settings(config) -> None:
-    """Refuse in one line what Lightning refuses with a traceback: ``max_epochs``/``max_steps``
-    below -1, a local ``default_root_dir`` that is a file or lies under one."""
+    """Refuse in one line ``max_epochs``/``max_steps`` below -1, which Lightning takes without a word."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
-    if trainer is None:
-        return
     for key, meaning in (("max_epochs", "epochs"), ("max_steps", "optimizer steps")):
-        value = trainer.get(key)
+        value = trainer.get(key) if trainer is not None else None
         if isinstance(value, int) and value < -1:
             raise TcxError(f"--trainer.{key} {value} is not a number of {meaning}: give one >= 0, or -1 for no "
                            "limit (then set another, e.g. --trainer.max_time)")
-    root = trainer.get("default_root_dir")
-    if root is None or "://" in str(root):
-        return
-    for part in (Path(root), *Path(root).parents):
-        if part.exists():
-            if not part.is_dir():
-                where = "is a file" if part == Path(root) else f"lies under {str(part)!r}, which is a file"
-                raise TcxError(f"--trainer.default_root_dir {str(root)!r} {where}; give a folder (it is created "
-                               "if missing)")
-            break
 
 
 def _hints(function) -> dict:
