@@ -29,7 +29,7 @@ import torch
 from tcx.errors import MissingFileError, TcxError, UserError
 
 __all__ = ["CheckpointRefused", "DiskFullError", "WriteError", "load_checkpoint", "checkpoint_exists",
-           "check_checkpoint_path", "resolve_class",
+           "check_checkpoint_path", "class_spellings", "resolve_class",
            "atomic_path", "atomic_save", "is_disk_full", "disk_full_error", "storage_path", "join_path", "path_exists"]
 
 
@@ -118,18 +118,19 @@ def shown(value: Any, limit: int = 100, quote: bool = False) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _public_paths(cls: type) -> list[str]:
-    """``cls``'s defining path (``tcx.models.vae.VAE``) and the path of every package above its
-    module that exports it under its name (``tcx.models.VAE``); looked up in loaded modules only."""
+def class_spellings(classes: Iterable[type]) -> dict[str, type]:
+    """THE names a user may give each of ``classes``, to the class: its short name, its defining
+    path (``tcx.models.vae.VAE``) and the path of every package above its module that exports it
+    under its name (``tcx.models.VAE``); looked up in loaded modules only."""
     import sys
 
-    paths = [f"{cls.__module__}.{cls.__qualname__}"]
-    parts = cls.__module__.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        package = sys.modules.get(".".join(parts[:i]))
-        if package is not None and getattr(package, cls.__qualname__, None) is cls:
-            paths.append(f"{package.__name__}.{cls.__qualname__}")
-    return paths
+    names: dict[str, type] = {}
+    for cls in classes:
+        parts = cls.__module__.split(".")
+        packages = (sys.modules.get(".".join(parts[:i])) for i in range(len(parts) - 1, 0, -1))
+        public = [f"{m.__name__}.{cls.__qualname__}" for m in packages if getattr(m, cls.__qualname__, None) is cls]
+        names.update(dict.fromkeys([cls.__qualname__, f"{cls.__module__}.{cls.__qualname__}", *public], cls))
+    return names
 
 
 def resolve_class(
@@ -144,30 +145,22 @@ def resolve_class(
 ) -> type:
     """The class named ``class_path`` (read from the file ``source``) if a user could have named it.
 
-    Accepted without ``trust``: a class of ``known`` (a mapping of accepted names to classes, or
-    classes), by any name in the mapping, its short name, its defining path
-    (``tcx.datamodules.mnist.MNIST``) or the public path of the package that exports it
-    (``tcx.datamodules.MNIST``). With ``trust``: any importable class that subclasses ``base``.
+    Accepted without ``trust``: a class of ``known`` (classes, by every name :func:`class_spellings`
+    gives them, or a mapping of such names to classes). With ``trust``: any importable class that
+    subclasses ``base``.
     Refused otherwise, before anything is imported, with :class:`CheckpointRefused` naming the
     value (escaped, :func:`shown`) and the fix.
     """
-    classes = list(known.values()) if isinstance(known, dict) else list(known)
-    by_path = {path: c for c in classes for path in _public_paths(c)}
-    if isinstance(known, dict):
-        by_path.update(known)
-    by_name = {c.__qualname__: c for c in classes}
+    names = known if isinstance(known, dict) else class_spellings(known)
     path = str(class_path) if isinstance(class_path, str) else None
-    if path is not None:
-        if path in by_path:
-            return by_path[path]
-        if path in by_name:
-            return by_name[path]
+    if path in names:
+        return names[path]
     if not trust or path is None:
+        short = ", ".join(sorted({c.__qualname__ for c in names.values()}))
         raise CheckpointRefused(
-            f"{source} names the {what} {shown(class_path, quote=True)}, which is "
-            f"not one of tcx's ({', '.join(sorted(by_name))}); tcx builds only classes a user could name on the "
-            f"command line. If the file is yours and the class is your own {base.__name__} subclass, pass "
-            f"{trust_flag} to import it"
+            f"{source} names the {what} {shown(class_path, quote=True)}, which is not one of tcx's ({short}); tcx "
+            "builds only classes a user could name on the command line. If the file is yours and the class is your "
+            f"own {base.__name__} subclass, pass {trust_flag} to import it"
         )
     module_name, _, name = path.rpartition(".")
     try:

@@ -474,7 +474,7 @@ def test_guard_trainer_starts_a_python_runs_wandb_offline_when_the_server_does_n
     run_guard.guard_trainer(trainer)
     try:
         assert time.perf_counter() - start < 20 and os.environ["WANDB_MODE"] == "offline"
-        assert trainer.logger.experiment.settings.mode == "offline"
+        assert trainer.logger.experiment.settings.mode in ("offline", "dryrun")  # W&B's two names for it
         assert "not reachable within 5 s" in capsys.readouterr().err
     finally:
         import wandb

@@ -47,15 +47,11 @@ def input_shape_of(datamodule) -> tuple[int, ...]:
 
 
 def nameable_classes(group: str) -> dict[str, type]:
-    """THE classes a user may name with ``group`` (``--model``, ``--data``), by each spelling: the
-    short name, the public and the defining path. A checkpoint may name only these without ``--trust``."""
-    module, classes = GROUPS[group]
-    out: dict[str, type] = {}
-    for cls in classes():
-        public = (cls.__name__, f"{module.__name__}.{cls.__name__}") if getattr(module, cls.__name__, None) is cls else ()
-        for spelling in (*public, f"{cls.__module__}.{cls.__qualname__}"):
-            out[spelling] = cls
-    return out
+    """THE classes a user may name with ``group`` (``--model``, ``--data``), by each spelling
+    (``tcx.safe_io.class_spellings``). A checkpoint may name only these without ``--trust``."""
+    from tcx.safe_io import class_spellings
+
+    return class_spellings(GROUPS[group][1]())
 
 
 def short_names(group: str) -> list[str]:
