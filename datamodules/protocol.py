@@ -33,6 +33,7 @@ __all__ = [
     "DataModuleError",
     "DataModuleReport",
     "check_datamodule",
+    "input_shape_of",
     "is_ground_truth",
     "is_labelled",
     "OPTIONAL_PIECES",
@@ -150,8 +151,8 @@ def _input_shape(dm: Any, network: str | None, problems: list[str]) -> tuple[int
     shape = getattr(dm, "input_shape", None)
     if shape is None:
         problems.append(
-            "no `input_shape`: give it an attribute or property `input_shape`, e.g. (1, 64, 64) for "
-            "[C, H, W] images or (n,) for vectors; tcx builds the model's networks from it"
+            "it does not declare `input_shape`: give it an attribute or property `input_shape`, e.g. "
+            "(1, 64, 64) for [C, H, W] images or (n,) for vectors; tcx builds the model's networks from it"
         )
         return None
     try:
@@ -170,6 +171,16 @@ def _input_shape(dm: Any, network: str | None, problems: list[str]) -> tuple[int
                 f"network='conv' needs H and W multiples of 16, but input_shape={shape}: pad or resize the "
                 "images (e.g. MNIST(pad_to_32=True)) or use network='mlp'"
             )
+    return shape
+
+
+def input_shape_of(datamodule: Any) -> tuple[int, ...]:
+    """The datamodule's ``input_shape`` as ints (what the ``tcx`` command gives the model), or a
+    :class:`DataModuleError` saying what is wrong with it."""
+    problems: list[str] = []
+    shape = _input_shape(datamodule, None, problems)
+    if problems:
+        raise DataModuleError(type(datamodule).__name__, problems)
     return shape
 
 

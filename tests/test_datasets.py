@@ -660,7 +660,7 @@ def test_check_datamodule_lists_every_problem():
     with pytest.raises(DataModuleError) as info:
         check_datamodule(_Partial())
     problems = info.value.problems
-    assert any("no `input_shape`" in p for p in problems)
+    assert any("does not declare `input_shape`" in p for p in problems)
     assert any("factor_names names 2 columns of y, but y has shape (4, 0)" in p for p in problems)
     assert any("outside [0, 1]" in p and "likelihood='gaussian'" in p for p in problems)
     assert isinstance(info.value, ValueError)

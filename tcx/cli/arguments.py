@@ -36,16 +36,6 @@ LINKED_GROUPS = ("optimizer", "lr_scheduler")
 TRUST_FLAG = "--trust"
 
 
-def input_shape_of(datamodule) -> tuple[int, ...]:
-    shape = getattr(datamodule, "input_shape", None)
-    if shape is None:
-        raise TcxError(
-            f"the datamodule {type(datamodule).__name__} does not declare `input_shape`; "
-            "give it an attribute or property `input_shape` (e.g. (1, 64, 64) for [C, H, W] images, "
-            "or (n,) for vectors): tcx builds the model's networks from it")
-    return tuple(int(s) for s in shape)
-
-
 def nameable_classes(group: str) -> dict[str, type]:
     """THE classes a user may name with ``group`` (``--model``, ``--data``), by each spelling
     (``tcx.safe_io.class_spellings``). A checkpoint may name only these without ``--trust``."""

@@ -25,7 +25,7 @@ from tcx.callbacks.run_summary import RunSummary  # noqa: E402
 from tcx.checkpoint_record import plain_config  # noqa: E402
 from tcx.cli import checkpoint_run  # noqa: E402
 from tcx.cli.arguments import (SUBCOMMANDS, check_given, check_trainer_settings, class_name_problem,  # noqa: E402
-                               explain_parse_error, import_class, input_shape_of, read_arguments, with_default_classes)
+                               explain_parse_error, import_class, read_arguments, with_default_classes)
 from tcx.cli.pipe import stdout_closed  # noqa: E402
 from tcx.cli.precision import is_first_process, resolve_precision  # noqa: E402
 from tcx.cli.quiet import quiet_known_warnings  # noqa: E402
@@ -34,6 +34,7 @@ from tcx.cli.shell_errors import describe_error, user_code_frame  # noqa: E402
 from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, label_wandb_run, quiet_wandb_footer,  # noqa: E402
                                  resume_wandb_run)
+from tcx.datamodules.protocol import input_shape_of  # noqa: E402
 from tcx.errors import TcxError  # noqa: E402
 from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.models import CorExVAE  # noqa: E402
