@@ -34,9 +34,11 @@ def _allowed(group: str) -> dict:
         return nameable_classes(group)
     import torch
 
+    from tcx.safe_io import class_spellings
+
     module = torch.optim if group == "--optimizer" else torch.optim.lr_scheduler
-    names = [n for n in getattr(module, "__all__", ()) if isinstance(getattr(module, n, None), type)]
-    return {**{f"{module.__name__}.{n}": getattr(module, n) for n in names}, **{n: getattr(module, n) for n in names}}
+    found = (getattr(module, n, None) for n in getattr(module, "__all__", ()))
+    return class_spellings(c for c in found if isinstance(c, type))
 
 
 def check_recorded_classes(run: dict, source: str, user_modules=(), trust: bool = False, unused=()) -> None:
