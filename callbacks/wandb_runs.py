@@ -28,16 +28,22 @@ def wandb_loggers(trainer) -> list:
     return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
 
 
-def _server_answers(url: str, timeout: float) -> bool:
-    parsed = urlparse(url)
-    if not parsed.hostname:
-        return False
+def _address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a server URL, or ``None`` for one that names no host or is malformed."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:  # an unclosed [IPv6 address, a port that is not a number or out of range
+        return None
+    return (parsed.hostname, port) if parsed.hostname else None
+
+
+def _server_answers(address: tuple[str, int], timeout: float) -> bool:
     answered = threading.Event()
 
     def probe() -> None:
         try:
-            with socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)),
-                                          timeout=timeout):
+            with socket.create_connection(address, timeout=timeout):
                 answered.set()
         except OSError:
             pass
@@ -49,13 +55,17 @@ def _server_answers(url: str, timeout: float) -> bool:
 
 def settle_wandb_mode(environ=os.environ, timeout: float = SERVER_TIMEOUT_S) -> str:
     """Online W&B (``WANDB_MODE=online``) whose server (``WANDB_BASE_URL``) does not accept a
-    connection within ``timeout`` s goes offline, with one line; returns the mode."""
+    connection within ``timeout`` s, or is no URL, goes offline, with one line; returns the mode."""
     mode = environ.get("WANDB_MODE", "")
+    if mode != "online":
+        return mode
     url = environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
-    if mode != "online" or _server_answers(url, timeout):
+    address = _address(url)
+    if address is not None and _server_answers(address, timeout):
         return mode
     environ["WANDB_MODE"] = "offline"
-    print(f"tcx: W&B server {url} not reachable within {timeout:g} s: {UPLOAD_LATER}", file=sys.stderr, flush=True)
+    why = f"not reachable within {timeout:g} s" if address is not None else "is not a server URL (WANDB_BASE_URL)"
+    print(f"tcx: W&B server {url!r} {why}: {UPLOAD_LATER}", file=sys.stderr, flush=True)
     return "offline"
 
 

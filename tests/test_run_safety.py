@@ -460,6 +460,14 @@ def test_unreachable_wandb_server_goes_offline_with_a_notice(capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "http://host:99999", "http://h:port", "not a url"])
+def test_a_malformed_wandb_server_url_goes_offline_with_a_notice(url, capsys):
+    env = {"WANDB_MODE": "online", "WANDB_BASE_URL": url}
+    assert settle_wandb_mode(env, timeout=2.0) == "offline" and env["WANDB_MODE"] == "offline"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"W&B server {url!r} is not a server URL (WANDB_BASE_URL)" in err[0], err
+
+
 def test_guard_trainer_starts_a_python_runs_wandb_offline_when_the_server_does_not_answer(tmp_path, monkeypatch,
                                                                                           capsys):
     # the same bound as the tcx command's, for a Trainer built in Python
