@@ -185,12 +185,12 @@ def check_writable(path, what: str) -> None:
     import fsspec
 
     target = storage_path(path)
-    if isinstance(target, Path):
-        blocker = next((p for p in (target, *target.parents) if p.exists()), None)
+    try:
+        # the nearest part that exists (a parent we may not look into is an OSError, said below)
+        blocker = next((p for p in (target, *target.parents) if p.exists()), None) if isinstance(target, Path) else None
         if blocker is not None and not blocker.is_dir():
             where = "is a file" if blocker == target else f"lies under {str(blocker)!r}, which is a file"
             raise TcxError(f"{what} {str(target)!r} {where}; give a folder (it is created if missing)")
-    try:
         fs, inner = fsspec.core.url_to_fs(str(target))
         probe = f"{inner.rstrip('/')}/.tcx-write-test-{os.getpid()}"
         fs.makedirs(inner, exist_ok=True)

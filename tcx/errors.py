@@ -4,7 +4,7 @@ Every one of them is a :class:`UserError`. ``TcxError`` subclasses ``ValueError`
 catching ``ValueError`` keep working), ``MissingFileError`` ``FileNotFoundError``,
 ``DivergedError`` ``FloatingPointError``. The ``tcx`` command prints a ``UserError`` (found
 anywhere in an exception's chain) as one paragraph and exits 2; every other exception is a bug,
-tcx's or the user's code, and keeps its traceback (tcx/shell_errors.py).
+tcx's or the user's code, and keeps its traceback (``tcx/cli/shell_errors.py``).
 """
 
 from __future__ import annotations

@@ -601,3 +601,14 @@ def test_a_folder_that_is_a_file_or_lies_under_one_is_refused_naming_the_file(tm
         run_guard.check_writable(blocker / "a" / "b", "the checkpoint folder")
     run_guard.check_writable(tmp_path / "new" / "folder", "the checkpoint folder")  # created, and writable
     assert (tmp_path / "new" / "folder").is_dir() and not list((tmp_path / "new" / "folder").iterdir())
+
+
+
+def test_a_folder_under_one_that_cannot_be_looked_into_is_refused_in_one_line(tmp_path, monkeypatch):
+    # as a user other than root meets it: stat of a path under a folder without search permission
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "exists", denied)
+    with pytest.raises(TcxError, match=r"the run's folder '.*/locked/run' is not writable \(Permission denied\)"):
+        run_guard.check_writable(tmp_path / "locked" / "run", "the run's folder")
