@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     lines += [
         "",
         f"{warned} of {total} runs ended with tcx's posterior-collapse warning (a total rate under 0.1 nats, or "
-        "idle latents with a poor reconstruction; tcx/collapse.py). Where most runs collapsed, the metrics score "
+        "idle latents with a poor reconstruction; callbacks/run_summary.py). Where most runs collapsed, the metrics score "
         "codes that carry almost nothing, so their differences say nothing about disentanglement: raise "
         "`--epoch-size` (the one-seed table of families_dsprites.md, at 256 steps, has total rates of 11-52 nats).",
         "",

@@ -95,7 +95,7 @@ class CorExVAE(Compilable, DataAttachment, Optimizers, RecordsClasses, pl.Lightn
     """
 
     #: the arguments that shape the weights: a ``--ckpt_path`` run refuses a change to them
-    #: (tcx/checkpoint_run.py); each family adds its own, the union over the MRO counts
+    #: (tcx/cli/checkpoint_run.py); each family adds its own, the union over the MRO counts
     ARCHITECTURE: tuple[str, ...] = ("latent_dim", "input_shape", "network", "hidden_dims")
 
     def __init__(

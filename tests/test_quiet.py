@@ -1,4 +1,4 @@
-"""The quiet start (tcx/quiet.py): the known unactionable warnings of Lightning and W&B are
+"""The quiet start (tcx/cli/quiet.py): the known unactionable warnings of Lightning and W&B are
 dropped by their message, every other warning still reaches the user."""
 
 from __future__ import annotations
