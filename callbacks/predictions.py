@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from tcx.callbacks.media_logging import run_dir
+from tcx.callbacks.run_guard import check_writable
 from tcx.safe_io import atomic_save, join_path
 
 __all__ = ["PosteriorWriter"]
@@ -38,9 +39,16 @@ class PosteriorWriter(BasePredictionWriter):
         self.filename = filename
         self.written: Path | str | None = None
 
-    def _path(self, trainer) -> Path | str:
+    def _folder(self, trainer) -> Path | str:
         # the run's folder, beside its media/, unless given (a local folder or an fsspec URL)
-        folder = self.output_dir if self.output_dir is not None else run_dir(trainer)
+        return self.output_dir if self.output_dir is not None else run_dir(trainer)
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if getattr(stage, "value", stage) == "predict":  # refused before the predictions, not after
+            check_writable(self._folder(trainer), "PosteriorWriter's output folder (output_dir)")
+
+    def _path(self, trainer) -> Path | str:
+        folder = self._folder(trainer)
         name = self.filename
         if trainer.world_size > 1:
             stem = name[:-4] if name.endswith(".npz") else name

@@ -234,7 +234,7 @@ class DiskFullMessageIO(TorchCheckpointIO):
                 raise disk_full_error(target, "nothing partial was left", CHECKPOINT_ADVICE) from None
             if not isinstance(exc, OSError):
                 raise
-            raise _not_written(target, checkpoint, exc.strerror or str(exc)) from None
+            raise _not_written(target, checkpoint, getattr(exc, "reason", None) or exc.strerror or str(exc)) from None
         problem = checkpoint_file_problem(target)
         if problem:
             raise _not_written(target, checkpoint, problem)

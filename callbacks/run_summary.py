@@ -23,7 +23,6 @@ from tcx.callbacks.media import media_files
 from tcx.callbacks.media_logging import run_dir
 from tcx.callbacks.wandb_runs import wandb_loggers
 from tcx.checkpoint_record import plain_config
-from tcx.errors import UserError
 from tcx.safe_io import WriteError, atomic_save, checkpoint_exists, join_path, path_exists
 
 #: a total rate below this (nats) is a collapsed posterior whatever the reconstruction
@@ -281,11 +280,9 @@ class RunSummary(pl.Callback):
         advice = "point the run elsewhere (--trainer.default_root_dir)"
         try:
             atomic_save(lambda f: f.write(body.encode()), path, advice=advice)
-        except OSError as exc:
-            if isinstance(exc, UserError):
-                raise
-            raise WriteError(exc.errno or errno.EIO, f"{path} was not written ({exc.strerror or exc}); the run's "
-                             f"checkpoints and pictures are kept. Make {str(folder)!r} writable, or {advice}") from None
+        except WriteError as exc:
+            raise WriteError(exc.errno or errno.EIO, f"{path} was not written ({exc.reason}); the run's checkpoints "
+                             f"and pictures are kept. Make {str(folder)!r} writable, or {advice}", exc.reason) from None
         self.path = path
         if text and self.show:
             print(f"summary.json  {path}", flush=True)

@@ -178,7 +178,11 @@ def resolve_class(
 
 class WriteError(OSError, UserError):
     """A file tcx had to write (a checkpoint, the run's config) is not on disk; the message names
-    it, why, and what to do."""
+    it, why (``reason``, the system's words), and what to do."""
+
+    def __init__(self, code: int, message: str, reason: str | None = None) -> None:
+        super().__init__(code, message)
+        self.reason = reason or message
 
 
 def storage_path(path) -> Path | str:
@@ -256,27 +260,34 @@ def atomic_save(write: Callable[[Any], None], path, advice: str) -> Path | str:
     """Write ``path`` whole or not at all, ``write(file object)`` filling the file; returns where
     it went (:func:`storage_path`). A local path goes through :func:`atomic_path`; any other
     fsspec URL is filled in memory and put in one call (``pipe_file``: one object on an object
-    store, so never half an object under the name)."""
+    store, so never half an object under the name). A failure to write is a :class:`DiskFullError`
+    or a :class:`WriteError` that names the file, why, and ``advice``."""
     target = storage_path(path)
-    if isinstance(target, Path):
-        with atomic_path(target, advice=advice) as tmp:
-            with open(tmp, "wb") as f:
-                write(f)
-        return target
-    import io
-
-    import fsspec
-
-    buffer = io.BytesIO()
-    write(buffer)
-    fs, inner = fsspec.core.url_to_fs(target)
     try:
+        if isinstance(target, Path):
+            with atomic_path(target, advice=advice) as tmp:
+                with open(tmp, "wb") as f:
+                    write(f)
+            return target
+        import io
+
+        import fsspec
+
+        buffer = io.BytesIO()
+        write(buffer)
+        fs, inner = fsspec.core.url_to_fs(target)
         fs.makedirs(inner.rpartition("/")[0], exist_ok=True)
         fs.pipe_file(inner, buffer.getvalue())
     except Exception as exc:
+        if isinstance(exc, UserError):
+            raise
         if is_disk_full(exc):
             raise disk_full_error(target, "nothing partial was left", advice) from None
-        raise
+        if not isinstance(exc, OSError):
+            raise
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise WriteError(exc.errno or errno.EIO, f"{str(target)!r} was not written ({reason}); give a folder you can "
+                         f"write to, or {advice}", reason) from None
     return target
 
 

@@ -1,6 +1,7 @@
 """callbacks/predictions.py: `tcx predict` writes the posterior of every input to one .npz file."""
 
 import numpy as np
+import pytest
 import lightning.pytorch as pl
 import torch
 
@@ -49,3 +50,21 @@ def test_tcx_predict_prints_the_written_file(tmp_path, monkeypatch, capsys):
     path = tmp_path / "run" / "predictions.npz"
     assert f"predictions written to {path}" in out
     assert np.load(path)["mean"].shape == (120, 3)
+
+
+def test_an_output_folder_that_cannot_hold_the_file_is_refused_before_predicting(tmp_path):
+    from tcx.errors import TcxError
+    from tcx.safe_io import WriteError, atomic_save
+
+    dm, model, _ = _fit(tmp_path)
+    (tmp_path / "afile").write_text("not a folder\n")
+    steps = []
+    model.predict_step = lambda *a, **k: steps.append(1)  # noqa: ARG005  (counts the steps that ran)
+    writer = PosteriorWriter(output_dir=str(tmp_path / "afile" / "out"))
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[writer])
+    with pytest.raises(TcxError, match=r"PosteriorWriter's output folder \(output_dir\) '.*afile/out' lies under"):
+        trainer.predict(model, datamodule=dm, return_predictions=False)
+    assert steps == [] and writer.written is None
+    # and any write that fails anyway is one line naming the file and why (atomic_save, for every writer)
+    with pytest.raises(WriteError, match=r"'.*afile/x.npz' was not written \(.+\); give a folder"):
+        atomic_save(lambda f: f.write(b"x"), tmp_path / "afile" / "x.npz", advice="write elsewhere")
