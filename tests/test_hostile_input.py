@@ -294,6 +294,8 @@ def test_a_misspelt_class_in_a_config_file_names_the_file_key_and_the_closest_cl
     (["--trainer.max_steps", "-2"], "--trainer.max_steps -2 is not a number of optimizer steps"),
     (["--trainer.default_root_dir", "afile"], "the run's folder 'afile' is a file; give a folder"),
     (["--trainer.default_root_dir", "afile/run"], "'afile/run' lies under 'afile', which is a file"),
+    (["-c", "."], "config file '.' is a folder, not a YAML file (given with -c)"),
+    (["-c", "/dev/null"], "config file '/dev/null' is not a regular file (given with -c)"),
 ])
 def test_user_mistakes_are_one_paragraph(tmp_path, capsys, argv, message):
     (tmp_path / "afile").write_text("not a folder\n")

@@ -199,7 +199,9 @@ def read_arguments(argv: list[str]) -> Given:
             value = str(experiment_path(value))  # a packaged experiment, or one line naming the choices
             argv[i if sep else i + 1] = f"{flag}={value}" if sep else value
         if not inline and not Path(value).is_file():
-            raise MissingFileError(f"config file {value!r} does not exist (given with {flag})")
+            what = "is a folder, not a YAML file" if Path(value).is_dir() else "is not a regular file"
+            raise MissingFileError(f"config file {value!r} {what if Path(value).exists() else 'does not exist'} "
+                                   f"(given with {flag})")
         try:
             content = yaml.safe_load(value if inline else Path(value).read_text())
         except yaml.YAMLError as exc:
