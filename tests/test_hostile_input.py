@@ -271,6 +271,22 @@ def test_a_worker_error_is_its_own_message():
 
 
 @pytest.mark.parametrize("yaml, message", [
+    ("- 1\n- 2\n", "config file 'my.yaml' holds a list, not a mapping of options"),
+    ("model: 3\n", "config file 'my.yaml', key model: expects a class (a name such as AnchorVAE"),
+    ("fit:\n  data: [1]\n", "config file 'my.yaml', key fit.data: expects a class"),
+    # jsonargparse would take these as the whole trainer and run with Lightning's defaults
+    ("trainer: [1]\n", "config file 'my.yaml', key trainer: expects Trainer arguments (a mapping such as "
+                        "max_epochs: 10), got [1]"),
+    ("trainer: 5\n", "key trainer: expects Trainer arguments"),
+])
+def test_a_config_file_of_the_wrong_shape_is_one_paragraph_naming_the_key(tmp_path, monkeypatch, capsys, yaml,
+                                                                           message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.yaml").write_text(yaml)
+    assert message in _one_paragraph(capsys, ["fit", "-c", "my.yaml", *QUIET])
+
+
+@pytest.mark.parametrize("yaml, message", [
     ("model:\n  class_path: tcx.models.AnchorVAEE\n",
      "key model.class_path: 'tcx.models.AnchorVAEE' is not a known class. Did you mean tcx.models.AnchorVAE?"),
     ("data:\n  class_path: datamodules.DSprite\n",

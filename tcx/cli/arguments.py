@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import tcx.datamodules
 import tcx.models
 from tcx.errors import MissingFileError, TcxError
+from tcx.safe_io import shown
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_CLASSES = {"--model": "tcx.models.AnchorVAE", "--data": "tcx.datamodules.DSprites"}
@@ -214,7 +215,20 @@ def read_arguments(argv: list[str]) -> Given:
                            "(`tcx fit --print_config` shows a valid one)") from None
         if isinstance(content, dict):
             given.files.append((value, content))
+        elif content is not None and not inline:
+            raise TcxError(f"config file {value!r} holds a {type(content).__name__}, not a mapping of options "
+                           "(model:, data:, trainer:, ...); `tcx fit --print_config` shows one")
+    for path, prefix, scope in given.scopes():  # a section jsonargparse would take as a whole value
+        for key, types, wanted in SECTIONS:
+            if scope.get(key) is not None and not isinstance(scope[key], types):
+                raise TcxError(f"config file {path!r}, key {prefix}{key}: expects {wanted}, got {shown(scope[key], 80)}")
     return given
+
+
+#: the sections of a config file, what each may hold, and how a message says it
+SECTIONS = (("model", (dict, str), "a class (a name such as AnchorVAE, or class_path and init_args)"),
+            ("data", (dict, str), "a class (a name such as DSprites, or class_path and init_args)"),
+            ("trainer", dict, "Trainer arguments (a mapping such as max_epochs: 10)"))
 
 
 def with_default_classes(given: Given) -> None:
