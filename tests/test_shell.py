@@ -99,6 +99,8 @@ def test_a_bug_in_a_loader_worker_names_the_users_line(user_code, capsys):
     (["--model.anchor_bta", "0.1"], "unknown option --model.anchor_bta; did you mean --model.anchor_beta"),
     (["--model.latent_dim", "ten"], "--model.latent_dim expects int, got 'ten'"),
     (["--trainer.max_epoch", "3"], "unknown option --trainer.max_epoch; did you mean --trainer.max_epochs"),
+    # a type with classes in it, by their short names
+    (["--trainer.callbacks", "5"], "--trainer.callbacks expects list[Callback] | Callback | None, got '5'"),
 ])
 def test_parse_errors_are_one_line_with_the_closest_keys_and_exit_2(args, expected, capsys):
     with pytest.raises(SystemExit) as info:

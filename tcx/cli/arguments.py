@@ -14,6 +14,8 @@ import importlib
 import importlib.util
 import inspect
 import json
+import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +221,8 @@ def read_arguments(argv: list[str]) -> Given:
             raise TcxError(f"config file {value!r} holds a {type(content).__name__}, not a mapping of options "
                            "(model:, data:, trainer:, ...); `tcx fit --print_config` shows one")
     for path, prefix, scope in given.scopes():  # a section jsonargparse would take as a whole value
-        for key, types, wanted in SECTIONS:
-            if scope.get(key) is not None and not isinstance(scope[key], types):
+        for key, kinds, wanted in SECTIONS:
+            if scope.get(key) is not None and not isinstance(scope[key], kinds):
                 raise TcxError(f"config file {path!r}, key {prefix}{key}: expects {wanted}, got {shown(scope[key], 80)}")
     return given
 
@@ -386,10 +388,16 @@ def _fits(annotation, value) -> bool:
 
 
 def _type_words(annotation) -> str:
+    """A type as a message says it: ``one of a, b`` for choices, else its classes by their short
+    names (``list[Callback] | Callback | None``)."""
     literals = [a for a in typing.get_args(annotation) for a in (typing.get_args(a) or [a]) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Literal, typing.Union) and all(not isinstance(a, type) for a in literals):
         return "one of " + ", ".join(str(a) for a in literals)
-    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " | ".join(_type_words(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return "None" if annotation is type(None) else annotation.__name__
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation))  # list[lightning...Callback]: list[Callback]
 
 
 def explain_parse_error(given: Given, message: str) -> str:
