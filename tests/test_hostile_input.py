@@ -311,6 +311,7 @@ def test_a_misspelt_class_in_a_config_file_names_the_file_key_and_the_closest_cl
     (["--trainer.default_root_dir", "afile"], "the run's folder 'afile' is a file; give a folder"),
     (["--trainer.default_root_dir", "afile/run"], "'afile/run' lies under 'afile', which is a file"),
     (["-c", "."], "config file '.' is a folder, not a YAML file (given with -c)"),
+    (["--data", "[1]"], "--data '[1]' is not a known class. Choose one of Arrays,"),
     (["-c", "/dev/null"], "config file '/dev/null' is not a regular file (given with -c)"),
 ])
 def test_user_mistakes_are_one_paragraph(tmp_path, capsys, argv, message):

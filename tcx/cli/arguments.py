@@ -263,7 +263,7 @@ def _names_tcx(value: str) -> bool:
 def class_name_problem(given: Given) -> str | None:
     """The line for the first class named (flag or file) that does not exist, with the closest name."""
     named = [(v, g, f"{g} {v!r}") for g in GROUPS for v in given.values(g)
-             if not v.startswith(("{", "[")) and not v.endswith((".yaml", ".yml", ".json"))]
+             if not v.lstrip().startswith("{") and not v.endswith((".yaml", ".yml", ".json"))]
     named += [(v, _group_of(key), f"config file {path!r}, key {key}: {v!r}") for path, key, v in given.file_classes()]
     named += [(v, None, f"{f.rstrip('+')} {v!r}") for f, v in given.flags if f not in GROUPS and _is_class_path(v)]
     named += [(v, None, f"config file {path!r}, key {key}: {v!r}") for path, content in given.files
