@@ -186,3 +186,12 @@ def test_explicit_model_keys_come_from_flags_and_config_files(tmp_path):
 def test_plain_config_refuses_objects_without_a_plain_form():
     assert plain_config({"a": (1, 2), "b": Path("x"), "c": None}) == {"a": [1, 2], "b": "x", "c": None}
     assert plain_config({"a": object()}) is None
+
+
+def test_an_evaluation_without_a_checkpoint_says_first_that_the_model_is_untrained(tmp_path, capsys):
+    main(["validate", "--model", "VAE", "--model.network", "mlp", "--model.hidden_dims", "[8]",
+          "--model.input_entropy_samples", "0", "--data.epoch_size", "32", "--data.val_size", "32",
+          "--data.batch_size", "32", *QUIET, *NO_CALLBACKS, "--trainer.default_root_dir", str(tmp_path)])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == ("tcx validate: no --ckpt_path: the model as initialised, untrained (give --ckpt_path to "
+                     "evaluate a fit's)")

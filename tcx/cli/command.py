@@ -222,6 +222,8 @@ def _main(argv: list[str]) -> None:
     quiet_wandb_footer()
     quiet_known_warnings()
     notes = checkpoint_run.with_checkpoint_classes(given)
+    if given.command in ("validate", "test", "predict") and not given.ckpt_path:
+        notes = ["no --ckpt_path: the model as initialised, untrained (give --ckpt_path to evaluate a fit's)"]
     if notes and is_first_process():  # the first line: which model and data run, and from where
         print(f"tcx {given.command}: " + ", ".join(notes), flush=True)
     with_default_classes(given)
