@@ -16,6 +16,7 @@ import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 from jsonargparse import ArgumentError  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple  # noqa: E402
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # noqa: E402
 from lightning.pytorch.utilities.model_helpers import is_overridden  # noqa: E402
 
 import tcx.callbacks  # noqa: E402  (registers the classes for short names in configs and --model/--data NAME)
@@ -35,7 +36,7 @@ from tcx.cli.traverse import traverse_main  # noqa: E402
 from tcx.cli.wandb_setup import (configure_wandb_mode, finish_runs, label_wandb_run, quiet_wandb_footer,  # noqa: E402
                                  resume_wandb_run)
 from tcx.datamodules.protocol import input_shape_of  # noqa: E402
-from tcx.errors import TcxError  # noqa: E402
+from tcx.errors import TcxError, UserError  # noqa: E402
 from tcx.hardware import keep_freed_memory  # noqa: E402
 from tcx.models import CorExVAE  # noqa: E402
 from tcx.safe_io import checkpoint_exists  # noqa: E402
@@ -119,7 +120,14 @@ class TcxCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         if self.subcommand in ("test", "predict"):
             check_loader(self.datamodule, self.subcommand)
-        trainer = super().instantiate_trainer(**kwargs)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError, ImportError) as exc:
+            # Lightning refusing the user's Trainer settings (a GPU or TPU not here, fsdp on CPU, devices 0)
+            if isinstance(exc, UserError):
+                raise
+            raise TcxError(f"the Trainer settings cannot run here: {exc} (see --trainer.accelerator, devices, "
+                           "strategy, precision; `tcx fit --help`)") from None
         self.summary = guard_trainer(trainer, data_config=self.data_record, summary=RunSummary(
             run_record(self.config[self.subcommand], self.subcommand), self.precision_note, wait_for_validate=True))
         return trainer
