@@ -6,11 +6,14 @@ so, with how to upload the run later, and training goes on."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
 import threading
 from urllib.parse import urlparse
+
+from tcx.errors import TcxError
 
 __all__ = ["wandb_loggers", "settle_wandb_mode", "start_wandb_runs", "SERVER_TIMEOUT_S", "INIT_TIMEOUT_S"]
 
@@ -76,7 +79,14 @@ def start_wandb_runs(trainer, environ=os.environ) -> None:
     loggers = wandb_loggers(trainer)
     if not loggers:
         return
-    environ.setdefault("WANDB_INIT_TIMEOUT", str(INIT_TIMEOUT_S))
+    timeout = environ.setdefault("WANDB_INIT_TIMEOUT", str(INIT_TIMEOUT_S))
+    try:
+        valid = math.isfinite(float(timeout)) and float(timeout) > 0
+    except ValueError:
+        valid = False
+    if not valid:  # W&B would stop the run with a traceback of its settings' validation
+        raise TcxError(f"WANDB_INIT_TIMEOUT={timeout!r} is not a number of seconds > 0 (how long wandb.init may "
+                       f"take); unset it for {INIT_TIMEOUT_S}")
     if trainer.is_global_zero:
         settle_wandb_mode(environ)
     for logger in loggers:

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tcx.errors import TcxError
+
 __all__ = ["Capabilities", "choose_precision", "read_capabilities", "default_precision", "cpu_flags",
            "keep_freed_memory"]
 
@@ -151,7 +153,11 @@ def keep_freed_memory(environ=os.environ) -> str | None:
     when the user set a ``MALLOC_*_`` variable, or on a C library other than glibc. Returns what was
     set, or None.
     """
-    if environ.get("TCX_MALLOC", "keep").lower() == "system" or any(v in environ for v in _MALLOC_VARIABLES):
+    choice = environ.get("TCX_MALLOC", "keep").strip().lower() or "keep"
+    if choice not in ("keep", "system"):
+        raise TcxError(f"TCX_MALLOC={environ['TCX_MALLOC']!r} is not one of keep, system (system: glibc's own "
+                       "defaults; keep, the default: freed memory kept for the next step)")
+    if choice == "system" or any(v in environ for v in _MALLOC_VARIABLES):
         return None
     import ctypes
     import ctypes.util

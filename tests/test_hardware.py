@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tcx import hardware
+from tcx.errors import TcxError
 from tcx.hardware import Capabilities, choose_precision
 
 AMX_CPU = Capabilities(cpu_capability="AVX512", cpu_amx_bf16=True, cpu_avx512_bf16=True)
@@ -136,6 +137,8 @@ def test_keep_freed_memory_respects_the_user_and_sets_glibc_otherwise():
     from tcx.hardware import keep_freed_memory
 
     assert keep_freed_memory({"TCX_MALLOC": "system"}) is None
+    with pytest.raises(TcxError, match=r"TCX_MALLOC='sytem' is not one of keep, system"):
+        keep_freed_memory({"TCX_MALLOC": "sytem"})  # a typo is said, not taken as the default
     assert keep_freed_memory({"MALLOC_MMAP_MAX_": "65536"}) is None  # the user's own glibc setting wins
     said = keep_freed_memory({})
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":

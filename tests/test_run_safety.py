@@ -468,6 +468,21 @@ def test_a_malformed_wandb_server_url_goes_offline_with_a_notice(url, capsys):
     assert len(err) == 1 and f"W&B server {url!r} is not a server URL (WANDB_BASE_URL)" in err[0], err
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan"])
+def test_a_bad_wandb_init_timeout_is_one_line_before_any_run_starts(value, tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import WandbLogger
+
+    from tcx.callbacks import start_wandb_runs
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", value)
+    trainer = pl.Trainer(logger=WandbLogger(save_dir=str(tmp_path), project="p"), enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(TcxError, match=rf"WANDB_INIT_TIMEOUT='{value}' is not a number of seconds > 0"):
+        start_wandb_runs(trainer)
+    assert not list(tmp_path.rglob("offline-run-*"))
+
+
 def test_guard_trainer_starts_a_python_runs_wandb_offline_when_the_server_does_not_answer(tmp_path, monkeypatch,
                                                                                           capsys):
     # the same bound as the tcx command's, for a Trainer built in Python

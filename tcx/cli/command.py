@@ -177,7 +177,6 @@ def main(args=None) -> None:
     debug = "--debug" in argv or os.environ.get("TCX_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     LAST_INTERRUPT["reason"] = None
-    keep_freed_memory()  # before the first step allocates: steps reuse freed memory (TCX_MALLOC=system: glibc's defaults)
     try:
         _main(argv)
     except SIGTERMException:
@@ -219,6 +218,7 @@ def main(args=None) -> None:
 
 
 def _main(argv: list[str]) -> None:
+    keep_freed_memory()  # before the first step allocates: steps reuse freed memory (TCX_MALLOC=system: glibc's defaults)
     if argv and argv[0] == "traverse":
         raise SystemExit(traverse_main(argv[1:]))
     if argv and argv[0] == "compare":
