@@ -81,10 +81,10 @@ def start_wandb_runs(trainer, environ=os.environ) -> None:
         return
     timeout = environ.setdefault("WANDB_INIT_TIMEOUT", str(INIT_TIMEOUT_S))
     try:
-        valid = math.isfinite(float(timeout)) and float(timeout) > 0
+        seconds = float(timeout)
     except ValueError:
-        valid = False
-    if not valid:  # W&B would stop the run with a traceback of its settings' validation
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):  # W&B would stop the run with a traceback of its settings' validation
         raise TcxError(f"WANDB_INIT_TIMEOUT={timeout!r} is not a number of seconds > 0 (how long wandb.init may "
                        f"take); unset it for {INIT_TIMEOUT_S}")
     if trainer.is_global_zero:

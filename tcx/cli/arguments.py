@@ -330,8 +330,10 @@ def check_given(given: Given) -> None:
 def check_trainer_settings(config) -> None:
     """Refuse in one line ``max_epochs``/``max_steps`` below -1, which Lightning takes without a word."""
     trainer = config.get("trainer") if hasattr(config, "get") else None
+    if trainer is None:
+        return
     for key, meaning in (("max_epochs", "epochs"), ("max_steps", "optimizer steps")):
-        value = trainer.get(key) if trainer is not None else None
+        value = trainer.get(key)
         if isinstance(value, int) and value < -1:
             raise TcxError(f"--trainer.{key} {value} is not a number of {meaning}: give one >= 0, or -1 for no "
                            "limit (then set another, e.g. --trainer.max_time)")

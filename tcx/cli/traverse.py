@@ -70,6 +70,7 @@ def _check_args(args) -> None:
 def traverse_main(argv: list[str]) -> int:
     """Entry point of ``tcx traverse``; returns the exit status."""
     from tcx.callbacks.export import export_pictures
+    from tcx.callbacks.run_guard import check_writable
     from tcx.datamodules import load_datamodule
     from tcx.models import load_model
     from tcx.safe_io import load_checkpoint, shown
@@ -100,10 +101,7 @@ def traverse_main(argv: list[str]) -> int:
         except TcxError as exc:  # refused, or none recorded: the pictures that need no data
             why = str(exc)
         del checkpoint
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TcxError(f"cannot create --out {str(out)!r}: {exc}") from None
+        check_writable(out, "--out")  # created, and a file can be written there
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
