@@ -51,6 +51,8 @@ def check_checkpoint_path(path, name: str = "checkpoint") -> None:
     """Refuse, calling it ``name`` (``--ckpt_path``), a ``path`` that is not a checkpoint file:
     missing (:class:`MissingFileError`), a folder, or an fsspec URL that cannot be reached."""
     where = f"{name} {str(path)!r}"
+    if not str(path).strip():  # Path("") is the working folder
+        raise MissingFileError(f"{name} is empty; give the path of a .ckpt file written by `tcx fit`")
     try:
         if checkpoint_exists(path):
             return

@@ -312,6 +312,7 @@ def test_a_misspelt_class_in_a_config_file_names_the_file_key_and_the_closest_cl
     (["--trainer.default_root_dir", "afile/run"], "'afile/run' lies under 'afile', which is a file"),
     (["-c", "."], "config file '.' is a folder, not a YAML file (given with -c)"),
     (["--data", "[1]"], "--data '[1]' is not a known class. Choose one of Arrays,"),
+    (["--ckpt_path", ""], "--ckpt_path is empty; give the path of a .ckpt file"),
     # Lightning's refusals of Trainer settings (a ValueError, a MisconfigurationException), as one line
     (["--trainer.accelerator", "cpu", "--trainer.strategy", "fsdp"],
      "the Trainer settings cannot run here: The strategy `fsdp` requires a GPU accelerator"),

@@ -73,7 +73,7 @@ def with_checkpoint_classes(given) -> list[str]:
     from tcx.safe_io import check_checkpoint_path, resolve_class, shown
 
     ckpt = given.ckpt_path if given.command else None
-    if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
+    if ckpt is None or ckpt in ("last", "best", "hpc", "registry"):
         return []  # no checkpoint, or one of Lightning's named ones (it finds those itself)
     check_checkpoint_path(ckpt, "--ckpt_path")
     run = given.recorded = read_recorded_run(ckpt)  # the command's one read of it
